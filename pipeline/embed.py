@@ -1,0 +1,181 @@
+"""Embed stage: the corpus -> ``runs/<model>__<pooling>/embeddings.pt`` (L2-normalised float32)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.encoder import Encoder, Pooling, Transformer, pick_device, pick_dtype
+from pipeline.errors import EncajesError
+from pipeline.ingest import corpus_hash, load_corpus
+from pipeline.layout import RunPaths, Workdir, file_sha256, is_fresh, record_stage, stage_entry
+from pipeline.models import DEFAULT_MODEL, ResolvedModel, resolve_model, weights_fingerprint
+from pipeline.store import Embeddings, save_embeddings
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """Everything that decides the vectors (plus batch size and device, which only decide the speed)."""
+
+    model: str = DEFAULT_MODEL
+    pooling: str | None = None  # None: the model's recommended pooling (mean for unknown models)
+    max_length: int = 128
+    prefix: str | None = None  # None: the model's recommended prefix ("" for unknown models)
+    dtype: str = "auto"
+    device: str = "auto"
+    batch_size: int | None = None  # None: 256 on GPU, 64 on CPU
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """Settings with every ``auto``/``None`` decided: what the manifest records."""
+
+    model: ResolvedModel
+    pooling: str
+    max_length: int
+    prefix: str
+    dtype: str
+    device: torch.device
+    batch_size: int
+    trust_remote_code: bool
+
+    def vector_inputs(self) -> dict[str, Any]:
+        """The inputs the vectors depend on (the device and batch size only move them by float noise)."""
+        return {
+            "model": self.model.key,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "prefix": self.prefix,
+            "dtype": self.dtype,
+        }
+
+
+def resolve_settings(settings: EmbedSettings) -> ResolvedSettings:
+    model = resolve_model(settings.model)
+    device = pick_device(settings.device)
+    if settings.max_length < 2:
+        raise EncajesError("--max-length must be at least 2 (room for the special tokens).")
+    return ResolvedSettings(
+        model=model,
+        pooling=Pooling(settings.pooling or model.default_pooling).mode,
+        max_length=settings.max_length,
+        prefix=model.default_prefix if settings.prefix is None else settings.prefix,
+        dtype=pick_dtype(settings.dtype, device),
+        device=device,
+        batch_size=settings.batch_size or (256 if device.type == "cuda" else 64),
+        trust_remote_code=settings.trust_remote_code,
+    )
+
+
+def load_encoder(resolved: ResolvedSettings) -> Encoder:
+    transformer = Transformer.load(
+        resolved.model, resolved.device, resolved.dtype, resolved.max_length, resolved.trust_remote_code
+    )
+    return Encoder(transformer, Pooling(resolved.pooling), prefix=resolved.prefix)
+
+
+@dataclass
+class EmbedReport:
+    run_dir: Path
+    embeddings: Path
+    model: str
+    pooling: str
+    rows: int
+    dim: int
+    skipped: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    texts_per_second: float | None = None
+    tokens_per_second: float | None = None
+    truncated: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(stage="embed", run_dir=str(self.run_dir), embeddings=str(self.embeddings))
+        return out
+
+
+def embed_corpus(
+    workdir: str | Path, settings: EmbedSettings | None = None, force: bool = False, progress: bool = True
+) -> EmbedReport:
+    """Embed every corpus row with one (model, pooling); skipped when the same inputs already produced it."""
+    settings = settings or EmbedSettings()
+    work = Workdir.at(workdir)
+    work.require_corpus()
+    resolved = resolve_settings(settings)
+    run = work.run(resolved.model.key, resolved.pooling)
+    inputs = {
+        "corpus_sha256": corpus_hash(work),
+        "weights": weights_fingerprint(resolved.model),
+        **resolved.vector_inputs(),
+    }
+    if not force and is_fresh(run.manifest, "embed", inputs, [run.embeddings]):
+        entry = stage_entry(run.manifest, "embed") or {}
+        return EmbedReport(
+            **{**entry["outputs"], "run_dir": run.root, "embeddings": run.embeddings, "skipped": True}
+        )
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    corpus = load_corpus(work)
+    timings["read_corpus_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    encoder = load_encoder(resolved)
+    timings["load_model_s"] = time.perf_counter() - start
+    result = encoder.encode(
+        corpus["text"].tolist(),
+        batch_size=resolved.batch_size,
+        progress=progress,
+        desc=f"embed {resolved.model.key} ({resolved.pooling})",
+    )
+    timings["encode_s"] = result.seconds
+    start = time.perf_counter()
+    meta = {
+        **resolved.vector_inputs(),
+        "model_source": resolved.model.source,
+        "model_revision": encoder.transformer.revision or "",
+        "compute_dtype": resolved.dtype,
+        "device": str(resolved.device),
+        "normalized": True,
+        "trust_remote_code": resolved.trust_remote_code,
+    }
+    save_embeddings(run.embeddings, Embeddings(result.vectors, corpus["row_id"].to_numpy(), meta))
+    timings["write_s"] = time.perf_counter() - start
+    report = EmbedReport(
+        run_dir=run.root,
+        embeddings=run.embeddings,
+        model=resolved.model.key,
+        pooling=resolved.pooling,
+        rows=len(corpus),
+        dim=encoder.dim,
+        skipped=False,
+        timings={key: round(value, 3) for key, value in timings.items()},
+        texts_per_second=round(result.texts_per_second, 1),
+        tokens_per_second=round(result.tokens_per_second, 1),
+        truncated=result.truncated,
+        settings={**meta, "batch_size": resolved.batch_size},
+    )
+    outputs = {
+        k: v for k, v in report.to_dict().items() if k not in {"run_dir", "embeddings", "skipped", "stage"}
+    }
+    record_stage(run.manifest, "embed", inputs, outputs, embeddings_sha256=file_sha256(run.embeddings))
+    return report
+
+
+def find_run(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> tuple[RunPaths, dict]:
+    """The run folder that ``encajes embed --model M --pooling P`` wrote, and its embed manifest entry."""
+    resolved = resolve_model(model)
+    pooling = Pooling(pooling or resolved.default_pooling).mode
+    run = work.run(resolved.key, pooling)
+    entry = stage_entry(run.manifest, "embed")
+    if entry is None or not run.embeddings.exists():
+        raise EncajesError(
+            f"No embeddings for model {model!r} with {pooling} pooling in {work.root}: run "
+            f"`encajes embed --workdir {work.root} --model {model} --pooling {pooling}` first."
+        )
+    return run, entry

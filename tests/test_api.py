@@ -1,0 +1,22 @@
+"""The notebook API runs the same stages as the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline import Workspace, embed_texts
+
+
+def test_workspace_flow(tmp_path, sample_csv, tiny_model):
+    ws = Workspace(tmp_path / "w")
+    assert ws.ingest([sample_csv]).rows_kept == 8
+    report = ws.embed(model=str(tiny_model), pooling="mean", progress=False)
+    assert report.rows == 8
+    hits = ws.search(["te quiero mucho amor", "gol"], k=2, model=str(tiny_model))
+    assert list(hits.columns) == ["query", "rank", "score", "row_id", "id", "label", "text"]
+    assert hits.iloc[0]["text"] == "te quiero mucho amor" and hits.iloc[0]["label"] == "❤"
+    assert len(ws.similar_to(0, k=3, model=str(tiny_model))) == 3
+    stored = ws.embeddings(model=str(tiny_model))
+    fresh = embed_texts(ws.corpus["text"].tolist(), model=str(tiny_model))
+    np.testing.assert_allclose(stored.vectors, fresh, atol=1e-5)
+    assert ws.embed(model=str(tiny_model), progress=False).skipped

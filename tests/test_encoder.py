@@ -1,0 +1,99 @@
+"""The encoder: pooling ignores padding, CLS is token 0, vectors are unit length and in input order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.embed import EmbedSettings, load_encoder, resolve_settings
+from pipeline.encoder import Pooling
+from pipeline.errors import EncajesError
+
+TEXTS = [
+    "hola",
+    "me gusta la playa y el sol pero hoy hace mucho frio en la casa de mi perro",
+    "te quiero",
+    "jaja que risa mucho mucho mucho",
+    "gol",
+]
+
+
+def encoder_for(model_path, pooling="mean", **kw):
+    return load_encoder(resolve_settings(EmbedSettings(model=str(model_path), pooling=pooling, **kw)))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_text_embeds_the_same_alone_and_in_a_padded_batch(tiny_model, pooling):
+    encoder = encoder_for(tiny_model, pooling)
+    batch = encoder.encode(TEXTS, batch_size=len(TEXTS)).vectors  # one batch: short texts are padded
+    for i, text in enumerate(TEXTS):
+        alone = encoder.encode([text], batch_size=1).vectors[0]  # no padding at all
+        np.testing.assert_allclose(batch[i], alone, atol=1e-5)
+
+
+def test_mean_pooling_averages_only_real_tokens(tiny_model):
+    encoder = encoder_for(tiny_model, "mean")
+    transformer = encoder.transformer
+    ids = transformer.tokenizer(TEXTS[2], return_tensors="pt")
+    with torch.inference_mode():
+        hidden = transformer.model(**ids)[0][0]
+    expected = torch.nn.functional.normalize(hidden.mean(0), dim=0).numpy()
+    got = encoder.encode([TEXTS[1], TEXTS[2]], batch_size=2).vectors[1]  # TEXTS[2] padded to TEXTS[1]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_cls_pooling_takes_position_zero(tiny_model):
+    encoder = encoder_for(tiny_model, "cls")
+    transformer = encoder.transformer
+    ids = transformer.tokenizer(TEXTS[1], return_tensors="pt")
+    with torch.inference_mode():
+        hidden = transformer.model(**ids)[0][0]
+    expected = torch.nn.functional.normalize(hidden[0], dim=0).numpy()
+    np.testing.assert_allclose(encoder.encode([TEXTS[1]]).vectors[0], expected, atol=1e-5)
+
+
+def test_vectors_have_unit_norm_and_input_order(tiny_model):
+    encoder = encoder_for(tiny_model)
+    result = encoder.encode(TEXTS, batch_size=2)  # sorted by length inside, several batches
+    np.testing.assert_allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-5)
+    one_by_one = np.stack([encoder.encode([t]).vectors[0] for t in TEXTS])
+    np.testing.assert_allclose(result.vectors, one_by_one, atol=1e-5)
+    assert result.vectors.dtype == np.float32
+
+
+def test_mean_and_cls_differ(tiny_model):
+    mean = encoder_for(tiny_model, "mean").encode(TEXTS).vectors
+    cls = encoder_for(tiny_model, "cls").encode(TEXTS).vectors
+    assert not np.allclose(mean, cls, atol=1e-3)
+
+
+def test_truncation_is_counted(tiny_model):
+    encoder = encoder_for(tiny_model, max_length=6)
+    result = encoder.encode(["hola", TEXTS[1], TEXTS[3]])
+    assert result.truncated == 2
+
+
+def test_prefix_goes_before_every_text(tiny_model):
+    with_prefix = encoder_for(tiny_model, prefix="hola ").encode(["me gusta la playa"]).vectors
+    by_hand = encoder_for(tiny_model, prefix="").encode(["hola me gusta la playa"]).vectors
+    np.testing.assert_allclose(with_prefix, by_hand, atol=1e-6)
+
+
+def test_bf16_on_cpu_stays_close_to_fp32(tiny_model):
+    fp32 = encoder_for(tiny_model, dtype="fp32").encode(TEXTS).vectors
+    bf16 = encoder_for(tiny_model, dtype="bf16").encode(TEXTS).vectors
+    assert bf16.dtype == np.float32
+    assert (fp32 * bf16).sum(1).min() > 0.99
+
+
+def test_unknown_pooling_is_a_clear_error():
+    with pytest.raises(EncajesError, match="pooling"):
+        Pooling("max")
+
+
+def test_cuda_without_gpu_is_a_clear_error(tiny_model):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(EncajesError, match="--device cpu"):
+        resolve_settings(EmbedSettings(model=str(tiny_model), device="cuda"))

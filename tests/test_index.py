@@ -1,0 +1,35 @@
+"""FAISS exact search answers exactly what numpy brute force answers, and maps positions to row ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexes.exact import build_exact, load_index, save_index
+from pipeline.errors import EncajesError
+
+
+def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_index_equals_brute_force(tmp_path):
+    vectors, queries = unit_rows(500, 48, 0), unit_rows(20, 48, 1)
+    row_ids = np.arange(1000, 1500)[::-1].copy()  # ids that are not positions
+    index = build_exact(vectors, row_ids)
+    save_index(index, tmp_path / "i.faiss", tmp_path / "ids.npy")
+    loaded = load_index(tmp_path / "i.faiss", tmp_path / "ids.npy")
+    scores, got = loaded.search(queries, k=10)
+    brute = queries @ vectors.T
+    top = np.argsort(-brute, axis=1)[:, :10]
+    np.testing.assert_array_equal(got, row_ids[top])
+    np.testing.assert_allclose(scores, np.take_along_axis(brute, top, axis=1), atol=1e-5)
+
+
+def test_k_larger_than_corpus_and_dimension_mismatch():
+    index = build_exact(unit_rows(3, 8, 0), np.array([7, 8, 9]))
+    _scores, ids = index.search(unit_rows(1, 8, 1), k=10)
+    assert sorted(ids[0].tolist()) == [7, 8, 9]
+    with pytest.raises(EncajesError, match="dimension 4"):
+        index.search(unit_rows(1, 4, 1), k=1)

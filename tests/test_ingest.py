@@ -1,0 +1,141 @@
+"""Ingest: every row read is kept or rejected with a reason; bad files get errors that say what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.errors import EncajesError
+from pipeline.ingest import Columns, ingest
+from tests.conftest import SAMPLE_ROWS, write_csv
+
+
+def read_back(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_parquet(workdir / "corpus.parquet"), pd.read_csv(workdir / "rejects.csv")
+
+
+def test_clean_file_keeps_every_row_verbatim(tmp_path, sample_csv):
+    report = ingest([sample_csv], tmp_path / "w")
+    corpus, rejects = read_back(tmp_path / "w")
+    assert report.rows_read == report.rows_kept == len(SAMPLE_ROWS)
+    assert corpus["row_id"].tolist() == list(range(len(SAMPLE_ROWS)))
+    assert corpus["text"].tolist() == [row[1] for row in SAMPLE_ROWS]
+    assert corpus["label"].tolist() == [row[2] for row in SAMPLE_ROWS]
+    assert corpus["id"].tolist() == [row[0] for row in SAMPLE_ROWS]
+    assert corpus["line"].tolist() == list(range(2, len(SAMPLE_ROWS) + 2))
+    assert rejects.empty
+
+
+def test_unusable_rows_are_rejected_and_counts_add_up(tmp_path):
+    raw = (
+        "id,text,label\n"
+        "1,hola que tal,a\n"
+        "2,,b\n"  # empty text
+        "3,   ,b\n"  # whitespace only
+        '4,"texto con ""comillas"" bien, y coma",c\n'
+        '5,"comilla sin cerrar,d\n'  # broken quoting: must not swallow the next rows
+        "6,otra fila buena,e\n"
+        "7,demasiados,campos,aqui,f\n"  # extra fields
+        '8,"un tweet\ncon salto de linea",g\n'  # legit multi-line field
+        "9,fila final,\n"  # no label: kept, label null
+    )
+    path = tmp_path / "messy.csv"
+    path.write_text(raw, encoding="utf-8")
+    report = ingest([path], tmp_path / "w")
+    corpus, rejects = read_back(tmp_path / "w")
+    assert report.rows_read == 9
+    assert report.rows_kept + report.rows_rejected == report.rows_read
+    assert corpus["id"].tolist() == ["1", "4", "6", "8", "9"]
+    assert corpus["text"].tolist()[1] == 'texto con "comillas" bien, y coma'
+    assert corpus["text"].tolist()[3] == "un tweet\ncon salto de linea"
+    assert corpus["label"].isna().tolist() == [False, False, False, False, True]
+    reasons = dict(zip(rejects["line"], rejects["reason"], strict=True))
+    assert reasons[3] == reasons[4] == "empty text"
+    assert "broken quoting" in reasons[6]
+    assert "expected 3 fields, found 5" in reasons[8]
+    assert rejects.loc[rejects["line"] == 6, "raw"].item() == '5,"comilla sin cerrar,d'
+
+
+def test_unclosed_quote_at_end_of_file_costs_one_row(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('text,label\nbuena,a\n"mala sin cierre,b\nbuena otra vez,c\n', encoding="utf-8")
+    report = ingest([path], tmp_path / "w")
+    corpus, rejects = read_back(tmp_path / "w")
+    assert corpus["text"].tolist() == ["buena", "buena otra vez"]
+    assert rejects["line"].tolist() == [3]
+    assert report.rows_read == 3
+
+
+def test_split_comes_from_the_file_name_or_the_column(tmp_path):
+    train = write_csv(tmp_path / "train.csv", [("1", "hola", "a")], "id,text,label")
+    dev = write_csv(tmp_path / "dev.csv", [("2", "adios", "b")], "id,text,label")
+    other = write_csv(tmp_path / "x.csv", [("3", "hey", "a", "Validation")], "id,text,label,split")
+    report = ingest([train, dev, other], tmp_path / "w")
+    corpus, _ = read_back(tmp_path / "w")
+    assert corpus["split"].tolist() == ["train", "val", "val"]
+    assert report.splits == {"val": 2, "train": 1}
+    assert corpus["row_id"].tolist() == [0, 1, 2]
+
+
+def test_custom_column_names_and_generated_ids(tmp_path):
+    path = write_csv(tmp_path / "t.csv", [("hola", "x"), ("adios", "y")], "tweet,emoji")
+    ingest([path], tmp_path / "w", Columns(text="tweet", label="emoji"))
+    corpus, _ = read_back(tmp_path / "w")
+    assert corpus["label"].tolist() == ["x", "y"]
+    assert corpus["id"].tolist() == ["t:2", "t:3"]
+
+
+def test_bom_and_crlf_are_handled(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes("\ufefftext,label\r\nhola,a\r\nqué tal,b\r\n".encode())
+    ingest([path], tmp_path / "w")
+    corpus, _ = read_back(tmp_path / "w")
+    assert corpus["text"].tolist() == ["hola", "qué tal"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"text,label\n", "no rows"),
+        (b"tweet,label\nhola,a\n", "--text-col"),
+        (b"text;label\nhola;a\n", "--delimiter ';'"),
+        (b"text\tlabel\nhola\ta\n", "--delimiter $'\\t'"),
+        ("text,label\nqué tal,a\n".encode("latin-1"), "--encoding latin-1"),
+    ],
+)
+def test_bad_files_are_clear_errors_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(EncajesError) as error:
+        ingest([path], tmp_path / "w")
+    assert message in str(error.value)
+    assert "bad.csv" in str(error.value)
+    assert not (tmp_path / "w" / "corpus.parquet").exists()
+
+
+def test_latin1_file_ingests_with_its_encoding(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes("text,label\nqué tal,a\n".encode("latin-1"))
+    ingest([path], tmp_path / "w", encoding="latin-1")
+    assert read_back(tmp_path / "w")[0]["text"].tolist() == ["qué tal"]
+
+
+def test_explicit_missing_label_column_is_an_error(tmp_path, sample_csv):
+    with pytest.raises(EncajesError, match="no label column 'emoji'"):
+        ingest([sample_csv], tmp_path / "w", Columns(label="emoji"))
+
+
+def test_rerun_with_same_inputs_skips_and_changed_file_reruns(tmp_path, sample_csv):
+    first = ingest([sample_csv], tmp_path / "w")
+    mtime = (tmp_path / "w" / "corpus.parquet").stat().st_mtime_ns
+    second = ingest([sample_csv], tmp_path / "w")
+    assert not first.skipped and second.skipped
+    assert second.rows_kept == first.rows_kept
+    assert (tmp_path / "w" / "corpus.parquet").stat().st_mtime_ns == mtime
+    write_csv(sample_csv, SAMPLE_ROWS[:3])
+    third = ingest([sample_csv], tmp_path / "w")
+    assert not third.skipped and third.rows_kept == 3
+    assert ingest([sample_csv], tmp_path / "w", force=True).skipped is False

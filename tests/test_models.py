@@ -1,0 +1,61 @@
+"""Model names: aliases resolve to installed folders, hub ids pass through, bad names are clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.embed import EmbedSettings, load_encoder, resolve_settings
+from pipeline.errors import EncajesError
+from pipeline.layout import run_name
+from pipeline.models import resolve_model
+
+SENTENCES = [
+    "Hoy hace un día precioso en la playa",
+    "Me he caído en el autobús jajaja 😂",
+    "Te echo de menos, abuela ❤",
+    "The quick brown fox jumps over the lazy dog",
+]
+
+
+def test_hub_id_passes_through_and_paths_resolve(tiny_model):
+    assert (
+        resolve_model("dccuchile/bert-base-spanish-wwm-cased").source
+        == "dccuchile/bert-base-spanish-wwm-cased"
+    )
+    local = resolve_model(str(tiny_model))
+    assert Path(local.source) == tiny_model.resolve() and local.is_local
+
+
+def test_bad_names_are_clear_errors(tmp_path):
+    with pytest.raises(EncajesError, match="no such folder"):
+        resolve_model("./no/such/model")
+    with pytest.raises(EncajesError, match=r"no config\.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_unreachable_hub_model_is_a_clear_error():
+    # HF_HUB_OFFLINE=1 (conftest): the hub path is taken and fails fast, as with no network.
+    settings = resolve_settings(EmbedSettings(model="someone/not-cached-model-xyz"))
+    with pytest.raises(EncajesError, match="download the model"):
+        load_encoder(settings)
+
+
+def test_run_names_are_safe_and_distinct():
+    assert run_name("minilm", "mean") == "minilm__mean"
+    a, b = run_name("/data/models/a/bert", "cls"), run_name("/data/models/b/bert", "cls")
+    assert a != b and "/" not in a and a.endswith("__cls")
+
+
+def test_minilm_alias_matches_sentence_transformers():
+    """The embedded default, through our code path, equals sentence-transformers' own encode."""
+    from sentence_transformers import SentenceTransformer
+
+    model = resolve_model("minilm")
+    ours = load_encoder(resolve_settings(EmbedSettings(model="minilm", max_length=256))).encode(SENTENCES)
+    theirs = SentenceTransformer(model.source, device="cpu").encode(SENTENCES, normalize_embeddings=True)
+    cosine = (ours.vectors * theirs).sum(1)
+    assert cosine.min() > 0.9999, cosine
+    assert np.allclose(np.linalg.norm(ours.vectors, axis=1), 1, atol=1e-5)
