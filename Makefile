@@ -20,9 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/encajes ingest data/sample_tweets.csv --workdir $(WORKDIR)
-	HF_HUB_OFFLINE=1 $(BIN)/encajes embed --workdir $(WORKDIR)
-	HF_HUB_OFFLINE=1 $(BIN)/encajes index --workdir $(WORKDIR)
+	HF_HUB_OFFLINE=1 $(BIN)/encajes run data/sample_tweets.csv --workdir $(WORKDIR) --pooling mean --pooling cls
 	HF_HUB_OFFLINE=1 $(BIN)/encajes search --workdir $(WORKDIR) -k 5 "Qué ganas de ir a la playa este verano"
 
 test: $(STAMP)

@@ -80,6 +80,9 @@ def main() -> None:
       encajes embed --model minilm --pooling mean  # -> runs/minilm__mean/embeddings.pt
       encajes index                                # -> exact FAISS index
       encajes search "qué calor hace hoy" -k 5     # nearest tweets
+      encajes probe / plot                         # kNN + logistic probes, UMAP map
+      encajes compare -m minilm -m ./beto --pooling mean --pooling cls   # report
+      encajes run data/sample_tweets.csv           # all of the above with defaults
     """
 
 
@@ -315,6 +318,420 @@ def search(
             line = f"{hit.rank:>4}  {hit.score:6.3f}  {hit.row_id:>7}  {hit.label or '-'!s:<8}  {text}"
             click.echo(line[: max(width, 60)])
         click.echo("")
+
+
+def probe_options(f: Callable) -> Callable:
+    for option in reversed(
+        [
+            click.option(
+                "--k",
+                "k",
+                type=click.IntRange(min=1),
+                default=10,
+                show_default=True,
+                help="Neighbours in the kNN vote.",
+            ),
+            click.option(
+                "--C",
+                "C",
+                type=float,
+                default=1.0,
+                show_default=True,
+                help="Inverse regularisation of the logistic regression.",
+            ),
+            click.option(
+                "--max-iter",
+                type=int,
+                default=1000,
+                show_default=True,
+                help="Logistic regression iterations.",
+            ),
+            click.option(
+                "--include-val", is_flag=True, help="Train the probes on train + val (default: train only)."
+            ),
+            click.option(
+                "--bootstrap",
+                type=click.IntRange(min=100),
+                default=1000,
+                show_default=True,
+                help="Resamples for the macro-F1 interval.",
+            ),
+            click.option(
+                "--seed",
+                type=int,
+                default=0,
+                show_default=True,
+                help="Seed of the 80/20 split (corpora without splits), bootstrap and UMAP.",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def umap_options(f: Callable) -> Callable:
+    f = click.option("--min-dist", type=float, default=0.1, show_default=True, help="UMAP min_dist.")(f)
+    return click.option(
+        "--n-neighbors", type=click.IntRange(min=2), default=15, show_default=True, help="UMAP n_neighbors."
+    )(f)
+
+
+def _probe_settings(kw: dict[str, Any]) -> Any:
+    from pipeline.probe import ProbeSettings
+
+    return ProbeSettings(
+        k=kw["k"],
+        C=kw["C"],
+        max_iter=kw["max_iter"],
+        include_val=kw["include_val"],
+        seed=kw["seed"],
+        bootstrap=kw["bootstrap"],
+    )
+
+
+def _umap_settings(kw: dict[str, Any]) -> Any:
+    from pipeline.plot import UmapSettings
+
+    return UmapSettings(n_neighbors=kw["n_neighbors"], min_dist=kw["min_dist"], seed=kw["seed"])
+
+
+@main.command(context_settings=CONTEXT)
+@workdir_option
+@run_options
+@probe_options
+@click.option("--force", is_flag=True, help="Refit even if the results are fresh.")
+@json_option
+@stage_command
+def probe(workdir: str, model: str, pooling: str | None, force: bool, as_json: bool, **kw: Any) -> None:
+    """Score how well a run's embeddings predict the labels: logistic regression and kNN.
+
+    Trained on the train split (plus val with --include-val), scored on test; a corpus without splits
+    gets a stratified, seeded 80/20 split. Prints macro-F1 with a 95% bootstrap interval, accuracy and
+    weighted F1; writes probe.json (per-class figures, confusion matrices), predictions.parquet and
+    confusion.png in the run folder.
+
+    \b
+    Example:
+      encajes probe --model minilm --pooling cls --k 20
+    """
+    from pipeline.probe import probe_run
+
+    report = probe_run(workdir, model, pooling, _probe_settings(kw), force=force)
+    if as_json:
+        return emit_json(report.to_dict())
+    click.echo(f"{'fresh, kept' if report.skipped else 'wrote'} {report.probe}")
+    click.echo(f"split: {report.split} ({report.train_rows:,} train / {report.test_rows:,} test rows)")
+    for name, result in (("logistic", report.logistic), ("kNN", report.knn)):
+        ci = result["macro_f1_ci"]
+        click.echo(
+            f"{name:>9}: macro-F1 {result['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]  "
+            f"accuracy {result['accuracy']:.3f}  weighted-F1 {result['weighted_f1']:.3f}"
+        )
+    click.echo(f"confusion matrices: {report.confusion_png}")
+
+
+@main.command(context_settings=CONTEXT)
+@workdir_option
+@run_options
+@umap_options
+@click.option("--seed", type=int, default=0, show_default=True, help="UMAP random_state.")
+@click.option("--force", is_flag=True, help="Redraw even if the map is fresh.")
+@json_option
+@stage_command
+def plot(workdir: str, model: str, pooling: str | None, force: bool, as_json: bool, **kw: Any) -> None:
+    """Draw a run's embeddings with UMAP (cosine, fixed seed), coloured by label.
+
+    Writes umap.parquet (row_id, x, y, label), umap.png and umap.html (open it in a browser: hover a
+    point to read the tweet, click a label to hide it) in the run folder.
+
+    \b
+    Example:
+      encajes plot --model minilm --pooling mean --n-neighbors 30
+    """
+    from pipeline.plot import plot_run
+
+    report = plot_run(workdir, model, pooling, _umap_settings(kw), force=force)
+    if as_json:
+        return emit_json(report.to_dict())
+    state = "fresh, kept" if report.skipped else f"drew {report.rows:,} points in {report.seconds:.1f}s:"
+    click.echo(f"{state} {report.png}")
+    click.echo(f"interactive: {report.html}")
+
+
+def _compare_and_report(workdir: str, spec: Any, out: str | None, force: bool, progress: bool) -> Any:
+    from pipeline.compare import compare
+    from pipeline.report import write_report
+
+    def announce(step: str) -> None:
+        click.echo(f"-> {step}", err=True)
+
+    result = compare(workdir, spec, force=force, progress=progress, on_step=announce)
+    write_report(result, Path(out) if out else Path(workdir) / "report")
+    return result
+
+
+def _print_comparison(result: Any) -> None:
+    from pipeline.report import test_sentences
+
+    table = result.table()
+    click.echo(
+        f"{'model':<28} {'pooling':<7} {'dim':>4}  {'LR macro-F1 [95% CI]':<24} {'kNN macro-F1 [95% CI]':<24}"
+    )
+    for _, row in table.iterrows():
+        lr = f"{row.lr_macro_f1:.3f} [{row.lr_ci_low:.3f}, {row.lr_ci_high:.3f}]"
+        knn = f"{row.knn_macro_f1:.3f} [{row.knn_ci_low:.3f}, {row.knn_ci_high:.3f}]"
+        click.echo(f"{str(row.model)[-28:]:<28} {row.pooling:<7} {row.dim:>4}  {lr:<24} {knn:<24}")
+    for sentence in test_sentences(result):
+        click.echo(sentence.replace("**", ""))
+    done = sum(not any(r.skipped.values()) for r in result.runs)
+    click.echo(f"{len(result.runs)} runs ({done} computed, the rest reused) in {result.seconds:.1f}s")
+    click.echo(f"report: {result.report['html']}  (and report.md, report.json)")
+
+
+def _embed_overrides(
+    max_length: int | None, batch_size: int | None, device: str | None, dtype: str | None, prefix: str | None
+) -> dict[str, Any]:
+    given = {
+        "max_length": max_length,
+        "batch_size": batch_size,
+        "device": device,
+        "dtype": dtype,
+        "prefix": prefix,
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def grid_options(f: Callable) -> Callable:
+    for option in reversed(
+        [
+            click.option(
+                "--model",
+                "-m",
+                "models",
+                multiple=True,
+                help="Model to compare (repeat for several). Default: minilm.",
+            ),
+            click.option(
+                "--pooling",
+                "poolings",
+                multiple=True,
+                type=click.Choice(["mean", "cls"]),
+                help="Pooling to compare (repeat for several). Default: mean.",
+            ),
+            click.option(
+                "--config",
+                type=click.Path(exists=True, dir_okay=False),
+                default=None,
+                help="TOML file with models, poolings and [embed]/[probe]/[umap] settings.",
+            ),
+            click.option(
+                "--max-length", type=click.IntRange(min=2), default=None, help="Embed max length (128)."
+            ),
+            click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Embed batch size."),
+            click.option("--device", default=None, help="auto, cpu or cuda."),
+            click.option(
+                "--dtype",
+                type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+                default=None,
+                help="Embed precision.",
+            ),
+            click.option("--prefix", default=None, help="Text put before every input."),
+            click.option("--plots/--no-plots", default=True, show_default=True, help="Draw UMAP maps."),
+            click.option(
+                "--out",
+                type=click.Path(file_okay=False),
+                default=None,
+                help="Report folder. Default: WORKDIR/report.",
+            ),
+            click.option("--force", is_flag=True, help="Redo every stage even if fresh."),
+            click.option(
+                "--progress/--no-progress", default=True, show_default=True, help="Show progress bars."
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _spec_from(kw: dict[str, Any]) -> Any:
+    from pipeline.compare import CompareSpec, load_spec
+
+    overrides: dict[str, Any] = {}
+    if kw["models"]:
+        overrides["models"] = tuple(kw["models"])
+    if kw["poolings"]:
+        overrides["poolings"] = tuple(kw["poolings"])
+    embed = _embed_overrides(kw["max_length"], kw["batch_size"], kw["device"], kw["dtype"], kw["prefix"])
+    probe_settings, umap_settings = _probe_settings(kw), _umap_settings(kw)
+    if kw["config"]:
+        spec = load_spec(Path(kw["config"]))
+        return CompareSpec(
+            **{
+                **spec.__dict__,
+                **overrides,
+                "embed": {**spec.embed, **embed},
+                "plots": kw["plots"] and spec.plots,
+            }
+        )
+    return CompareSpec(
+        **{"embed": embed, "probe": probe_settings, "umap": umap_settings, "plots": kw["plots"], **overrides}
+    )
+
+
+@main.command(context_settings=CONTEXT)
+@workdir_option
+@grid_options
+@probe_options
+@umap_options
+@json_option
+@stage_command
+def compare(workdir: str, as_json: bool, **kw: Any) -> None:
+    """Compare models x poolings on one corpus: embed, probe and plot each, then write a report.
+
+    Every stage is reused when its inputs (corpus, model weights, pooling, max length, prefix, probe and
+    UMAP settings) have not changed, so adding a model only computes that model. The report
+    (WORKDIR/report/report.html, .md and .json) has one row per run with macro-F1 and its 95% interval,
+    per-class F1, UMAP maps side by side, and a paired bootstrap test of the best run against the
+    runner-up on the same test rows.
+
+    \b
+    Examples:
+      encajes compare --model minilm --model ./beto --pooling mean --pooling cls
+      encajes compare --config comparison.toml
+    \b
+    comparison.toml:
+      models = ["minilm", "dccuchile/bert-base-spanish-wwm-cased"]
+      poolings = ["mean", "cls"]
+      [embed]
+      max_length = 64
+      [probe]
+      k = 10
+    """
+    result = _compare_and_report(workdir, _spec_from(kw), kw["out"], kw["force"], kw["progress"])
+    if as_json:
+        return emit_json(
+            json.loads(Path(result.report["json"]).read_text(encoding="utf-8")) | {"report": result.report}
+        )
+    _print_comparison(result)
+
+
+@main.command("run", context_settings=CONTEXT)
+@click.argument("csv_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@workdir_option
+@click.option("--text-col", default="text", show_default=True, help="Column with the tweet text.")
+@click.option("--label-col", default=None, help="Column with the label (default: 'label' if present).")
+@grid_options
+@probe_options
+@umap_options
+@json_option
+@stage_command
+def run_all(
+    csv_files: tuple[str, ...], workdir: str, text_col: str, label_col: str | None, as_json: bool, **kw: Any
+) -> None:
+    """The whole chain on CSV file(s): ingest, embed, index, probe, plot and report.
+
+    Same options as `compare`; reruns skip every fresh stage.
+
+    \b
+    Examples:
+      encajes run data/sample_tweets.csv
+      encajes run train.csv test.csv --workdir work/es --model minilm --pooling mean --pooling cls
+    """
+    from pipeline.index import index_run
+    from pipeline.ingest import Columns
+    from pipeline.ingest import ingest as run_ingest
+
+    ingested = run_ingest(csv_files, workdir, Columns(text=text_col, label=label_col), force=kw["force"])
+    if not as_json:
+        click.echo(
+            f"ingest: rows read {ingested.rows_read} = kept {ingested.rows_kept} + rejected "
+            f"{ingested.rows_rejected} -> {ingested.corpus}"
+        )
+    result = _compare_and_report(workdir, _spec_from(kw), kw["out"], kw["force"], kw["progress"])
+    indexes = [index_run(workdir, r.model, r.pooling).to_dict() for r in result.runs]
+    if as_json:
+        return emit_json(
+            {
+                "ingest": ingested.to_dict(),
+                "indexes": indexes,
+                "report": result.report,
+                **json.loads(Path(result.report["json"]).read_text(encoding="utf-8")),
+            }
+        )
+    _print_comparison(result)
+    click.echo(f'search it: encajes search --workdir {workdir} "your text"')
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("sentences", nargs=-1, required=True)
+@run_options
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False),
+    default="similarity.png",
+    show_default=True,
+    help="Where to save the heatmap.",
+)
+@json_option
+@stage_command
+def similarity(sentences: tuple[str, ...], model: str, pooling: str | None, png: str, as_json: bool) -> None:
+    """Cosine similarity between a few sentences: a printed matrix and a heatmap PNG.
+
+    \b
+    Example:
+      encajes similarity "Me encanta la playa" "Adoro el mar" "Odio los lunes"
+    """
+    from pipeline.embed import EmbedSettings
+    from pipeline.similarity import sentence_similarity
+
+    matrix, title = sentence_similarity(
+        list(sentences), EmbedSettings(model=model, pooling=pooling), Path(png)
+    )
+    if as_json:
+        return emit_json(
+            {
+                "model": title,
+                "sentences": list(sentences),
+                "matrix": matrix.round(4).tolist(),
+                "png": str(Path(png).resolve()),
+            }
+        )
+    click.echo(f"{title}: cosine similarity")
+    for i, sentence in enumerate(sentences):
+        row = "  ".join(f"{value:5.2f}" for value in matrix[i])
+        click.echo(f"{i + 1:>2}. {row}   {sentence[:60]}")
+    click.echo(f"heatmap: {Path(png).resolve()}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("text")
+@click.option(
+    "--model",
+    "-m",
+    default="dccuchile/bert-base-spanish-wwm-cased",
+    show_default=True,
+    help="A masked language model: hub id or local folder.",
+)
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Words per [MASK].")
+@click.option("--trust-remote-code", is_flag=True, help="Allow a hub model to run its own Python code.")
+@json_option
+@stage_command
+def unmask(text: str, model: str, top_k: int, trust_remote_code: bool, as_json: bool) -> None:
+    """Fill each [MASK] in TEXT with a masked language model's most likely words.
+
+    \b
+    Example:
+      encajes unmask "Hoy vamos a comer unos [MASK]." --model ./beto
+    """
+    from dataclasses import asdict
+
+    from pipeline.unmask import unmask as fill
+
+    fillings = fill(text, model, top_k, trust_remote_code)
+    if as_json:
+        return emit_json({"text": text, "model": model, "fillings": [asdict(f) for f in fillings]})
+    for f in fillings:
+        click.echo(f"[MASK {f.mask + 1}] {f.rank}. {f.token:<15} {f.score:6.3f}   {f.sequence}")
 
 
 def _read_queries(path: Path) -> list[str]:

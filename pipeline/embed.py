@@ -88,6 +88,7 @@ class EmbedReport:
     rows: int
     dim: int
     skipped: bool
+    parameters: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     texts_per_second: float | None = None
     tokens_per_second: float | None = None
@@ -154,6 +155,7 @@ def embed_corpus(
         rows=len(corpus),
         dim=encoder.dim,
         skipped=False,
+        parameters=encoder.transformer.parameters,
         timings={key: round(value, 3) for key, value in timings.items()},
         texts_per_second=round(result.texts_per_second, 1),
         tokens_per_second=round(result.tokens_per_second, 1),

@@ -96,6 +96,10 @@ class Transformer:
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
     def tokenize(self, texts: list[str]) -> tuple[list[list[int]], int]:
         """Token ids per text (truncated to ``max_length``) and how many texts were truncated."""
         encoded = self.tokenizer(

@@ -59,6 +59,30 @@ class RunPaths:
     def manifest(self) -> Path:
         return self.root / MANIFEST
 
+    @property
+    def probe(self) -> Path:
+        return self.root / "probe.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.parquet"
+
+    @property
+    def confusion_png(self) -> Path:
+        return self.root / "confusion.png"
+
+    @property
+    def umap(self) -> Path:
+        return self.root / "umap.parquet"
+
+    @property
+    def umap_png(self) -> Path:
+        return self.root / "umap.png"
+
+    @property
+    def umap_html(self) -> Path:
+        return self.root / "umap.html"
+
 
 @dataclass(frozen=True)
 class Workdir:
@@ -85,6 +109,10 @@ class Workdir:
     @property
     def runs(self) -> Path:
         return self.root / "runs"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
 
     def run(self, model_key: str, pooling: str) -> RunPaths:
         return RunPaths(self.runs / run_name(model_key, pooling))
@@ -162,19 +190,32 @@ def is_fresh(manifest_path: Path, stage: str, inputs: dict[str, Any], outputs: l
     return all(path.exists() for path in outputs)
 
 
+def library_versions() -> dict[str, str]:
+    """Versions that can change results; recorded with each stage (not part of its inputs)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from pipeline import __version__
+
+    found = {"encajes": __version__}
+    for package in ("torch", "transformers", "faiss-cpu", "scikit-learn", "umap-learn"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
 def record_stage(
     manifest_path: Path, stage: str, inputs: dict[str, Any], outputs: dict[str, Any], **extra: Any
 ) -> dict[str, Any]:
     """Write the stage's inputs and results into its manifest (atomically) and return the entry."""
-    from pipeline import __version__
-
     manifest = read_manifest(manifest_path)
     entry = {
         "inputs": inputs,
         "inputs_hash": params_hash(inputs),
         "outputs": outputs,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "encajes_version": __version__,
+        "versions": library_versions(),
         **extra,
     }
     manifest[stage] = entry

@@ -25,35 +25,35 @@ def test_round_trip_with_json(runner, tmp_path, sample_csv, tiny_model):
     w = tmp_path / "w"
     out = invoke(runner, "ingest", sample_csv, "-w", w, "--json")
     assert out.exit_code == 0, out.output
-    ingested = json.loads(out.output)
+    ingested = json.loads(out.stdout)
     assert ingested["rows_read"] == ingested["rows_kept"] == 8
 
     out = invoke(runner, "embed", "-w", w, "-m", tiny_model, "--json", "--no-progress")
     assert out.exit_code == 0, out.output
-    embedded = json.loads(out.output)
+    embedded = json.loads(out.stdout)
     assert embedded["rows"] == 8 and embedded["dim"] == 32 and not embedded["skipped"]
     payload = torch.load(embedded["embeddings"], weights_only=True)
     assert payload["embeddings"].shape == (8, 32) and payload["embeddings"].dtype == torch.float32
     assert payload["row_ids"].tolist() == list(range(8))
     assert payload["pooling"] == "mean" and payload["dim"] == 32
 
-    again = json.loads(invoke(runner, "embed", "-w", w, "-m", tiny_model, "--json").output)
+    again = json.loads(invoke(runner, "embed", "-w", w, "-m", tiny_model, "--json").stdout)
     assert again["skipped"] is True
 
     out = invoke(runner, "index", "-w", w, "-m", tiny_model, "--json")
-    assert json.loads(out.output)["vectors"] == 8
+    assert json.loads(out.stdout)["vectors"] == 8
 
     out = invoke(
         runner, "search", "me gusta la playa y el sol", "-w", w, "-m", tiny_model, "-k", "3", "--json"
     )
     assert out.exit_code == 0, out.output
-    hits = json.loads(out.output)["results"][0]["hits"]
+    hits = json.loads(out.stdout)["results"][0]["hits"]
     assert [h["rank"] for h in hits] == [1, 2, 3]
     assert hits[0]["text"] == "me gusta la playa y el sol"  # its own text comes first
     assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
 
     out = invoke(runner, "search", "--id", "a3", "-w", w, "-m", tiny_model, "-k", "4", "--json")
-    row_hits = json.loads(out.output)["results"][0]["hits"]
+    row_hits = json.loads(out.stdout)["results"][0]["hits"]
     assert len(row_hits) == 4 and all(h["id"] != "a3" for h in row_hits)
 
 
@@ -79,7 +79,7 @@ def test_errors_exit_nonzero_with_a_message(runner, tmp_path, tiny_model):
     out = runner.invoke(main, ["ingest", str(bad), "-w", str(tmp_path / "w")])
     assert out.exit_code != 0 and "--text-col" in out.output and "Traceback" not in out.output
     out = runner.invoke(main, ["embed", "-w", str(tmp_path / "empty"), "-m", str(tiny_model), "--json"])
-    assert out.exit_code != 0 and "encajes ingest" in json.loads(out.output.splitlines()[0])["error"]
+    assert out.exit_code != 0 and "encajes ingest" in json.loads(out.stdout.splitlines()[0])["error"]
     out = runner.invoke(main, ["search", "-w", str(tmp_path / "empty")])
     assert out.exit_code != 0 and "exactly one of" in out.output
 

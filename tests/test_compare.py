@@ -1,0 +1,82 @@
+"""compare: runs the grid, writes the report, reuses fresh stages and reruns only what a change touches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli import main
+from pipeline.compare import CompareSpec, compare
+from pipeline.ingest import ingest
+from pipeline.plot import UmapSettings
+from pipeline.probe import ProbeSettings
+from pipeline.report import write_report
+
+
+def skipped(result):
+    return {(r.pooling, stage): flag for r in result.runs for stage, flag in r.skipped.items()}
+
+
+def test_second_compare_skips_and_a_change_reruns_only_its_dependants(tmp_path, sample_csv, tiny_model):
+    work = tmp_path / "w"
+    ingest([sample_csv], work)
+    spec = CompareSpec(
+        models=(str(tiny_model),),
+        poolings=("mean", "cls"),
+        probe=ProbeSettings(bootstrap=200),
+        umap=UmapSettings(n_neighbors=4),
+    )
+    first = compare(work, spec, progress=False)
+    assert not any(skipped(first).values())
+    second = compare(work, spec, progress=False)
+    assert all(skipped(second).values())
+
+    changed_k = CompareSpec(**{**spec.__dict__, "probe": ProbeSettings(k=3, bootstrap=200)})
+    third = skipped(compare(work, changed_k, progress=False))
+    assert third == {
+        ("mean", "embed"): True,
+        ("mean", "probe"): False,
+        ("mean", "plot"): True,
+        ("cls", "embed"): True,
+        ("cls", "probe"): False,
+        ("cls", "plot"): True,
+    }
+
+    changed_length = CompareSpec(**{**changed_k.__dict__, "embed": {"max_length": 8}})
+    assert not any(skipped(compare(work, changed_length, progress=False)).values())
+
+    report = write_report(compare(work, changed_length, progress=False), tmp_path / "report")
+    html = Path(report["html"]).read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 4  # two maps + two confusion figures, inlined
+    markdown = Path(report["markdown"]).read_text(encoding="utf-8")
+    assert "| mean | 32 |" in markdown and "| cls | 32 |" in markdown  # one row per run
+    assert "paired bootstrap" in markdown
+    data = json.loads(Path(report["json"]).read_text(encoding="utf-8"))
+    assert {run["pooling"] for run in data["runs"]} == {"mean", "cls"}
+    assert set(data["tests"]) == {"logistic", "knn"}
+
+
+def test_run_command_does_the_whole_chain(tmp_path, sample_csv, tiny_model):
+    out = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(sample_csv),
+            "-w",
+            str(tmp_path / "w"),
+            "-m",
+            str(tiny_model),
+            "--no-plots",
+            "--bootstrap",
+            "100",
+            "--no-progress",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["ingest"]["rows_kept"] == 8 and data["indexes"][0]["vectors"] == 8
+    assert len(data["runs"]) == 1 and 0 <= data["runs"][0]["lr_macro_f1"] <= 1
