@@ -113,11 +113,13 @@ def ingest(
     """Read CSV file(s) into WORKDIR/corpus.parquet; unusable rows go to WORKDIR/rejects.csv.
 
     Every row read is either kept or rejected with a reason, and the counts are printed. Without a split
-    column, a file named train/val/dev/validation/test gives its rows that split.
+    column, a file named train/val/dev/validation/test gives its rows that split; SPLIT=FILE gives a
+    split to a file with any name.
 
     \b
-    Example:
+    Examples:
       encajes ingest train.csv test.csv --workdir work/emoji --label-col emoji
+      encajes ingest train=es_trial.csv test=es_test.csv --workdir work/es
     """
     from pipeline.ingest import Columns
     from pipeline.ingest import ingest as run_ingest

@@ -11,7 +11,7 @@ import torch
 
 from pipeline.encoder import Encoder, Pooling, Transformer, pick_device, pick_dtype
 from pipeline.errors import EncajesError
-from pipeline.ingest import corpus_hash, load_corpus
+from pipeline.ingest import load_corpus, texts_hash
 from pipeline.layout import RunPaths, Workdir, file_sha256, is_fresh, record_stage, stage_entry
 from pipeline.models import DEFAULT_MODEL, ResolvedModel, resolve_model, weights_fingerprint
 from pipeline.store import Embeddings, save_embeddings
@@ -111,7 +111,7 @@ def embed_corpus(
     resolved = resolve_settings(settings)
     run = work.run(resolved.model.key, resolved.pooling)
     inputs = {
-        "corpus_sha256": corpus_hash(work),
+        "texts_sha256": texts_hash(work),
         "weights": weights_fingerprint(resolved.model),
         **resolved.vector_inputs(),
     }

@@ -8,11 +8,13 @@ of one stray quote silently swallowing the rest of the file.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.errors import EncajesError
@@ -219,14 +221,23 @@ def split_from_filename(path: Path) -> str | None:
     return SPLIT_ALIASES.get(path.stem.lower())
 
 
+def parse_input(arg: str | Path) -> tuple[Path, str | None]:
+    """``"train=data/trial.csv"`` -> (path, "train"): a split for every row of a file, whatever its name."""
+    text = str(arg)
+    head, sep, tail = text.partition("=")
+    if sep and head.lower() in SPLIT_ALIASES and not Path(text).exists():
+        return Path(tail), SPLIT_ALIASES[head.lower()]
+    return Path(text), None
+
+
 # --- the pure core -------------------------------------------------------------------------------------
 
 
 def rows_from_records(
-    parsed: ParsedFile, positions: dict[str, int | None], delimiter: str = ","
+    parsed: ParsedFile, positions: dict[str, int | None], delimiter: str = ",", file_split: str | None = None
 ) -> tuple[list[dict], list[dict]]:
     """Turn records into corpus rows, sending unusable ones (empty text, unknown split) to rejects."""
-    file_split = split_from_filename(parsed.path)
+    file_split = file_split or split_from_filename(parsed.path)
     kept: list[dict] = []
     rejected: list[dict] = []
     text_at = positions["text"]
@@ -306,14 +317,14 @@ def ingest(
     """Read CSVs into ``W/corpus.parquet`` and ``W/rejects.csv``; skip if the same inputs were ingested."""
     columns = columns or Columns()
     work = Workdir.at(workdir)
-    paths = [Path(p) for p in csv_paths]
-    if not paths:
+    given = [parse_input(arg) for arg in csv_paths]
+    if not given:
         raise EncajesError("Give at least one CSV file to ingest.")
-    for path in paths:
+    for path, _ in given:
         if not path.is_file():
             raise EncajesError(f"{path}: no such file.")
     inputs = {
-        "files": [{"path": str(p.resolve()), "sha256": file_sha256(p)} for p in paths],
+        "files": [{"path": str(p.resolve()), "sha256": file_sha256(p), "split": split} for p, split in given],
         "columns": columns.__dict__,
         "delimiter": delimiter,
         "encoding": encoding,
@@ -326,10 +337,10 @@ def ingest(
     all_rejects: list[dict] = []
     per_file: list[dict[str, object]] = []
     blank_lines = 0
-    for path in paths:
+    for path, split in given:
         parsed = parse_records(path, decode(path, path.read_bytes(), encoding), delimiter)
         positions = check_columns(parsed, columns, delimiter)
-        kept, rejected = rows_from_records(parsed, positions, delimiter)
+        kept, rejected = rows_from_records(parsed, positions, delimiter, split)
         rejected = parsed.rejects + rejected
         assert len(kept) + len(rejected) == parsed.rows_read, "row accounting broke: this is a bug"
         per_file.append(
@@ -359,15 +370,31 @@ def ingest(
     )
     outputs = report.to_dict()
     outputs["corpus_sha256"] = file_sha256(work.corpus)
+    outputs["texts_sha256"] = texts_fingerprint(corpus)
     record_stage(work.manifest, "ingest", inputs, outputs)
     return report
 
 
+def texts_fingerprint(corpus: pd.DataFrame) -> str:
+    """Hash of (row_id, text) only, what embeddings depend on: relabelling a corpus does not re-embed it."""
+    digest = hashlib.sha256(np.ascontiguousarray(corpus["row_id"].to_numpy(dtype=np.int64)).tobytes())
+    for text in corpus["text"]:
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
+    return digest.hexdigest()
+
+
 def corpus_hash(workdir: Workdir) -> str:
-    """The corpus fingerprint downstream stages depend on (recorded by ingest, recomputed if absent)."""
+    """Fingerprint of the whole corpus (texts, labels, splits): what probes and plots depend on."""
     entry = stage_entry(workdir.manifest, "ingest") or {}
     recorded = entry.get("outputs", {}).get("corpus_sha256")
     return recorded or file_sha256(workdir.require_corpus())
+
+
+def texts_hash(workdir: Workdir) -> str:
+    """Fingerprint of the texts and their row ids: what embeddings depend on."""
+    entry = stage_entry(workdir.manifest, "ingest") or {}
+    recorded = entry.get("outputs", {}).get("texts_sha256")
+    return recorded or texts_fingerprint(load_corpus(workdir))
 
 
 def load_corpus(workdir: Workdir) -> pd.DataFrame:
@@ -397,4 +424,4 @@ def _report_from_entry(work: Workdir, entry: dict) -> IngestReport:
     )
 
 
-__all__ = ["Columns", "IngestReport", "corpus_hash", "ingest", "load_corpus"]
+__all__ = ["Columns", "IngestReport", "corpus_hash", "ingest", "load_corpus", "texts_hash"]

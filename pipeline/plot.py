@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.embed import find_run
 from pipeline.errors import EncajesError
-from pipeline.ingest import load_corpus
+from pipeline.ingest import corpus_hash, load_corpus
 from pipeline.layout import Workdir, is_fresh, record_stage, stage_entry, write_atomic
 from pipeline.models import DEFAULT_MODEL
 from pipeline.store import load_embeddings
@@ -186,7 +186,7 @@ b=Math.max(b,D.x[i]);c=Math.min(c,D.y[i]);d=Math.max(d,D.y[i]);}const px=(b-a)*.
 return{x0:a-px,x1:b+px,y0:c-py,y1:d+py};}
 function sx(x){return (x-view.x0)/(view.x1-view.x0)*W}function sy(y){return H-(y-view.y0)/(view.y1-view.y0)*H}
 const order=[...Array(n).keys()].sort(()=>Math.random()-.5);
-const r=Math.max(1.2,Math.min(4,Math.sqrt(40000/n)));
+const r=Math.max(1.2,Math.min(6,Math.sqrt(40000/n)));
 function draw(){W=cv.clientWidth;H=cv.clientHeight;cv.width=W*dpr;cv.height=H*dpr;
 ctx.setTransform(dpr,0,0,dpr,0,0);ctx.clearRect(0,0,W,H);ctx.globalAlpha=n>5000?.55:.85;
 for(const i of order){const l=D.label[i];if(hidden.has(l))continue;
@@ -265,7 +265,11 @@ def plot_run(
     settings = settings or UmapSettings()
     work = Workdir.at(workdir)
     run, embed_entry = find_run(work, model, pooling)
-    inputs = {"embeddings_sha256": embed_entry.get("embeddings_sha256"), **asdict(settings)}
+    inputs = {  # labels colour the map, so a relabelled corpus redraws it
+        "corpus_sha256": corpus_hash(work),
+        "embeddings_sha256": embed_entry.get("embeddings_sha256"),
+        **asdict(settings),
+    }
     outputs = [run.umap, run.umap_png, run.umap_html]
     if not force and is_fresh(run.manifest, "plot", inputs, outputs):
         out = (stage_entry(run.manifest, "plot") or {})["outputs"]

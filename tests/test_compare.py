@@ -80,3 +80,25 @@ def test_run_command_does_the_whole_chain(tmp_path, sample_csv, tiny_model):
     data = json.loads(out.stdout)
     assert data["ingest"]["rows_kept"] == 8 and data["indexes"][0]["vectors"] == 8
     assert len(data["runs"]) == 1 and 0 <= data["runs"][0]["lr_macro_f1"] <= 1
+
+
+def test_relabelling_reruns_probe_and_plot_but_not_embed(tmp_path, tiny_model):
+    from tests.conftest import SAMPLE_ROWS, write_csv
+
+    work = tmp_path / "w"
+    csv_path = write_csv(tmp_path / "t.csv", SAMPLE_ROWS)
+    ingest([csv_path], work)
+    spec = CompareSpec(
+        models=(str(tiny_model),), probe=ProbeSettings(bootstrap=100), umap=UmapSettings(n_neighbors=4)
+    )
+    compare(work, spec, progress=False)
+    relabelled = [
+        (i, text, "x" if n % 2 else "y", split) for n, (i, text, _, split) in enumerate(SAMPLE_ROWS)
+    ]
+    write_csv(csv_path, relabelled)
+    ingest([csv_path], work)
+    assert skipped(compare(work, spec, progress=False)) == {
+        ("mean", "embed"): True,
+        ("mean", "probe"): False,
+        ("mean", "plot"): False,
+    }

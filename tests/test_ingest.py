@@ -79,6 +79,14 @@ def test_split_comes_from_the_file_name_or_the_column(tmp_path):
     assert corpus["row_id"].tolist() == [0, 1, 2]
 
 
+def test_split_can_be_given_per_file(tmp_path):
+    trial = write_csv(tmp_path / "trial.csv", [("1", "hola", "a"), ("2", "que tal", "b")], "id,text,label")
+    report = ingest([f"train={trial}", f"test={trial}"], tmp_path / "w")
+    corpus, _ = read_back(tmp_path / "w")
+    assert corpus["split"].tolist() == ["train", "train", "test", "test"]
+    assert report.rows_read == 4
+
+
 def test_custom_column_names_and_generated_ids(tmp_path):
     path = write_csv(tmp_path / "t.csv", [("hola", "x"), ("adios", "y")], "tweet,emoji")
     ingest([path], tmp_path / "w", Columns(text="tweet", label="emoji"))
