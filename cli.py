@@ -736,6 +736,35 @@ def unmask(text: str, model: str, top_k: int, trust_remote_code: bool, as_json: 
         click.echo(f"[MASK {f.mask + 1}] {f.rank}. {f.token:<15} {f.score:6.3f}   {f.sequence}")
 
 
+@main.command(context_settings=CONTEXT)
+@json_option
+@stage_command
+def models(as_json: bool) -> None:
+    """List the model aliases: what each is, where its weights come from, and whether it is installed.
+
+    Anything that is not an alias is a Hugging Face hub id (owner/name) or a local model folder.
+
+    \b
+    Example:
+      encajes models --json
+    """
+    from pipeline.models import describe_models
+
+    rows = describe_models()
+    if as_json:
+        return emit_json({"models": rows})
+    for row in rows:
+        state = "installed" if row["installed"] else "NOT installed"
+        click.echo(click.style(f"{row['alias']}", bold=True) + f"  = {row['model_id']}  ({state})")
+        click.echo(
+            f"    {row['language']}; {row['layers']} layers, {row['dim']}-d; pooling {row['pooling']}"
+            + (f", prefix {row['prefix']!r}" if row["prefix"] else "")
+        )
+        click.echo(f"    weights: {row['weights_from']}")
+        click.echo(f"    where:   {row['location']}")
+    click.echo("Any other --model is a Hugging Face hub id (owner/name) or a local folder.")
+
+
 def _read_queries(path: Path) -> list[str]:
     queries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not queries:

