@@ -765,6 +765,96 @@ def models(as_json: bool) -> None:
     click.echo("Any other --model is a Hugging Face hub id (owner/name) or a local folder.")
 
 
+@main.group(context_settings=CONTEXT)
+def bench() -> None:
+    """Benchmarks that compare two things in one run and report the ratio."""
+
+
+@bench.command("embed", context_settings=CONTEXT)
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "-m", default="minilm", show_default=True, help="Alias, hub id or folder.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Precision of both implementations.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--max-length", type=int, default=128, show_default=True, help="Tokens per text, both sides.")
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="A/B pairs, each in fresh processes.",
+)
+@click.option(
+    "--batch-size",
+    "batch_sizes",
+    type=int,
+    multiple=True,
+    help="Candidate batch sizes (repeat); each side runs with its fastest. Default: 32, 64, 128.",
+)
+@click.option("--limit", type=int, default=None, help="Only the first N texts.")
+@json_option
+@stage_command
+def bench_embed(
+    csv_file: str,
+    model: str,
+    dtype: str,
+    device: str,
+    max_length: int,
+    rounds: int,
+    batch_sizes: tuple[int, ...],
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Embed CSV_FILE's texts with encajes and with sentence-transformers' encode, A B A B.
+
+    Same model, device and precision on both sides, each with its best batch size (swept on the first
+    1,000 texts). Prints texts/s and tokens/s per run, peak RSS, the ratio ours/theirs per pair and its
+    median, the minimum per-row cosine between the two outputs, and MFU: model FLOP/s over a matmul
+    peak measured on the same device at the same precision.
+
+    \b
+    Example:
+      encajes bench embed ../shared/data/tweeteval_emoji/val.csv --dtype bf16 --json
+    """
+    from pipeline.benchmark import compare_throughput
+
+    opts = {
+        "csv": csv_file,
+        "model": model,
+        "dtype": dtype,
+        "device": device,
+        "max_length": max_length,
+        "limit": limit,
+    }
+    say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    result = compare_throughput(opts, rounds=rounds, batch_sizes=list(batch_sizes) or None, progress=say)
+    if as_json:
+        return emit_json(result)
+    ours, theirs = result["encajes"], result["sentence-transformers"]
+    click.echo(
+        f"{result['model']} {result['dtype']} on {result['device']}: {result['texts']:,} texts, "
+        f"{result['tokens']:,} tokens"
+    )
+    for name, side in (("encajes", ours), ("sentence-transformers", theirs)):
+        click.echo(
+            f"  {name:<22} batch {side['batch_size']:>4}  {side['median_texts_per_s']:>8,.1f} texts/s  "
+            f"{side['median_tokens_per_s']:>10,.0f} tokens/s  peak RSS {side['peak_rss_mb']:,.0f} MB  "
+            f"MFU {side['mfu']:.1%}"
+        )
+    click.echo(
+        f"  ratio ours/theirs per pair {result['ratio_per_pair']}, median {result['median_ratio']:.2f}x"
+    )
+    click.echo(
+        f"  min cosine between outputs {result['min_cosine']:.6f}; matmul peak "
+        f"{result['matmul_peak_gflops']:,.0f} GFLOP/s"
+    )
+
+
 def _read_queries(path: Path) -> list[str]:
     queries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not queries:

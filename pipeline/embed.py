@@ -12,9 +12,12 @@ import torch
 from pipeline.encoder import Encoder, Pooling, Transformer, pick_device, pick_dtype
 from pipeline.errors import EncajesError
 from pipeline.ingest import load_corpus, texts_hash
-from pipeline.layout import RunPaths, Workdir, file_sha256, is_fresh, record_stage, stage_entry
+from pipeline.layout import RunPaths, Workdir, file_sha256, is_fresh, params_hash, record_stage, stage_entry
 from pipeline.models import DEFAULT_MODEL, ResolvedModel, resolve_model, weights_fingerprint
+from pipeline.shards import ShardSet
 from pipeline.store import Embeddings, save_embeddings
+
+CHUNK_ROWS = 4096  # rows per shard: memory holds one chunk's tokens, a killed run loses at most one chunk
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class EmbedSettings:
     device: str = "auto"
     batch_size: int | None = None  # None: 256 on GPU, 64 on CPU
     trust_remote_code: bool = False
+    token_budget: int | None = None  # padded tokens per batch; None: batch_size x 32
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class ResolvedSettings:
     device: torch.device
     batch_size: int
     trust_remote_code: bool
+    token_budget: int
 
     def vector_inputs(self) -> dict[str, Any]:
         """The inputs the vectors depend on (the device and batch size only move them by float noise)."""
@@ -60,6 +65,7 @@ def resolve_settings(settings: EmbedSettings) -> ResolvedSettings:
     device = pick_device(settings.device)
     if settings.max_length < 2:
         raise EncajesError("--max-length must be at least 2 (room for the special tokens).")
+    batch_size = settings.batch_size or (256 if device.type == "cuda" else 64)
     return ResolvedSettings(
         model=model,
         pooling=Pooling(settings.pooling or model.default_pooling).mode,
@@ -67,8 +73,9 @@ def resolve_settings(settings: EmbedSettings) -> ResolvedSettings:
         prefix=model.default_prefix if settings.prefix is None else settings.prefix,
         dtype=pick_dtype(settings.dtype, device),
         device=device,
-        batch_size=settings.batch_size or (256 if device.type == "cuda" else 64),
+        batch_size=batch_size,
         trust_remote_code=settings.trust_remote_code,
+        token_budget=settings.token_budget or batch_size * 32,
     )
 
 
@@ -89,6 +96,7 @@ class EmbedReport:
     dim: int
     skipped: bool
     parameters: int = 0
+    resumed_shards: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     texts_per_second: float | None = None
     tokens_per_second: float | None = None
@@ -128,14 +136,25 @@ def embed_corpus(
     start = time.perf_counter()
     encoder = load_encoder(resolved)
     timings["load_model_s"] = time.perf_counter() - start
-    result = encoder.encode(
+    shards = ShardSet(run.root / "shards", params_hash(inputs), len(corpus), CHUNK_ROWS)
+    resumed = shards.prepare()
+    start = time.perf_counter()
+    encoded_rows = encoded_tokens = 0
+    for chunk in encoder.encode_chunks(
         corpus["text"].tolist(),
         batch_size=resolved.batch_size,
+        chunk_size=CHUNK_ROWS,
+        token_budget=resolved.token_budget,
+        skip=shards.done,
         progress=progress,
         desc=f"embed {resolved.model.key} ({resolved.pooling})",
-    )
-    timings["encode_s"] = result.seconds
+    ):
+        shards.write(chunk.start, chunk.vectors, chunk.tokens, chunk.truncated)
+        encoded_rows += len(chunk.vectors)
+        encoded_tokens += chunk.tokens
+    timings["encode_s"] = time.perf_counter() - start
     start = time.perf_counter()
+    vectors, _, truncated = shards.assemble(encoder.dim)
     meta = {
         **resolved.vector_inputs(),
         "model_source": resolved.model.source,
@@ -145,8 +164,10 @@ def embed_corpus(
         "normalized": True,
         "trust_remote_code": resolved.trust_remote_code,
     }
-    save_embeddings(run.embeddings, Embeddings(result.vectors, corpus["row_id"].to_numpy(), meta))
+    save_embeddings(run.embeddings, Embeddings(vectors, corpus["row_id"].to_numpy(), meta))
+    shards.remove()
     timings["write_s"] = time.perf_counter() - start
+    seconds = max(timings["encode_s"], 1e-9)
     report = EmbedReport(
         run_dir=run.root,
         embeddings=run.embeddings,
@@ -157,10 +178,11 @@ def embed_corpus(
         skipped=False,
         parameters=encoder.transformer.parameters,
         timings={key: round(value, 3) for key, value in timings.items()},
-        texts_per_second=round(result.texts_per_second, 1),
-        tokens_per_second=round(result.tokens_per_second, 1),
-        truncated=result.truncated,
-        settings={**meta, "batch_size": resolved.batch_size},
+        texts_per_second=round(encoded_rows / seconds, 1),
+        tokens_per_second=round(encoded_tokens / seconds, 1),
+        truncated=truncated,
+        resumed_shards=resumed,
+        settings={**meta, "batch_size": resolved.batch_size, "token_budget": resolved.token_budget},
     )
     outputs = {
         k: v for k, v in report.to_dict().items() if k not in {"run_dir", "embeddings", "skipped", "stage"}

@@ -9,6 +9,8 @@ in input order.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,8 +175,31 @@ class EncodeResult:
         return self.tokens / self.seconds if self.seconds > 0 else float("inf")
 
 
+@dataclass
+class EncodedChunk:
+    """Vectors for texts[start : start + len(vectors)], in input order."""
+
+    start: int
+    vectors: np.ndarray
+    tokens: int
+    truncated: int
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, token_budget: int | None) -> list[np.ndarray]:
+    """Row groups, longest first, each at most ``batch_size`` rows and (if given) ``token_budget``
+    padded tokens: short texts travel in bigger batches, and little compute goes to padding."""
+    order = np.argsort(-lengths, kind="stable")  # longest first: an out-of-memory shows up at once
+    batches, begin = [], 0
+    while begin < len(order):
+        width = int(lengths[order[begin]])  # the longest row sets the padded width
+        rows = batch_size if token_budget is None else max(1, min(batch_size, token_budget // max(width, 1)))
+        batches.append(order[begin : begin + rows])
+        begin += rows
+    return batches
+
+
 class Encoder:
-    """Transformer -> Pooling -> Normalize, with length-sorted batches."""
+    """Transformer -> Pooling -> Normalize, over length-sorted batches, chunk by chunk."""
 
     def __init__(self, transformer: Transformer, pooling: Pooling, prefix: str = "") -> None:
         self.transformer = transformer
@@ -185,24 +210,66 @@ class Encoder:
     def dim(self) -> int:
         return self.transformer.dim
 
-    def encode(
-        self, texts: list[str], batch_size: int = 64, progress: bool = False, desc: str = "embedding"
-    ) -> EncodeResult:
-        start = time.perf_counter()
+    def _tokenize_chunk(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
+        return self.transformer.tokenize([self.prefix + text for text in texts])
+
+    def encode_chunks(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        chunk_size: int = 4096,
+        token_budget: int | None = None,
+        skip: Callable[[int], bool] | None = None,
+        progress: bool = False,
+        desc: str = "embedding",
+    ) -> Iterator[EncodedChunk]:
+        """Encode ``texts`` ``chunk_size`` at a time; the next chunk is tokenised in a worker thread while
+        the model runs, and only one chunk's tokens are held at once. ``skip(start)`` leaves a chunk out
+        (already done)."""
         if batch_size < 1:
             raise EncajesError("--batch-size must be at least 1.")
-        token_ids, truncated = self.transformer.tokenize([self.prefix + text for text in texts])
-        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
-        order = np.argsort(-lengths, kind="stable")  # longest first: an out-of-memory shows up at once
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        starts = [s for s in range(0, len(texts), chunk_size) if not (skip and skip(s))]
         with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool,
             torch.inference_mode(),
             tqdm(total=len(texts), unit="text", desc=desc, disable=not progress, leave=False) as bar,
         ):
-            for begin in range(0, len(order), batch_size):
-                rows = order[begin : begin + batch_size]
-                input_ids, mask = self.transformer.collate([token_ids[i] for i in rows])
-                pooled = normalize(self.pooling(self.transformer.forward(input_ids, mask), mask))
-                out[rows] = pooled.cpu().numpy()
-                bar.update(len(rows))
-        return EncodeResult(out, time.perf_counter() - start, int(lengths.sum()), truncated)
+            bar.update(len(texts) - sum(min(chunk_size, len(texts) - s) for s in starts))
+            pending = (
+                pool.submit(self._tokenize_chunk, texts[starts[0] : starts[0] + chunk_size])
+                if starts
+                else None
+            )
+            for i, start in enumerate(starts):
+                token_ids, truncated = pending.result()
+                if i + 1 < len(starts):
+                    following = starts[i + 1]
+                    pending = pool.submit(self._tokenize_chunk, texts[following : following + chunk_size])
+                lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+                out = np.empty((len(token_ids), self.dim), dtype=np.float32)
+                for rows in length_batches(lengths, batch_size, token_budget):
+                    input_ids, mask = self.transformer.collate([token_ids[r] for r in rows])
+                    pooled = normalize(self.pooling(self.transformer.forward(input_ids, mask), mask))
+                    out[rows] = pooled.cpu().numpy()
+                    bar.update(len(rows))
+                yield EncodedChunk(start, out, int(lengths.sum()), truncated)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        progress: bool = False,
+        desc: str = "embedding",
+        token_budget: int | None = None,
+    ) -> EncodeResult:
+        """All texts at once, in input order."""
+        start = time.perf_counter()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        tokens = truncated = 0
+        for chunk in self.encode_chunks(
+            texts, batch_size, token_budget=token_budget, progress=progress, desc=desc
+        ):
+            out[chunk.start : chunk.start + len(chunk.vectors)] = chunk.vectors
+            tokens += chunk.tokens
+            truncated += chunk.truncated
+        return EncodeResult(out, time.perf_counter() - start, tokens, truncated)

@@ -144,11 +144,21 @@ def params_hash(params: dict[str, Any]) -> str:
 # --- atomic writes -------------------------------------------------------------------------------------
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_path(target: Path) -> Path:
     """A temporary sibling of ``target``: write there, then ``os.replace``, so no reader sees half a file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; artifacts get the usual permissions
     return Path(tmp)
 
 

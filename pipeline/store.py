@@ -34,8 +34,8 @@ class Embeddings:
 
 def save_embeddings(path: Path, embeddings: Embeddings) -> None:
     payload = {
-        "embeddings": torch.tensor(np.asarray(embeddings.vectors, dtype=np.float32)),
-        "row_ids": torch.tensor(np.asarray(embeddings.row_ids, dtype=np.int64)),
+        "embeddings": torch.from_numpy(np.require(embeddings.vectors, np.float32, ["C", "W"])),
+        "row_ids": torch.from_numpy(np.array(embeddings.row_ids, dtype=np.int64)),
         **embeddings.meta,
         "dim": embeddings.dim,
         "dtype": "float32",

@@ -147,3 +147,14 @@ def test_rerun_with_same_inputs_skips_and_changed_file_reruns(tmp_path, sample_c
     third = ingest([sample_csv], tmp_path / "w")
     assert not third.skipped and third.rows_kept == 3
     assert ingest([sample_csv], tmp_path / "w", force=True).skipped is False
+
+
+def test_artifacts_get_normal_permissions(tmp_path, sample_csv):
+    import os
+    import stat
+
+    ingest([sample_csv], tmp_path / "w")
+    mask = os.umask(0)
+    os.umask(mask)
+    mode = stat.S_IMODE((tmp_path / "w" / "corpus.parquet").stat().st_mode)
+    assert mode == 0o666 & ~mask

@@ -72,7 +72,9 @@ def test_models_command_lists_aliases_and_is_honest_about_e5(tmp_path, monkeypat
     out = CliRunner().invoke(main, ["models", "--json"])
     assert out.exit_code == 0, out.output
     rows = {row["alias"]: row for row in json.loads(out.stdout)["models"]}
-    assert rows["minilm"]["installed"] and rows["minilm"]["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (
+        rows["minilm"]["installed"] and rows["minilm"]["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    )
     e5 = rows["e5-small"]
     assert e5["prefix"] == "query: " and e5["pooling"] == "mean" and e5["layers"] == 12
     assert "dequantised" in e5["weights_from"] and "4-bit" in e5["weights_from"]

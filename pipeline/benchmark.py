@@ -1,0 +1,264 @@
+"""Embedding throughput: our encoder against sentence-transformers' ``encode``, A B A B in fresh processes.
+
+Each measurement is one subprocess (``python -m pipeline.benchmark worker ...``) that loads the model,
+embeds every text once and reports wall time of the embedding call (model load excluded, everything
+after it included: tokenisation, batching, compilation if any), tokens, peak RSS and the vectors. The
+parent alternates the two implementations so drift on a shared machine hits both, and reports the
+ratio per pair and its median, plus the model FLOP/s as a share of a matmul peak measured in the same
+kind of process at the same precision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMPLEMENTATIONS = ("encajes", "sentence-transformers")
+
+
+@dataclass
+class Measurement:
+    impl: str
+    dtype: str
+    batch_size: int
+    texts: int
+    tokens: int
+    seconds: float
+    peak_rss_mb: float
+    vectors: str  # .npy path
+
+    @property
+    def texts_per_s(self) -> float:
+        return self.texts / self.seconds
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds
+
+
+# --- the worker (one fresh process per measurement) ----------------------------------------------------
+
+
+def _read_texts(csv_path: str, limit: int | None) -> list[str]:
+    import pandas as pd
+
+    texts = pd.read_csv(csv_path, keep_default_na=False, dtype=str)["text"].tolist()
+    return texts[:limit] if limit else texts
+
+
+def worker(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    texts = _read_texts(args.csv, args.limit)
+    if args.impl == "encajes":
+        from pipeline.embed import EmbedSettings, load_encoder, resolve_settings
+
+        resolved = resolve_settings(
+            EmbedSettings(
+                model=args.model, max_length=args.max_length, dtype=args.dtype, device=args.device, prefix=""
+            )
+        )
+        encoder = load_encoder(resolved)
+        tokenizer = encoder.transformer.tokenizer
+        start = time.perf_counter()
+        vectors = encoder.encode(texts, batch_size=args.batch_size).vectors
+        seconds = time.perf_counter() - start
+    else:
+        from sentence_transformers import SentenceTransformer
+
+        from pipeline.models import resolve_model
+
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+        device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        model = SentenceTransformer(
+            resolve_model(args.model).source, device=device, model_kwargs={"torch_dtype": dtype}
+        )
+        model.max_seq_length = args.max_length
+        tokenizer = model.tokenizer
+        start = time.perf_counter()
+        vectors = model.encode(
+            texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        seconds = time.perf_counter() - start
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    lengths = tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
+    np.save(args.out, np.asarray(vectors, dtype=np.float32))
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return asdict(
+        Measurement(
+            args.impl,
+            args.dtype,
+            args.batch_size,
+            len(texts),
+            int(sum(len(ids) for ids in lengths)),
+            seconds,
+            peak_kb / 1024,
+            args.out,
+        )
+    )
+
+
+def matmul_peak(dtype: str, device: str, size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a square matmul at this precision on this device: the denominator of MFU."""
+    import torch
+
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    a = torch.randn(size, size, device=dev, dtype=torch_dtype)
+    b = torch.randn(size, size, device=dev, dtype=torch_dtype)
+    for _ in range(2):
+        a @ b
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def model_flops_per_token(model: str, mean_tokens: float) -> float:
+    """Forward FLOPs per token of a BERT-style encoder: 2 x (non-embedding weights) + attention scores."""
+    from transformers import AutoConfig
+
+    from pipeline.models import resolve_model
+
+    config = AutoConfig.from_pretrained(resolve_model(model).source)
+    h, ffn, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    linear = layers * (4 * h * h + 2 * h * ffn)
+    attention = layers * 2 * h * mean_tokens  # QK^T and PV, per token, over the sequence
+    return 2 * linear + 2 * attention
+
+
+# --- the parent ----------------------------------------------------------------------------------------
+
+
+def run_worker(impl: str, opts: dict[str, Any], batch_size: int, out_dir: Path, tag: str) -> Measurement:
+    out = out_dir / f"{tag}.npy"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.benchmark",
+        "worker",
+        "--impl",
+        impl,
+        "--out",
+        str(out),
+        "--batch-size",
+        str(batch_size),
+    ]
+    for key in ("csv", "model", "dtype", "device", "max_length", "limit"):
+        if opts.get(key) is not None:
+            cmd += [f"--{key.replace('_', '-')}", str(opts[key])]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, check=False, cwd=Path(__file__).resolve().parents[1]
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed ({impl}):\n{done.stderr[-3000:]}")
+    return Measurement(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def best_batch_size(
+    impl: str, opts: dict[str, Any], candidates: list[int], out_dir: Path
+) -> tuple[int, dict]:
+    """Each implementation gets its own best batch size, found on a slice of the texts."""
+    if len(candidates) == 1:
+        return candidates[0], {}
+    sweep = {}
+    trial = {**opts, "limit": min(opts.get("limit") or 10**9, opts.get("sweep_limit", 1000))}
+    for size in candidates:
+        sweep[size] = run_worker(impl, trial, size, out_dir, f"sweep-{impl}-{size}").texts_per_s
+    return max(sweep, key=sweep.get), sweep
+
+
+def compare_throughput(
+    opts: dict[str, Any], rounds: int = 3, batch_sizes: list[int] | None = None, progress=print
+) -> dict[str, Any]:
+    batch_sizes = batch_sizes or [32, 64, 128]
+    with tempfile.TemporaryDirectory(prefix="encajes-bench-") as tmp:
+        out_dir = Path(tmp)
+        chosen, sweeps = {}, {}
+        for impl in IMPLEMENTATIONS:
+            chosen[impl], sweeps[impl] = best_batch_size(impl, opts, batch_sizes, out_dir)
+            progress(f"{impl}: batch size {chosen[impl]} {sweeps[impl] or ''}")
+        pairs = []
+        for r in range(rounds):
+            pair = {}
+            for impl in IMPLEMENTATIONS:  # A B A B ...
+                pair[impl] = run_worker(impl, opts, chosen[impl], out_dir, f"{impl}-{r}")
+                progress(f"round {r + 1} {impl}: {pair[impl].texts_per_s:,.1f} texts/s")
+            pairs.append(pair)
+        ours = np.load(pairs[-1]["encajes"].vectors)
+        theirs = np.load(pairs[-1]["sentence-transformers"].vectors)
+        cosine = (ours * theirs).sum(axis=1)
+    ratios = [p["encajes"].texts_per_s / p["sentence-transformers"].texts_per_s for p in pairs]
+    first = pairs[0]["encajes"]
+    flops_token = model_flops_per_token(opts["model"], first.tokens / first.texts)
+    peak = matmul_peak(opts["dtype"], opts.get("device") or "auto")
+
+    def summary(impl: str) -> dict[str, Any]:
+        runs = [p[impl] for p in pairs]
+        tps = statistics.median(m.tokens_per_s for m in runs)
+        return {
+            "batch_size": chosen[impl],
+            "texts_per_s": [round(m.texts_per_s, 1) for m in runs],
+            "median_texts_per_s": round(statistics.median(m.texts_per_s for m in runs), 1),
+            "median_tokens_per_s": round(tps, 1),
+            "peak_rss_mb": round(max(m.peak_rss_mb for m in runs), 1),
+            "mfu": round(tps * flops_token / peak, 4),
+        }
+
+    return {
+        "model": opts["model"],
+        "dtype": opts["dtype"],
+        "device": opts.get("device") or "auto",
+        "texts": first.texts,
+        "tokens": first.tokens,
+        "max_length": opts["max_length"],
+        "encajes": summary("encajes"),
+        "sentence-transformers": summary("sentence-transformers"),
+        "ratio_per_pair": [round(r, 3) for r in ratios],
+        "median_ratio": round(statistics.median(ratios), 3),
+        "min_cosine": float(cosine.min()),
+        "model_gflop_per_token": round(flops_token / 1e9, 4),
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "batch_size_sweeps": sweeps,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark")
+    sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("worker")
+    w.add_argument("--impl", choices=IMPLEMENTATIONS, required=True)
+    w.add_argument("--out", required=True)
+    for p in (w,):
+        p.add_argument("--csv", required=True)
+        p.add_argument("--model", default="minilm")
+        p.add_argument("--dtype", default="fp32")
+        p.add_argument("--device", default="auto")
+        p.add_argument("--max-length", type=int, default=128)
+        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.command == "worker":
+        print(json.dumps(worker(args)))
+
+
+if __name__ == "__main__":
+    main()

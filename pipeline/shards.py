@@ -1,0 +1,73 @@
+"""Embedding shards: each chunk of rows is written as soon as it is encoded (atomically), so memory holds
+one chunk at a time and a killed run resumes from the last finished shard.
+
+Shards live in ``<run>/shards/`` and carry the hash of the inputs they were made with in their names;
+shards of other inputs are stale and removed. Once every shard exists they are assembled into the run's
+``embeddings.pt`` and deleted.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import EncajesError
+from pipeline.layout import write_atomic
+
+
+@dataclass
+class ShardSet:
+    folder: Path
+    inputs_hash: str
+    rows: int
+    chunk_size: int
+
+    def path(self, start: int) -> Path:
+        return self.folder / f"{self.inputs_hash[:16]}-{self.chunk_size}-{start:012d}.npz"
+
+    @property
+    def starts(self) -> range:
+        return range(0, self.rows, self.chunk_size)
+
+    def prepare(self) -> int:
+        """Remove shards of other inputs; return how many shards of these inputs are already done."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        keep = {self.path(s).name for s in self.starts}
+        for file in self.folder.iterdir():
+            if file.name not in keep:
+                file.unlink()
+        return sum(self.done(s) for s in self.starts)
+
+    def done(self, start: int) -> bool:
+        return self.path(start).exists()
+
+    def write(self, start: int, vectors: np.ndarray, tokens: int, truncated: int) -> None:
+        def save(tmp: Path) -> None:
+            with tmp.open("wb") as handle:
+                np.savez(handle, vectors=vectors, tokens=np.int64(tokens), truncated=np.int64(truncated))
+
+        write_atomic(self.path(start), save)
+
+    def assemble(self, dim: int) -> tuple[np.ndarray, int, int]:
+        """All shards in row order -> (vectors, tokens, truncated)."""
+        out = np.empty((self.rows, dim), dtype=np.float32)
+        tokens = truncated = 0
+        for start in self.starts:
+            with np.load(self.path(start), allow_pickle=False) as shard:
+                vectors = shard["vectors"]
+                expected = min(self.chunk_size, self.rows - start)
+                if vectors.shape != (expected, dim):
+                    raise EncajesError(
+                        f"Shard {self.path(start).name} has shape {vectors.shape}, not "
+                        f"({expected}, {dim}): run embed with --force."
+                    )
+                out[start : start + expected] = vectors
+                tokens += int(shard["tokens"])
+                truncated += int(shard["truncated"])
+        return out, tokens, truncated
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
