@@ -137,7 +137,8 @@ CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:1400px;margin:24px a
 table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.grid{display:grid;
 grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px}.grid img{width:100%}figure{margin:0}
-figcaption{font-weight:600;margin:4px 0}.best{font-weight:700;background:#eef7ee}"""
+figcaption{font-weight:600;margin:4px 0}.wide{grid-template-columns:1fr}
+.best{font-weight:700;background:#eef7ee}"""
 
 
 def render_html(result: CompareResult, out_dir: Path) -> str:
@@ -153,12 +154,12 @@ def render_html(result: CompareResult, out_dir: Path) -> str:
             cells += f"<td{' class=best' if bold else ''}>{esc(value.strip('*'))}</td>"
         body += f"<tr>{cells}</tr>"
     per_class = result.per_class_f1()
-    best_per_class = per_class.drop(columns="support").idxmax(axis=1)
+    best_per_class = per_class.drop(columns="support").max(axis=1)  # ties all bold; zeros never
     pc_head = "<th>label</th><th>support</th>" + "".join(f"<th>{esc(c)}</th>" for c in per_class.columns[1:])
     pc_body = ""
     for label, row in per_class.iterrows():
         cells = "".join(
-            f"<td{' class=best' if col == best_per_class[label] else ''}>{row[col]:.3f}</td>"
+            f"<td{' class=best' if 0 < row[col] == best_per_class[label] else ''}>{row[col]:.3f}</td>"
             for col in per_class.columns[1:]
         )
         name = esc(display_label(label, for_html=True))
@@ -188,7 +189,7 @@ Best figures are highlighted.</p>
 <h2>Is the best run better?</h2><ul>{tests}</ul>
 <h2>UMAP maps</h2><div class="grid">{maps or "<p>(plots were turned off)</p>"}</div>
 <h2>Per-class F1 (logistic regression)</h2><table><tr>{pc_head}</tr>{pc_body}</table>
-<h2>Confusion matrices</h2><div class="grid">{confusions}</div>
+<h2>Confusion matrices</h2><div class="grid wide">{confusions}</div>
 <p><small>Generated {ctx["created"]} by encajes in {result.seconds:.1f}s.</small></p>
 </body></html>"""
 
