@@ -780,6 +780,12 @@ def bench() -> None:
     show_default=True,
     help="Precision of both implementations.",
 )
+@click.option(
+    "--their-dtype",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default=None,
+    help="Precision of sentence-transformers, if not --dtype (e.g. ours bf16 vs their fp32).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--max-length", type=int, default=128, show_default=True, help="Tokens per text, both sides.")
 @click.option(
@@ -803,6 +809,7 @@ def bench_embed(
     csv_file: str,
     model: str,
     dtype: str,
+    their_dtype: str | None,
     device: str,
     max_length: int,
     rounds: int,
@@ -827,6 +834,7 @@ def bench_embed(
         "csv": csv_file,
         "model": model,
         "dtype": dtype,
+        "their_dtype": their_dtype,
         "device": device,
         "max_length": max_length,
         "limit": limit,
@@ -837,22 +845,19 @@ def bench_embed(
         return emit_json(result)
     ours, theirs = result["encajes"], result["sentence-transformers"]
     click.echo(
-        f"{result['model']} {result['dtype']} on {result['device']}: {result['texts']:,} texts, "
-        f"{result['tokens']:,} tokens"
+        f"{result['model']} on {result['device']}: {result['texts']:,} texts, {result['tokens']:,} tokens"
     )
     for name, side in (("encajes", ours), ("sentence-transformers", theirs)):
         click.echo(
-            f"  {name:<22} batch {side['batch_size']:>4}  {side['median_texts_per_s']:>8,.1f} texts/s  "
-            f"{side['median_tokens_per_s']:>10,.0f} tokens/s  peak RSS {side['peak_rss_mb']:,.0f} MB  "
-            f"MFU {side['mfu']:.1%}"
+            f"  {name:<22} {side['dtype']:<5} batch {side['batch_size']:>4}  "
+            f"{side['median_texts_per_s']:>8,.1f} texts/s  {side['median_tokens_per_s']:>10,.0f} tokens/s  "
+            f"peak RSS {side['peak_rss_mb']:,.0f} MB  "
+            f"MFU {side['mfu']:.1%} of {side['matmul_peak_gflops']:,.0f} GFLOP/s matmul peak"
         )
     click.echo(
         f"  ratio ours/theirs per pair {result['ratio_per_pair']}, median {result['median_ratio']:.2f}x"
     )
-    click.echo(
-        f"  min cosine between outputs {result['min_cosine']:.6f}; matmul peak "
-        f"{result['matmul_peak_gflops']:,.0f} GFLOP/s"
-    )
+    click.echo(f"  min cosine between the two outputs {result['min_cosine']:.6f}")
 
 
 def _read_queries(path: Path) -> list[str]:

@@ -161,6 +161,8 @@ def run_worker(impl: str, opts: dict[str, Any], batch_size: int, out_dir: Path, 
         "--batch-size",
         str(batch_size),
     ]
+    if impl != "encajes" and opts.get("their_dtype"):
+        opts = {**opts, "dtype": opts["their_dtype"]}
     for key in ("csv", "model", "dtype", "device", "max_length", "limit"):
         if opts.get(key) is not None:
             cmd += [f"--{key.replace('_', '-')}", str(opts[key])]
@@ -209,23 +211,28 @@ def compare_throughput(
     ratios = [p["encajes"].texts_per_s / p["sentence-transformers"].texts_per_s for p in pairs]
     first = pairs[0]["encajes"]
     flops_token = model_flops_per_token(opts["model"], first.tokens / first.texts)
-    peak = matmul_peak(opts["dtype"], opts.get("device") or "auto")
+    their_dtype = opts.get("their_dtype") or opts["dtype"]
+    peaks = {d: matmul_peak(d, opts.get("device") or "auto") for d in {opts["dtype"], their_dtype}}
 
     def summary(impl: str) -> dict[str, Any]:
         runs = [p[impl] for p in pairs]
         tps = statistics.median(m.tokens_per_s for m in runs)
+        dtype = opts["dtype"] if impl == "encajes" else their_dtype
         return {
+            "dtype": dtype,
             "batch_size": chosen[impl],
             "texts_per_s": [round(m.texts_per_s, 1) for m in runs],
             "median_texts_per_s": round(statistics.median(m.texts_per_s for m in runs), 1),
             "median_tokens_per_s": round(tps, 1),
             "peak_rss_mb": round(max(m.peak_rss_mb for m in runs), 1),
-            "mfu": round(tps * flops_token / peak, 4),
+            "mfu": round(tps * flops_token / peaks[dtype], 4),
+            "matmul_peak_gflops": round(peaks[dtype] / 1e9, 1),
         }
 
     return {
         "model": opts["model"],
         "dtype": opts["dtype"],
+        "their_dtype": their_dtype,
         "device": opts.get("device") or "auto",
         "texts": first.texts,
         "tokens": first.tokens,
@@ -236,7 +243,6 @@ def compare_throughput(
         "median_ratio": round(statistics.median(ratios), 3),
         "min_cosine": float(cosine.min()),
         "model_gflop_per_token": round(flops_token / 1e9, 4),
-        "matmul_peak_gflops": round(peak / 1e9, 1),
         "batch_size_sweeps": sweeps,
     }
 

@@ -32,7 +32,8 @@ class EmbedSettings:
     device: str = "auto"
     batch_size: int | None = None  # None: 256 on GPU, 64 on CPU
     trust_remote_code: bool = False
-    token_budget: int | None = None  # padded tokens per batch; None: batch_size x 32
+    # padded tokens per batch; None: 1024 on CPU (keeps activations cache-sized), 64 x rows on GPU
+    token_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def resolve_settings(settings: EmbedSettings) -> ResolvedSettings:
         device=device,
         batch_size=batch_size,
         trust_remote_code=settings.trust_remote_code,
-        token_budget=settings.token_budget or batch_size * 32,
+        token_budget=settings.token_budget or (batch_size * 64 if device.type == "cuda" else 1024),
     )
 
 
