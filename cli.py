@@ -170,6 +170,12 @@ def ingest(
     help="Text put before every input, e.g. 'query: ' for e5 models. Default: the model's own.",
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow a hub model to run its own Python code.")
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rows per shard written to disk (4096): a killed run resumes from the last shard.",
+)
 @click.option("--force", is_flag=True, help="Embed again even if the embeddings are fresh.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @json_option
@@ -184,6 +190,7 @@ def embed(
     dtype: str,
     prefix: str | None,
     trust_remote_code: bool,
+    chunk_rows: int | None,
     force: bool,
     progress: bool,
     as_json: bool,
@@ -211,6 +218,7 @@ def embed(
         device=device,
         batch_size=batch_size,
         trust_remote_code=trust_remote_code,
+        chunk_rows=chunk_rows,
     )
     report = embed_corpus(workdir, settings, force=force, progress=progress)
     if as_json:
@@ -224,6 +232,10 @@ def embed(
         f"{report.settings['device']} {report.settings['compute_dtype']} (model load "
         f"{report.timings['load_model_s']:.1f}s, encode {report.timings['encode_s']:.1f}s)"
     )
+    if report.resumed_shards:
+        click.echo(f"resumed: {report.resumed_shards} shard(s) from an interrupted run were reused")
+    if report.oom_splits:
+        click.echo(f"note: out of GPU memory {report.oom_splits} time(s); those batches were halved")
     if report.truncated:
         click.echo(f"note: {report.truncated} texts were longer than --max-length {max_length} and were cut")
 
@@ -734,6 +746,36 @@ def unmask(text: str, model: str, top_k: int, trust_remote_code: bool, as_json: 
         return emit_json({"text": text, "model": model, "fillings": [asdict(f) for f in fillings]})
     for f in fillings:
         click.echo(f"[MASK {f.mask + 1}] {f.rank}. {f.token:<15} {f.score:6.3f}   {f.sequence}")
+
+
+@main.command(context_settings=CONTEXT)
+@workdir_option
+@json_option
+@stage_command
+def status(workdir: str, as_json: bool) -> None:
+    """Show what in a workdir is fresh, stale (its inputs changed) or missing, stage by stage.
+
+    \b
+    Example:
+      encajes status --workdir work/demo
+    """
+    from pipeline.status import STAGES, workdir_status
+
+    result = workdir_status(workdir)
+    if as_json:
+        return emit_json(result)
+    colours = {"fresh": "green", "stale": "yellow", "missing": "red"}
+
+    def show(name: str, state: dict[str, str]) -> None:
+        label = click.style(f"{state['state']:<8}", fg=colours[state["state"]])
+        click.echo(f"  {name:<10} {label} {state['why']}")
+
+    click.echo(result["workdir"])
+    show("ingest", result["ingest"])
+    for run, stages in result["runs"].items():
+        click.echo(run)
+        for stage in STAGES:
+            show(stage, stages[stage])
 
 
 @main.command(context_settings=CONTEXT)

@@ -15,6 +15,7 @@ import pandas as pd
 from pipeline.embed import EmbedSettings, embed_corpus
 from pipeline.errors import EncajesError
 from pipeline.layout import Workdir
+from pipeline.lock import writes_workdir
 from pipeline.metrics import paired_bootstrap
 from pipeline.plot import UmapSettings, plot_run
 from pipeline.probe import ProbeSettings, probe_run
@@ -114,6 +115,7 @@ class CompareResult:
         return frame.sort_values("support", ascending=False)
 
 
+@writes_workdir()
 def compare(
     workdir: str | Path,
     spec: CompareSpec,

@@ -13,6 +13,7 @@ from pipeline.encoder import Encoder, Pooling, Transformer, pick_device, pick_dt
 from pipeline.errors import EncajesError
 from pipeline.ingest import load_corpus, texts_hash
 from pipeline.layout import RunPaths, Workdir, file_sha256, is_fresh, params_hash, record_stage, stage_entry
+from pipeline.lock import writes_workdir
 from pipeline.models import DEFAULT_MODEL, ResolvedModel, resolve_model, weights_fingerprint
 from pipeline.shards import ShardSet
 from pipeline.store import Embeddings, save_embeddings
@@ -34,6 +35,7 @@ class EmbedSettings:
     trust_remote_code: bool = False
     # padded tokens per batch; None: 1024 on CPU (keeps activations cache-sized), 64 x rows on GPU
     token_budget: int | None = None
+    chunk_rows: int | None = None  # rows per shard; None: CHUNK_ROWS
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class EmbedReport:
     skipped: bool
     parameters: int = 0
     resumed_shards: int = 0
+    oom_splits: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     texts_per_second: float | None = None
     tokens_per_second: float | None = None
@@ -110,6 +113,7 @@ class EmbedReport:
         return out
 
 
+@writes_workdir()
 def embed_corpus(
     workdir: str | Path, settings: EmbedSettings | None = None, force: bool = False, progress: bool = True
 ) -> EmbedReport:
@@ -137,14 +141,15 @@ def embed_corpus(
     start = time.perf_counter()
     encoder = load_encoder(resolved)
     timings["load_model_s"] = time.perf_counter() - start
-    shards = ShardSet(run.root / "shards", params_hash(inputs), len(corpus), CHUNK_ROWS)
+    chunk_rows = settings.chunk_rows or CHUNK_ROWS
+    shards = ShardSet(run.root / "shards", params_hash(inputs), len(corpus), chunk_rows)
     resumed = shards.prepare()
     start = time.perf_counter()
     encoded_rows = encoded_tokens = 0
     for chunk in encoder.encode_chunks(
         corpus["text"].tolist(),
         batch_size=resolved.batch_size,
-        chunk_size=CHUNK_ROWS,
+        chunk_size=chunk_rows,
         token_budget=resolved.token_budget,
         skip=shards.done,
         progress=progress,
@@ -183,6 +188,7 @@ def embed_corpus(
         tokens_per_second=round(encoded_tokens / seconds, 1),
         truncated=truncated,
         resumed_shards=resumed,
+        oom_splits=encoder.oom_splits,
         settings={**meta, "batch_size": resolved.batch_size, "token_budget": resolved.token_budget},
     )
     outputs = {

@@ -211,6 +211,7 @@ class Encoder:
         self.transformer = transformer
         self.pooling = pooling
         self.prefix = prefix
+        self.oom_splits = 0  # batches halved after running out of GPU memory
 
     @property
     def dim(self) -> int:
@@ -254,11 +255,24 @@ class Encoder:
                 lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
                 out = np.empty((len(token_ids), self.dim), dtype=np.float32)
                 for rows in length_batches(lengths, batch_size, token_budget):
-                    input_ids, mask = self.transformer.collate([token_ids[r] for r in rows])
-                    pooled = normalize(self.pooling(self.transformer.forward(input_ids, mask), mask))
-                    out[rows] = pooled.cpu().numpy()
+                    out[rows] = self._embed_rows([token_ids[r] for r in rows])
                     bar.update(len(rows))
                 yield EncodedChunk(start, out, int(lengths.sum()), truncated)
+
+    def _embed_rows(self, batch: list[list[int]]) -> np.ndarray:
+        """One padded batch -> pooled, normalised vectors. Out of GPU memory: halve the batch and go on
+        (rows never depend on their batch-mates, so the result is the same)."""
+        try:
+            input_ids, mask = self.transformer.collate(batch)
+            return normalize(self.pooling(self.transformer.forward(input_ids, mask), mask)).cpu().numpy()
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.oom_splits += 1
+            half = len(batch) // 2
+            return np.concatenate([self._embed_rows(batch[:half]), self._embed_rows(batch[half:])])
 
     def encode(
         self,

@@ -10,6 +10,7 @@ from typing import Any
 from indexes.exact import build_exact, save_index
 from pipeline.embed import find_run
 from pipeline.layout import RunPaths, Workdir, is_fresh, record_stage, stage_entry
+from pipeline.lock import workdir_lock, writes_workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.store import load_embeddings
 
@@ -41,6 +42,11 @@ def build_run_index(run: RunPaths, embed_entry: dict, force: bool = False) -> In
         return IndexReport(
             run.index, run.index_ids, out["kind"], out["vectors"], out["dim"], out["build_s"], True
         )
+    with workdir_lock(run.root.parent.parent):  # search builds a missing index too: one writer at a time
+        return _build(run, embed_entry, inputs)
+
+
+def _build(run: RunPaths, embed_entry: dict, inputs: dict[str, Any]) -> IndexReport:
     embeddings = load_embeddings(run.embeddings)
     start = time.perf_counter()
     search_index = build_exact(embeddings.vectors, embeddings.row_ids)
@@ -62,6 +68,7 @@ def build_run_index(run: RunPaths, embed_entry: dict, force: bool = False) -> In
     return report
 
 
+@writes_workdir()
 def index_run(
     workdir: str | Path, model: str = DEFAULT_MODEL, pooling: str | None = None, force: bool = False
 ) -> IndexReport:

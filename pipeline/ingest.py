@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import pandas as pd
 
 from pipeline.errors import EncajesError
 from pipeline.layout import Workdir, file_sha256, is_fresh, record_stage, stage_entry, write_atomic
+from pipeline.lock import writes_workdir
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -31,6 +33,9 @@ SPLIT_ALIASES = {
 }
 CORPUS_COLUMNS = ["row_id", "id", "text", "label", "split", "source", "line"]
 REJECT_COLUMNS = ["source", "line", "reason", "raw"]
+BARE_CR_STANDIN = "\ue000"
+FIELD_LIMIT = 1 << 26  # 64 MiB: a very long field is still a row (embed truncates and counts it)
+csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
 OTHER_DELIMITERS = {";": "';'", "\t": "a tab ('\\t')", "|": "'|'"}
 
 
@@ -129,9 +134,28 @@ class _Lines:
         return self.lines[self.pos - 1]
 
 
+def _restore(text: str, bare_cr: str | None) -> str:
+    return text.replace(bare_cr, "\r") if bare_cr else text
+
+
+def split_lines(text: str) -> list[str]:
+    """Physical lines, ended by \n (or \r\n) only: ``str.splitlines`` would also cut at U+2028, U+0085,
+    \x1c... which can sit inside a tweet and must stay in its field."""
+    lines = text.split("\n")
+    out = [line + "\n" for line in lines[:-1]]
+    if lines[-1]:
+        out.append(lines[-1])
+    return out
+
+
 def parse_records(path: Path, text: str, delimiter: str) -> ParsedFile:
     """Split CSV text into a header and records, rejecting records whose quoting is broken."""
-    lines = _Lines(text.splitlines(keepends=True))
+    # A bare \r inside a field (not a CRLF line end) is text, but the csv module takes it for a line end:
+    # park it on a private-use character while parsing and put it back in every field.
+    bare_cr = BARE_CR_STANDIN if ("\r" in text and BARE_CR_STANDIN not in text) else None
+    if bare_cr:
+        text = re.sub(r"\r(?!\n)", bare_cr, text)
+    lines = _Lines(split_lines(text))
     header: list[str] | None = None
     parsed: ParsedFile | None = None
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
@@ -148,8 +172,8 @@ def parse_records(path: Path, text: str, delimiter: str) -> ParsedFile:
                 {
                     "source": str(path),
                     "line": start + 1,
-                    "reason": f"broken quoting ({error}); fix the quotes on this line",
-                    "raw": lines.lines[start].rstrip("\r\n"),
+                    "reason": f"broken quoting ({error}); fix the quotes of the record on this line",
+                    "raw": _restore(lines.lines[start].rstrip("\r\n"), bare_cr),
                 }
             )
             lines.pos = start + 1  # resume right after the line that opened the bad record
@@ -170,11 +194,11 @@ def parse_records(path: Path, text: str, delimiter: str) -> ParsedFile:
                     "source": str(path),
                     "line": start + 1,
                     "reason": f"expected {len(header)} fields, found {len(fields)}",
-                    "raw": "".join(lines.lines[start : lines.pos]).rstrip("\r\n"),
+                    "raw": _restore("".join(lines.lines[start : lines.pos]).rstrip("\r\n"), bare_cr),
                 }
             )
             continue
-        parsed.records.append((start + 1, fields))
+        parsed.records.append((start + 1, [f.replace(bare_cr, "\r") for f in fields] if bare_cr else fields))
     if parsed is None:
         raise EncajesError(f"{path}: the file is empty. Give a CSV with a header row (e.g. text,label).")
     if not parsed.records and not parsed.rejects:
@@ -274,6 +298,30 @@ def rows_from_records(
     return kept, rejected
 
 
+def reject_duplicate_ids(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Keep the first row of each id; later ones go to rejects, saying where the id was first seen."""
+    first: dict[str, dict] = {}
+    kept, rejected = [], []
+    for row in rows:
+        row_id = row["id"]
+        if row_id is None or row_id not in first:
+            if row_id is not None:
+                first[row_id] = row
+            kept.append(row)
+            continue
+        seen = first[row_id]
+        where = f"{Path(seen['source']).name} line {seen['line']}"
+        rejected.append(
+            {
+                "source": row["source"],
+                "line": row["line"],
+                "reason": f"duplicate id {row_id!r} (first on {where})",
+                "raw": row["text"],
+            }
+        )
+    return kept, rejected
+
+
 def _join(fields: Sequence[str], delimiter: str) -> str:
     """Fields back to one CSV line, quoted as needed, so a reject can be fixed and re-ingested."""
     buffer = io.StringIO()
@@ -306,6 +354,7 @@ def build_corpus(rows: list[dict]) -> pd.DataFrame:
 # --- the stage -----------------------------------------------------------------------------------------
 
 
+@writes_workdir()
 def ingest(
     csv_paths: Sequence[str | Path],
     workdir: str | Path,
@@ -335,20 +384,28 @@ def ingest(
 
     all_rows: list[dict] = []
     all_rejects: list[dict] = []
-    per_file: list[dict[str, object]] = []
+    read_per_file: dict[str, int] = {}
     blank_lines = 0
     for path, split in given:
         parsed = parse_records(path, decode(path, path.read_bytes(), encoding), delimiter)
         positions = check_columns(parsed, columns, delimiter)
         kept, rejected = rows_from_records(parsed, positions, delimiter, split)
-        rejected = parsed.rejects + rejected
-        assert len(kept) + len(rejected) == parsed.rows_read, "row accounting broke: this is a bug"
-        per_file.append(
-            {"path": str(path), "read": parsed.rows_read, "kept": len(kept), "rejected": len(rejected)}
-        )
+        assert len(kept) + len(parsed.rejects) + len(rejected) == parsed.rows_read, "row accounting bug"
+        read_per_file[str(path)] = read_per_file.get(str(path), 0) + parsed.rows_read
         blank_lines += parsed.blank_lines
         all_rows.extend(kept)
-        all_rejects.extend(rejected)
+        all_rejects.extend(parsed.rejects + rejected)
+    all_rows, duplicates = reject_duplicate_ids(all_rows)
+    all_rejects.extend(duplicates)
+    per_file = [
+        {
+            "path": source,
+            "read": read,
+            "kept": sum(row["source"] == source for row in all_rows),
+            "rejected": sum(row["source"] == source for row in all_rejects),
+        }
+        for source, read in read_per_file.items()
+    ]
 
     corpus = build_corpus(all_rows)
     rejects = pd.DataFrame(all_rejects, columns=REJECT_COLUMNS).sort_values(["source", "line"], kind="stable")
@@ -366,7 +423,7 @@ def ingest(
         per_file=per_file,
         splits=_counts(corpus["split"]),
         labels=_counts(corpus["label"]),
-        reject_reasons=_counts(rejects["reason"].str.replace(r" \(.*", "", regex=True)),
+        reject_reasons=_counts(rejects["reason"].str.replace(r" \(.*|(?<=duplicate id) .*", "", regex=True)),
     )
     outputs = report.to_dict()
     outputs["corpus_sha256"] = file_sha256(work.corpus)

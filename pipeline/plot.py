@@ -22,6 +22,7 @@ from pipeline.embed import find_run
 from pipeline.errors import EncajesError
 from pipeline.ingest import corpus_hash, load_corpus
 from pipeline.layout import Workdir, is_fresh, record_stage, stage_entry, write_atomic
+from pipeline.lock import writes_workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.store import load_embeddings
 
@@ -254,6 +255,7 @@ class PlotReport:
         return {"stage": "plot", **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}}
 
 
+@writes_workdir()
 def plot_run(
     workdir: str | Path,
     model: str = DEFAULT_MODEL,

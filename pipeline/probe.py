@@ -20,6 +20,7 @@ from pipeline.embed import find_run
 from pipeline.errors import EncajesError
 from pipeline.ingest import corpus_hash, load_corpus
 from pipeline.layout import RunPaths, Workdir, is_fresh, record_stage, write_atomic
+from pipeline.lock import writes_workdir
 from pipeline.metrics import bootstrap_macro_f1, classification_report
 from pipeline.models import DEFAULT_MODEL
 from pipeline.store import load_embeddings
@@ -133,6 +134,7 @@ class ProbeReport:
         }
 
 
+@writes_workdir()
 def probe_run(
     workdir: str | Path,
     model: str = DEFAULT_MODEL,

@@ -13,7 +13,7 @@ from pipeline.encoder import Encoder
 from pipeline.errors import EncajesError
 from pipeline.index import build_run_index
 from pipeline.ingest import load_corpus
-from pipeline.layout import RunPaths, Workdir
+from pipeline.layout import RunPaths, Workdir, stage_entry
 from pipeline.models import DEFAULT_MODEL
 
 RESULT_COLUMNS = ["query", "rank", "score", "row_id", "id", "label", "text"]
@@ -61,6 +61,14 @@ class Searcher:
         run, entry = find_run(work, model, pooling)
         report = build_run_index(run, entry)  # a missing or stale exact index is cheap: (re)build it
         index = load_index(run.index, run.index_ids)
+        built_for = (stage_entry(run.manifest, "index") or {}).get("outputs", {})
+        wanted = (entry["inputs"]["model"], entry["inputs"]["pooling"], entry["outputs"]["dim"])
+        if (built_for.get("model"), built_for.get("pooling"), index.dim) != wanted:
+            raise EncajesError(
+                f"The index in {run.root} was built for {built_for.get('model')} / "
+                f"{built_for.get('pooling')} ({index.dim}-d), not {wanted[0]} / {wanted[1]} ({wanted[2]}-d): "
+                f"run `encajes index --force`."
+            )
         corpus = load_corpus(work)
         missing = np.setdiff1d(index.ids, corpus["row_id"].to_numpy())
         if len(missing):

@@ -81,7 +81,8 @@ def test_split_comes_from_the_file_name_or_the_column(tmp_path):
 
 def test_split_can_be_given_per_file(tmp_path):
     trial = write_csv(tmp_path / "trial.csv", [("1", "hola", "a"), ("2", "que tal", "b")], "id,text,label")
-    report = ingest([f"train={trial}", f"test={trial}"], tmp_path / "w")
+    other = write_csv(tmp_path / "es.csv", [("3", "hola", "a"), ("4", "que tal", "b")], "id,text,label")
+    report = ingest([f"train={trial}", f"test={other}"], tmp_path / "w")
     corpus, _ = read_back(tmp_path / "w")
     assert corpus["split"].tolist() == ["train", "train", "test", "test"]
     assert report.rows_read == 4
@@ -158,3 +159,34 @@ def test_artifacts_get_normal_permissions(tmp_path, sample_csv):
     os.umask(mask)
     mode = stat.S_IMODE((tmp_path / "w" / "corpus.parquet").stat().st_mode)
     assert mode == 0o666 & ~mask
+
+
+def test_unicode_line_separators_stay_inside_the_text(tmp_path):
+    texts = ["uno\u2028dos", "tres\x85cuatro", "cinco\x1cseis", "siete\rocho", "nueve\r\ndiez"]
+    path = write_csv(tmp_path / "t.csv", [(str(i), t, "a") for i, t in enumerate(texts)], "id,text,label")
+    report = ingest([path], tmp_path / "w")
+    assert report.rows_kept == 5
+    assert read_back(tmp_path / "w")[0]["text"].tolist() == texts
+
+
+def test_duplicate_ids_keep_the_first_and_reject_the_rest(tmp_path):
+    a = write_csv(tmp_path / "a.csv", [("1", "hola", "x"), ("2", "adios", "y")], "id,text,label")
+    b = write_csv(tmp_path / "b.csv", [("2", "otra vez", "y"), ("3", "nuevo", "z")], "id,text,label")
+    report = ingest([a, b], tmp_path / "w")
+    corpus, rejects = read_back(tmp_path / "w")
+    assert corpus["id"].tolist() == ["1", "2", "3"] and corpus["text"].tolist()[1] == "adios"
+    assert rejects["reason"].tolist() == ["duplicate id '2' (first on a.csv line 3)"]
+    assert report.rows_read == 4 and report.rows_kept == 3 and report.rows_rejected == 1
+    assert [f["rejected"] for f in report.per_file] == [0, 1]
+    assert report.reject_reasons == {"duplicate id": 1}
+
+
+def test_very_long_field_and_nul_bytes(tmp_path):
+    long_text = "palabra " * 40_000  # 320 kB, over the csv module's default field limit
+    path = tmp_path / "t.csv"
+    path.write_text(f'text,label\n"{long_text}",a\n"con\x00nul",b\nnormal,c\n', encoding="utf-8")
+    report = ingest([path], tmp_path / "w")
+    corpus, rejects = read_back(tmp_path / "w")
+    assert corpus["text"].tolist() == [long_text, "normal"]
+    assert rejects["reason"].tolist() == ["text contains NUL bytes"]
+    assert report.rows_read == 3

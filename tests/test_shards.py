@@ -83,3 +83,19 @@ def test_shards_of_other_settings_are_not_reused(tmp_path, sample_csv, tiny_mode
     (shards / "0123456789abcdef-3-000000000000.npz").write_bytes(b"stale")
     second = embed_corpus(tmp_path / "w", EmbedSettings(model=str(tiny_model), max_length=16), progress=False)
     assert second.resumed_shards == 0 and not second.skipped
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_vectors(tiny_model, monkeypatch):
+    encoder = load_encoder(resolve_settings(EmbedSettings(model=str(tiny_model))))
+    expected = encoder.encode(TEXTS, batch_size=8).vectors
+    real_forward = encoder.transformer.forward
+
+    def small_gpu(input_ids, mask):
+        if len(input_ids) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(input_ids, mask)
+
+    monkeypatch.setattr(encoder.transformer, "forward", small_gpu)
+    got = encoder.encode(TEXTS, batch_size=8, token_budget=10_000).vectors
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert encoder.oom_splits >= 2

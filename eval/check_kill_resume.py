@@ -1,0 +1,101 @@
+"""Issue 7 check: `encajes embed` on 20,000 tweets, killed with SIGKILL three times at random moments,
+then finished, equals an uninterrupted run bitwise (CPU, fp32).
+
+    .venv/bin/python eval/check_kill_resume.py [--rows 20000] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT.parent / "shared" / "data" / "tweeteval_emoji" / "train.csv"
+
+
+def encajes(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cli", *args]
+
+
+@click.command()
+@click.option("--rows", default=20000)
+@click.option("--kills", default=3)
+@click.option("--seed", default=7)
+def main(rows: int, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with tempfile.TemporaryDirectory(prefix="encajes-kill-") as tmp:
+        csv_path = Path(tmp) / "tweets.csv"
+        pd.read_csv(TRAIN, keep_default_na=False, dtype=str).head(rows).to_csv(csv_path, index=False)
+        for name in ("clean", "killed"):
+            subprocess.run(
+                encajes("ingest", str(csv_path), "-w", f"{tmp}/{name}"),
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+        start = time.perf_counter()
+        subprocess.run(
+            encajes("embed", "-w", f"{tmp}/clean", "--no-progress"),
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        clean_seconds = time.perf_counter() - start
+        log = []
+        for _ in range(kills):
+            delay = rng.uniform(0.1, 0.8) * clean_seconds / kills
+            victim = subprocess.Popen(
+                encajes("embed", "-w", f"{tmp}/killed", "--no-progress"),
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(delay)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            shards = len(list(Path(tmp, "killed", "runs").glob("*/shards/*.npz")))
+            log.append({"killed_after_s": round(delay, 1), "shards_on_disk": shards})
+        done = subprocess.run(
+            encajes("embed", "-w", f"{tmp}/killed", "--no-progress", "--json"),
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        final = json.loads(done.stdout)
+        (a,) = Path(tmp, "clean", "runs").glob("*/embeddings.pt")
+        (b,) = Path(tmp, "killed", "runs").glob("*/embeddings.pt")
+        x, y = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+        print(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "clean_embed_s": round(clean_seconds, 1),
+                    "kills": log,
+                    "resumed_shards_on_final_run": final["resumed_shards"],
+                    "bitwise_equal_embeddings": bool(torch.equal(x["embeddings"], y["embeddings"])),
+                    "same_row_ids": bool(torch.equal(x["row_ids"], y["row_ids"])),
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

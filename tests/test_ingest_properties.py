@@ -1,0 +1,65 @@
+"""Property tests: for any CSV the csv module can write, ingest keeps or rejects every row, and a kept
+row's text comes back byte for byte."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.ingest import ingest
+
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+ROWS = st.lists(st.tuples(TEXT, st.one_of(st.none(), st.sampled_from(["❤", "😂", "a b", ""]))), max_size=25)
+
+
+def write(rows, newline: str) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    writer.writerow(["id", "text", "label"])
+    for i, (text, label) in enumerate(rows):
+        writer.writerow([i, text, label or ""])
+    return buffer.getvalue().encode("utf-8")
+
+
+def usable(text: str) -> bool:
+    return bool(text.strip()) and "\x00" not in text
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=ROWS.filter(len), newline=st.sampled_from(["\n", "\r\n"]))
+def test_every_row_is_kept_verbatim_or_rejected(rows, newline):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tweets.csv"
+        path.write_bytes(write(rows, newline))
+        report = ingest([path], Path(tmp) / "w")
+        corpus = pd.read_parquet(Path(tmp) / "w" / "corpus.parquet")
+    assert report.rows_read == len(rows)
+    assert report.rows_kept + report.rows_rejected == report.rows_read
+    expected = [(str(i), text) for i, (text, _) in enumerate(rows) if usable(text)]
+    assert list(zip(corpus["id"], corpus["text"], strict=True)) == expected
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=ROWS.filter(len),
+    where=st.integers(min_value=0),
+    garbage=st.sampled_from(['"abierta sin cerrar,x', 'x,"mal" cerrada",y', "solo_un_campo", "a,b,c,d,e"]),
+)
+def test_a_broken_line_never_corrupts_kept_texts(rows, where, garbage):
+    lines = write(rows, "\n").decode().split("\n")
+    at = 1 + where % len(rows)
+    lines.insert(at, garbage)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tweets.csv"
+        path.write_text("\n".join(lines), encoding="utf-8")
+        report = ingest([path], Path(tmp) / "w")
+        corpus = pd.read_parquet(Path(tmp) / "w" / "corpus.parquet")
+    assert report.rows_kept + report.rows_rejected == report.rows_read
+    originals = {(str(i), text) for i, (text, _) in enumerate(rows)}
+    assert set(zip(corpus["id"], corpus["text"], strict=True)) <= originals  # nothing merged or mangled

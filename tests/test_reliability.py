@@ -1,0 +1,131 @@
+"""Reliability: one writer per workdir, status tells fresh/stale/missing, a hard kill resumes exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.errors import EncajesError
+from pipeline.ingest import ingest
+from pipeline.lock import workdir_lock
+from pipeline.status import workdir_status
+from tests.conftest import SAMPLE_ROWS, write_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_second_writer_is_refused_with_the_holder_named(tmp_path, sample_csv):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from pipeline.lock import workdir_lock\n"
+            "with workdir_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(30)",
+            str(tmp_path / "w"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(EncajesError, match=rf"pid {holder.pid}.*another --workdir"):
+            ingest([sample_csv], tmp_path / "w")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ingest([sample_csv], tmp_path / "w").rows_kept == 8  # a killed holder leaves no stale lock
+
+
+def test_the_lock_is_reentrant_within_a_process(tmp_path, sample_csv):
+    with workdir_lock(tmp_path / "w"):
+        assert ingest([sample_csv], tmp_path / "w").rows_kept == 8
+
+
+def test_status_follows_changes(tmp_path, tiny_model):
+    from pipeline.embed import EmbedSettings, embed_corpus
+    from pipeline.index import index_run
+
+    csv_path = write_csv(tmp_path / "t.csv", SAMPLE_ROWS)
+    assert workdir_status(tmp_path / "w")["ingest"]["state"] == "missing"
+    ingest([csv_path], tmp_path / "w")
+    embed_corpus(tmp_path / "w", EmbedSettings(model=str(tiny_model)), progress=False)
+    index_run(tmp_path / "w", str(tiny_model))
+    (run,) = workdir_status(tmp_path / "w")["runs"].values()
+    assert run["embed"]["state"] == run["index"]["state"] == "fresh" and run["probe"]["state"] == "missing"
+
+    write_csv(csv_path, [(*row[:1], row[1] + " hoy", *row[2:]) for row in SAMPLE_ROWS])
+    assert workdir_status(tmp_path / "w")["ingest"]["state"] == "stale"
+    ingest([csv_path], tmp_path / "w")
+    (run,) = workdir_status(tmp_path / "w")["runs"].values()
+    assert run["embed"] == {"state": "stale", "why": "the corpus texts changed"}
+    assert run["index"]["state"] == "stale"
+
+
+def test_sigkill_during_embed_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_model):
+    rows = [(f"r{i}", f"{SAMPLE_ROWS[i % 8][1]} {i}", "a", "train") for i in range(600)]
+    csv_path = write_csv(tmp_path / "t.csv", rows)
+    command = [
+        sys.executable,
+        "-m",
+        "cli",
+        "embed",
+        "-m",
+        str(tiny_model),
+        "--no-progress",
+        "--chunk-rows",
+        "25",
+    ]
+    for name in ("clean", "killed"):
+        ingest([csv_path], tmp_path / name)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([*command, "-w", str(tmp_path / "clean")], cwd=ROOT, env=env, check=True)
+
+    victim = subprocess.Popen([*command, "-w", str(tmp_path / "killed")], cwd=ROOT, env=env)
+    shards = tmp_path / "killed" / "runs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(shards.glob("*/shards/*.npz"))) < 3:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    done = len(list(shards.glob("*/shards/*.npz")))
+    assert 3 <= done < 24, "kill it while shards are being written"
+    subprocess.run([*command, "-w", str(tmp_path / "killed")], cwd=ROOT, env=env, check=True)
+
+    def vectors(name):
+        (path,) = (tmp_path / name / "runs").glob("*/embeddings.pt")
+        return torch.load(path, weights_only=True)
+
+    clean, resumed = vectors("clean"), vectors("killed")
+    assert torch.equal(clean["embeddings"], resumed["embeddings"])  # bitwise, CPU fp32
+    assert torch.equal(clean["row_ids"], resumed["row_ids"])
+
+
+def test_search_refuses_an_index_built_for_another_run(tmp_path, sample_csv, tiny_model):
+    import json
+    import shutil
+
+    from pipeline import Workspace
+
+    ws = Workspace(tmp_path / "w")
+    ws.ingest([sample_csv])
+    for pooling in ("mean", "cls"):
+        ws.embed(model=str(tiny_model), pooling=pooling, progress=False)
+        ws.index(model=str(tiny_model), pooling=pooling)
+    mean_dir, cls_dir = (next((tmp_path / "w" / "runs").glob(f"*__{p}")) for p in ("mean", "cls"))
+    for name in ("index.faiss", "index_ids.npy"):
+        shutil.copy(cls_dir / name, mean_dir / name)  # a cls index where the mean one should be...
+    mean_manifest = json.loads((mean_dir / "manifest.json").read_text())
+    cls_index = json.loads((cls_dir / "manifest.json").read_text())["index"]
+    cls_index["inputs_hash"] = mean_manifest["index"]["inputs_hash"]  # ...that claims to be fresh
+    mean_manifest["index"] = cls_index
+    (mean_dir / "manifest.json").write_text(json.dumps(mean_manifest))
+    with pytest.raises(EncajesError, match=r"built for .* / cls"):
+        Workspace(tmp_path / "w").search("hola", model=str(tiny_model), pooling="mean")
