@@ -99,8 +99,17 @@ class IngestReport:
 # --- reading -------------------------------------------------------------------------------------------
 
 
+BINARY_MAGIC = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip (or .xlsx)", b"\x89PNG": "PNG image",
+                b"%PDF": "PDF", b"PAR1": "parquet", b"BZh": "bzip2", b"\xfd7zXZ": "xz"}
+
+
 def decode(path: Path, data: bytes, encoding: str) -> str:
     """Bytes -> text; a decoding failure names the line and the fix instead of a UnicodeDecodeError."""
+    for magic, kind in BINARY_MAGIC.items():
+        if data.startswith(magic):
+            raise EncajesError(
+                f"{path}: this is a {kind} file, not a CSV. Decompress it or export it as CSV (UTF-8) first."
+            )
     if encoding.lower().replace("_", "-") in {"utf-8", "utf8"}:
         encoding = "utf-8-sig"  # a BOM is not part of the first column's name
     try:

@@ -112,6 +112,7 @@ def test_bom_and_crlf_are_handled(tmp_path):
         (b"tweet,label\nhola,a\n", "--text-col"),
         (b"text;label\nhola;a\n", "--delimiter ';'"),
         (b"text\tlabel\nhola\ta\n", "--delimiter $'\\t'"),
+        (b"\x1f\x8b\x08\x00binary", "gzip file, not a CSV"),
         ("text,label\nqué tal,a\n".encode("latin-1"), "--encoding latin-1"),
     ],
 )
