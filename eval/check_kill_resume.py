@@ -32,7 +32,10 @@ def encajes(*args: str) -> list[str]:
 @click.option("--rows", default=20000)
 @click.option("--kills", default=3)
 @click.option("--seed", default=7)
-def main(rows: int, kills: int, seed: int) -> None:
+@click.option(
+    "--chunk-rows", default=1000, help="Rows per shard: small enough that kills land between shards."
+)
+def main(rows: int, kills: int, seed: int, chunk_rows: int) -> None:
     rng = random.Random(seed)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     with tempfile.TemporaryDirectory(prefix="encajes-kill-") as tmp:
@@ -48,7 +51,7 @@ def main(rows: int, kills: int, seed: int) -> None:
             )
         start = time.perf_counter()
         subprocess.run(
-            encajes("embed", "-w", f"{tmp}/clean", "--no-progress"),
+            encajes("embed", "-w", f"{tmp}/clean", "--no-progress", "--chunk-rows", str(chunk_rows)),
             cwd=ROOT,
             env=env,
             check=True,
@@ -56,22 +59,36 @@ def main(rows: int, kills: int, seed: int) -> None:
         )
         clean_seconds = time.perf_counter() - start
         log = []
+
+        def shards_on_disk() -> int:
+            return len(list(Path(tmp, "killed", "runs").glob("*/shards/*.npz")))
+
+        shard_seconds = clean_seconds * chunk_rows / rows
         for _ in range(kills):
-            delay = rng.uniform(0.1, 0.8) * clean_seconds / kills
+            before = shards_on_disk()
             victim = subprocess.Popen(
-                encajes("embed", "-w", f"{tmp}/killed", "--no-progress"),
+                encajes("embed", "-w", f"{tmp}/killed", "--no-progress", "--chunk-rows", str(chunk_rows)),
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            time.sleep(delay)
+            started = time.perf_counter()
+            while shards_on_disk() <= before and victim.poll() is None:  # let it make some progress...
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0, 1.5) * shard_seconds)  # ...then kill it at a random moment
             victim.send_signal(signal.SIGKILL)
             victim.wait()
-            shards = len(list(Path(tmp, "killed", "runs").glob("*/shards/*.npz")))
-            log.append({"killed_after_s": round(delay, 1), "shards_on_disk": shards})
+            log.append(
+                {
+                    "killed_after_s": round(time.perf_counter() - started, 1),
+                    "shards_on_disk": shards_on_disk(),
+                }
+            )
         done = subprocess.run(
-            encajes("embed", "-w", f"{tmp}/killed", "--no-progress", "--json"),
+            encajes(
+                "embed", "-w", f"{tmp}/killed", "--no-progress", "--json", "--chunk-rows", str(chunk_rows)
+            ),
             cwd=ROOT,
             env=env,
             check=True,
