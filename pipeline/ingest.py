@@ -99,8 +99,15 @@ class IngestReport:
 # --- reading -------------------------------------------------------------------------------------------
 
 
-BINARY_MAGIC = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip (or .xlsx)", b"\x89PNG": "PNG image",
-                b"%PDF": "PDF", b"PAR1": "parquet", b"BZh": "bzip2", b"\xfd7zXZ": "xz"}
+BINARY_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"PK\x03\x04": "zip (or .xlsx)",
+    b"\x89PNG": "PNG image",
+    b"%PDF": "PDF",
+    b"PAR1": "parquet",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ": "xz",
+}
 
 
 def decode(path: Path, data: bytes, encoding: str) -> str:

@@ -80,6 +80,22 @@ def label_colors(labels: list[str]) -> dict[str, str]:
     return {label: to_hex(c) for label, c in zip(labels, hues, strict=True)}
 
 
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend: files only, no display needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, target: Path) -> None:
+    """Write a figure atomically and free it."""
+    write_atomic(target, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
+    _pyplot().close(fig)
+
+
 # --- UMAP ----------------------------------------------------------------------------------------------
 
 
@@ -108,10 +124,7 @@ def _ordered_labels(labels: pd.Series) -> list[str]:
 
 def plot_umap_png(frame: pd.DataFrame, title: str, target: Path) -> None:
     """A scatter that stays legible from 200 to 100k+ points: small rasterised dots, shuffled draw order."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     n = len(frame)
     labels = frame["label"].fillna("(no label)").astype(str)
@@ -158,8 +171,7 @@ def plot_umap_png(frame: pd.DataFrame, title: str, target: Path) -> None:
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig.tight_layout()
-    write_atomic(target, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
-    plt.close(fig)
+    save_png(fig, target)
 
 
 HTML_TEMPLATE = """<!doctype html>
@@ -297,10 +309,7 @@ def plot_run(
 
 def plot_confusions(results: dict[str, dict[str, Any]], title: str, target: Path) -> None:
     """Row-normalised confusion matrices (recall per true class), one panel per probe."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     panels = list(results.items())
     n_labels = len(panels[0][1]["labels"])
@@ -329,18 +338,14 @@ def plot_confusions(results: dict[str, dict[str, Any]], title: str, target: Path
                 )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    write_atomic(target, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
-    plt.close(fig)
+    save_png(fig, target)
 
 
 def plot_similarity(sentences: list[str], matrix: np.ndarray, title: str, target: Path) -> None:
     """Annotated cosine-similarity heatmap of a few sentences."""
     import textwrap
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     n = len(sentences)
     names = [textwrap.shorten(s, 40, placeholder="…") for s in sentences]
@@ -361,5 +366,4 @@ def plot_similarity(sentences: list[str], matrix: np.ndarray, title: str, target
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="cosine similarity")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    write_atomic(target, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
-    plt.close(fig)
+    save_png(fig, target)
