@@ -243,10 +243,32 @@ def embed(
 @main.command(context_settings=CONTEXT)
 @workdir_option
 @run_options
+@click.option(
+    "--kind",
+    type=click.Choice(["auto", "exact", "hnsw", "ivf", "ivfpq"]),
+    default="auto",
+    show_default=True,
+    help="auto: exact under 100k rows, else HNSW if the vectors fit --memory-budget-gb, else IVF-PQ.",
+)
+@click.option(
+    "--memory-budget-gb",
+    type=float,
+    default=4.0,
+    show_default=True,
+    help="Memory the index may use (decides between HNSW and compressed IVF-PQ).",
+)
 @click.option("--force", is_flag=True, help="Rebuild even if the index is fresh.")
 @json_option
 @stage_command
-def index(workdir: str, model: str, pooling: str | None, force: bool, as_json: bool) -> None:
+def index(
+    workdir: str,
+    model: str,
+    pooling: str | None,
+    kind: str,
+    memory_budget_gb: float,
+    force: bool,
+    as_json: bool,
+) -> None:
     """Build an exact FAISS inner-product (= cosine) index for one run.
 
     \b
@@ -255,11 +277,18 @@ def index(workdir: str, model: str, pooling: str | None, force: bool, as_json: b
     """
     from pipeline.index import index_run
 
-    report = index_run(workdir, model, pooling, force=force)
+    report = index_run(workdir, model, pooling, force=force, kind=kind, memory_budget_gb=memory_budget_gb)
     if as_json:
         return emit_json(report.to_dict())
     state = "fresh, kept" if report.skipped else f"built in {report.build_s:.2f}s:"
     click.echo(f"{state} {report.index} ({report.kind}, {report.vectors} x {report.dim})")
+    click.echo(f"  why: {report.why}" if report.why else "")
+    if report.recall:
+        r = report.recall
+        click.echo(
+            f"  recall@10 vs exact {r['recall_at_k']:.3f} on {r['queries']:,} sampled queries; "
+            f"{r['speedup_over_exact']:.1f}x the queries/s of exact search"
+        )
 
 
 @main.command(context_settings=CONTEXT)
@@ -900,6 +929,44 @@ def bench_embed(
         f"  ratio ours/theirs per pair {result['ratio_per_pair']}, median {result['median_ratio']:.2f}x"
     )
     click.echo(f"  min cosine between the two outputs {result['min_cosine']:.6f}")
+
+
+@bench.command("index", context_settings=CONTEXT)
+@click.option("--n", "n", type=click.IntRange(min=1000), default=100_000, show_default=True, help="Vectors.")
+@click.option("--dim", type=click.IntRange(min=8), default=384, show_default=True, help="Dimension.")
+@click.option(
+    "--queries",
+    type=click.IntRange(min=10),
+    default=1000,
+    show_default=True,
+    help="Held-out query vectors (not in the index).",
+)
+@click.option("--memory-budget-gb", type=float, default=4.0, show_default=True, help="Budget for auto.")
+@json_option
+@stage_command
+def bench_index(n: int, dim: int, queries: int, memory_budget_gb: float, as_json: bool) -> None:
+    """Build every index kind on synthetic clustered unit vectors and compare them with exact search.
+
+    Reports build time, size, queries/s, the speed-up over exact search and recall@10 against it, for
+    exact, hnsw, ivf, ivfpq and what --kind auto picks at this size.
+
+    \b
+    Example:
+      encajes bench index --n 1000000 --dim 384 --json
+    """
+    from indexes.approximate import bench_indexes
+
+    result = bench_indexes(n, dim, queries, memory_budget_bytes=memory_budget_gb * 1e9)
+    if as_json:
+        return emit_json(result)
+    click.echo(f"{n:,} x {dim} synthetic vectors, {queries:,} held-out queries")
+    for kind, r in result["kinds"].items():
+        click.echo(
+            f"  {kind:<6} build {r['build_s']:>8.1f}s  {r['bytes'] / 1e6:>8.1f} MB  "
+            f"{r['queries_per_s']:>10,.0f} q/s  {r['speedup_over_exact']:>6.1f}x exact  "
+            f"recall@10 {r['recall_at_k']:.3f}"
+        )
+    click.echo(f"  auto -> {result['auto']['kind']}: {result['auto']['why']}")
 
 
 def _read_queries(path: Path) -> list[str]:

@@ -10,7 +10,13 @@ For notebooks::
 """
 
 __version__ = "0.1.0"
-
-from pipeline.api import Workspace, embed_texts
-
 __all__ = ["Workspace", "__version__", "embed_texts"]
+
+
+def __getattr__(name: str):
+    """Import the API lazily: ``import pipeline.errors`` (used everywhere) must not load torch and FAISS."""
+    if name in ("Workspace", "embed_texts"):
+        from pipeline import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -1,4 +1,7 @@
-"""Index stage: a run's ``embeddings.pt`` -> an exact FAISS inner-product index and its id map."""
+"""Index stage: a run's ``embeddings.pt`` -> a FAISS inner-product index and its id map.
+
+``auto`` picks exact search for small corpora and an approximate index for large ones; an approximate
+index records its recall@10 against exact search on 1,000 sampled corpus vectors."""
 
 from __future__ import annotations
 
@@ -7,14 +10,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes.exact import build_exact, save_index
+import numpy as np
+
+from indexes.approximate import build_index, choose_index, recall_at_k
+from indexes.exact import SearchIndex, build_exact, save_index
 from pipeline.embed import find_run
 from pipeline.layout import RunPaths, Workdir, is_fresh, record_stage, stage_entry
 from pipeline.lock import workdir_lock, writes_workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.store import load_embeddings
 
-INDEX_KIND = "exact"
+RECALL_QUERIES = 1000
 
 
 @dataclass
@@ -26,52 +32,107 @@ class IndexReport:
     dim: int
     build_s: float
     skipped: bool
+    why: str = ""
+    search_params: str = ""
+    recall: dict[str, float] | None = None  # recall@10 against exact search, for approximate kinds
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "stage": "index", "index": str(self.index), "ids": str(self.ids)}
 
 
-def index_inputs(run: RunPaths, embed_entry: dict) -> dict[str, Any]:
-    return {"embeddings_sha256": embed_entry.get("embeddings_sha256"), "kind": INDEX_KIND, "metric": "ip"}
+def _report(run: RunPaths, out: dict[str, Any], skipped: bool) -> IndexReport:
+    return IndexReport(
+        run.index,
+        run.index_ids,
+        out["kind"],
+        out["vectors"],
+        out["dim"],
+        out["build_s"],
+        skipped,
+        out.get("why", ""),
+        out.get("search_params", ""),
+        out.get("recall"),
+    )
 
 
-def build_run_index(run: RunPaths, embed_entry: dict, force: bool = False) -> IndexReport:
-    inputs = index_inputs(run, embed_entry)
-    if not force and is_fresh(run.manifest, "index", inputs, [run.index, run.index_ids]):
-        out = (stage_entry(run.manifest, "index") or {})["outputs"]
-        return IndexReport(
-            run.index, run.index_ids, out["kind"], out["vectors"], out["dim"], out["build_s"], True
-        )
+def build_run_index(
+    run: RunPaths,
+    embed_entry: dict,
+    force: bool = False,
+    kind: str | None = None,
+    memory_budget_gb: float = 4.0,
+) -> IndexReport:
+    """``kind=None`` (what search asks for) accepts any index fresh for these embeddings, else ``auto``."""
+    outputs = [run.index, run.index_ids]
+    entry = stage_entry(run.manifest, "index")
+    current = embed_entry.get("embeddings_sha256")
+    if (
+        kind is None
+        and not force
+        and entry
+        and all(p.exists() for p in outputs)
+        and (entry["inputs"].get("embeddings_sha256") == current)
+    ):
+        return _report(run, entry["outputs"], skipped=True)
+    inputs = {
+        "embeddings_sha256": current,
+        "kind": kind or "auto",
+        "metric": "ip",
+        "memory_budget_gb": memory_budget_gb,
+    }
+    if not force and is_fresh(run.manifest, "index", inputs, outputs):
+        return _report(run, (stage_entry(run.manifest, "index") or {})["outputs"], skipped=True)
     with workdir_lock(run.root.parent.parent):  # search builds a missing index too: one writer at a time
-        return _build(run, embed_entry, inputs)
+        return _build(run, inputs)
 
 
-def _build(run: RunPaths, embed_entry: dict, inputs: dict[str, Any]) -> IndexReport:
+def _build(run: RunPaths, inputs: dict[str, Any]) -> IndexReport:
     embeddings = load_embeddings(run.embeddings)
+    vectors = embeddings.vectors
+    spec = choose_index(len(vectors), vectors.shape[1], inputs["kind"], inputs["memory_budget_gb"] * 1e9)
     start = time.perf_counter()
-    search_index = build_exact(embeddings.vectors, embeddings.row_ids)
+    exact = build_exact(vectors, embeddings.row_ids)
+    search_index = exact if spec.kind == "exact" else SearchIndex(build_index(vectors, spec), exact.ids)
+    build_s = round(time.perf_counter() - start, 3)
+    recall = None
+    if spec.kind != "exact":
+        rng = np.random.default_rng(0)
+        queries = vectors[rng.choice(len(vectors), min(RECALL_QUERIES, len(vectors)), replace=False)]
+        recall = {
+            k: round(v, 4) for k, v in recall_at_k(search_index.index, exact.index, queries, 10).items()
+        }
     save_index(search_index, run.index, run.index_ids)
     report = IndexReport(
         run.index,
         run.index_ids,
-        INDEX_KIND,
+        spec.kind,
         len(search_index),
         search_index.dim,
-        round(time.perf_counter() - start, 3),
+        build_s,
         False,
+        spec.why,
+        spec.search_params,
+        recall,
     )
     outputs = {
         key: value for key, value in report.to_dict().items() if key not in {"index", "ids", "skipped"}
     }
-    outputs.update(model=embeddings.meta.get("model"), pooling=embeddings.meta.get("pooling"))
+    outputs.update(
+        model=embeddings.meta.get("model"), pooling=embeddings.meta.get("pooling"), factory=spec.factory
+    )
     record_stage(run.manifest, "index", inputs, outputs)
     return report
 
 
 @writes_workdir()
 def index_run(
-    workdir: str | Path, model: str = DEFAULT_MODEL, pooling: str | None = None, force: bool = False
+    workdir: str | Path,
+    model: str = DEFAULT_MODEL,
+    pooling: str | None = None,
+    force: bool = False,
+    kind: str = "auto",
+    memory_budget_gb: float = 4.0,
 ) -> IndexReport:
-    """Build (or find fresh) the exact index of the run that ``embed --model/--pooling`` wrote."""
+    """Build (or find fresh) the index of the run that ``embed --model/--pooling`` wrote."""
     run, entry = find_run(Workdir.at(workdir), model, pooling)
-    return build_run_index(run, entry, force=force)
+    return build_run_index(run, entry, force=force, kind=kind, memory_budget_gb=memory_budget_gb)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from indexes.approximate import apply_search_params
 from indexes.exact import SearchIndex, load_index
 from pipeline.embed import EmbedSettings, find_run, load_encoder, resolve_settings
 from pipeline.encoder import Encoder
@@ -15,6 +16,7 @@ from pipeline.index import build_run_index
 from pipeline.ingest import load_corpus
 from pipeline.layout import RunPaths, Workdir, stage_entry
 from pipeline.models import DEFAULT_MODEL
+from pipeline.store import load_embeddings
 
 RESULT_COLUMNS = ["query", "rank", "score", "row_id", "id", "label", "text"]
 
@@ -62,6 +64,7 @@ class Searcher:
         report = build_run_index(run, entry)  # a missing or stale exact index is cheap: (re)build it
         index = load_index(run.index, run.index_ids)
         built_for = (stage_entry(run.manifest, "index") or {}).get("outputs", {})
+        apply_search_params(index.index, built_for.get("search_params", ""))
         wanted = (entry["inputs"]["model"], entry["inputs"]["pooling"], entry["outputs"]["dim"])
         if (built_for.get("model"), built_for.get("pooling"), index.dim) != wanted:
             raise EncajesError(
@@ -105,7 +108,11 @@ class Searcher:
         """Neighbours of a corpus row (by ``row_id`` or by ``id``), the row itself left out."""
         row_id = self.lookup_row(row)
         position = int(np.flatnonzero(self.index.ids == row_id)[0])
-        scores, row_ids = self.index.search(self.index.vector(position), k + 1)
+        try:
+            query = self.index.vector(position)
+        except RuntimeError:  # IVF indexes keep no position -> vector map: take the stored embedding
+            query = load_embeddings(self.run.embeddings).vectors[position]
+        scores, row_ids = self.index.search(query, k + 1)
         keep = row_ids[0] != row_id
         scores, row_ids = scores[:, keep][:, :k], row_ids[:, keep][:, :k]
         return hits_frame([f"row {row_id}"], scores, row_ids, self.corpus)
