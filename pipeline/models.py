@@ -139,13 +139,12 @@ def weights_fingerprint(model: ResolvedModel, revision: str | None = None) -> st
     """A hash of the model's files, so a changed checkpoint in the same folder reruns its stages."""
     if not model.is_local:
         return f"hub:{model.source}@{revision or 'unknown'}"
+    from pipeline.layout import cached_file_sha256
+
     digest = hashlib.sha256()
     for file in sorted(Path(model.source).iterdir()):
         if file.is_file() and file.suffix in WEIGHT_SUFFIXES:
-            digest.update(file.name.encode())
-            with file.open("rb") as handle:
-                while block := handle.read(1 << 20):
-                    digest.update(block)
+            digest.update(f"{file.name}:{cached_file_sha256(file)}".encode())
     return digest.hexdigest()
 
 

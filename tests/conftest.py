@@ -7,12 +7,14 @@ Nothing here touches the network or ../shared: the tiny model goes through the s
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ENCAJES_CACHE", tempfile.mkdtemp(prefix="encajes-test-cache-"))  # not the user's
 
 WORDS = [
     "hola",
