@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -413,13 +414,9 @@ def ingest(
         all_rejects.extend(parsed.rejects + rejected)
     all_rows, duplicates = reject_duplicate_ids(all_rows)
     all_rejects.extend(duplicates)
+    kept_by, rejected_by = Counter(r["source"] for r in all_rows), Counter(r["source"] for r in all_rejects)
     per_file = [
-        {
-            "path": source,
-            "read": read,
-            "kept": sum(row["source"] == source for row in all_rows),
-            "rejected": sum(row["source"] == source for row in all_rejects),
-        }
+        {"path": source, "read": read, "kept": kept_by[source], "rejected": rejected_by[source]}
         for source, read in read_per_file.items()
     ]
 

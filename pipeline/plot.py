@@ -307,6 +307,20 @@ def plot_run(
 # --- other figures -------------------------------------------------------------------------------------
 
 
+def _annotate(ax, values: np.ndarray, fmt, dark: np.ndarray, fontsize: int) -> None:
+    """Write each cell's value on a heatmap, white where the cell is dark."""
+    for (i, j), value in np.ndenumerate(values):
+        ax.text(
+            j,
+            i,
+            fmt(value),
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color="white" if dark[i, j] else "black",
+        )
+
+
 def plot_confusions(results: dict[str, dict[str, Any]], title: str, target: Path) -> None:
     """Row-normalised confusion matrices (recall per true class), one panel per probe."""
     plt = _pyplot()
@@ -326,16 +340,7 @@ def plot_confusions(results: dict[str, dict[str, Any]], title: str, target: Path
         ax.set_ylabel("true")
         ax.set_title(f"{name}: macro-F1 {result['macro_f1']:.3f}, acc {result['accuracy']:.3f}", fontsize=9)
         if n_labels <= 12:
-            for (i, j), value in np.ndenumerate(cm):
-                ax.text(
-                    j,
-                    i,
-                    f"{int(value)}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if rates[i, j] > 0.5 else "black",
-                )
+            _annotate(ax, cm, lambda v: f"{int(v)}", dark=rates > 0.5, fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_png(fig, target)
@@ -353,16 +358,7 @@ def plot_similarity(sentences: list[str], matrix: np.ndarray, title: str, target
     image = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, float(matrix.min())), vmax=1)
     ax.set_xticks(range(n), [str(i + 1) for i in range(n)])
     ax.set_yticks(range(n), [f"{i + 1}. {name}" for i, name in enumerate(names)], fontsize=8)
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(
-            j,
-            i,
-            f"{value:.2f}",
-            ha="center",
-            va="center",
-            fontsize=8,
-            color="black" if value > 0.6 else "white",
-        )
+    _annotate(ax, matrix, lambda v: f"{v:.2f}", dark=matrix <= 0.6, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="cosine similarity")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()

@@ -25,11 +25,11 @@ def _params(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n else "?"
 
 
-def headline_rows(result: CompareResult) -> list[dict[str, str]]:
+def headline_rows(result: CompareResult) -> tuple[list[dict[str, str]], set[tuple[int, str]]]:
+    """Table cells as text, and which (row, column) cells hold the best figure of their column."""
     table = result.table()
-    best_lr, best_knn = table["lr_macro_f1"].max(), table["knn_macro_f1"].max()
-    rows = []
-    for _, row in table.iterrows():
+    rows, best = [], set()
+    for i, (_, row) in enumerate(table.iterrows()):
         rows.append(
             {
                 "model": row["model"],
@@ -37,17 +37,16 @@ def headline_rows(result: CompareResult) -> list[dict[str, str]]:
                 "dim": str(row["dim"]),
                 "params": _params(int(row["parameters"])),
                 "texts/s": f"{row['texts_per_s']:,.0f}" if row["texts_per_s"] else "?",
-                "LR macro-F1 [95% CI]": ("**" if row["lr_macro_f1"] == best_lr else "")
-                + _ci(row, "lr")
-                + ("**" if row["lr_macro_f1"] == best_lr else ""),
+                "LR macro-F1 [95% CI]": _ci(row, "lr"),
                 "LR acc": f"{row['lr_accuracy']:.3f}",
-                "kNN macro-F1 [95% CI]": ("**" if row["knn_macro_f1"] == best_knn else "")
-                + _ci(row, "knn")
-                + ("**" if row["knn_macro_f1"] == best_knn else ""),
+                "kNN macro-F1 [95% CI]": _ci(row, "knn"),
                 "kNN acc": f"{row['knn_accuracy']:.3f}",
             }
         )
-    return rows
+        for probe, column in (("lr", "LR macro-F1 [95% CI]"), ("knn", "kNN macro-F1 [95% CI]")):
+            if row[f"{probe}_macro_f1"] == table[f"{probe}_macro_f1"].max():
+                best.add((i, column))
+    return rows, best
 
 
 def test_sentences(result: CompareResult) -> list[str]:
@@ -61,6 +60,10 @@ def test_sentences(result: CompareResult) -> list[str]:
             f"{test['resamples']} resamples, one-sided p = {test['p_value']:.3f}): {verdict} at 0.05."
         )
     return out
+
+
+def _bold(rows: list[dict[str, str]], best: set[tuple[int, str]]) -> list[dict[str, str]]:
+    return [{k: f"**{v}**" if (i, k) in best else v for k, v in row.items()} for i, row in enumerate(rows)]
 
 
 def markdown_table(rows: list[dict[str, str]]) -> str:
@@ -90,7 +93,7 @@ def render_markdown(result: CompareResult, out_dir: Path) -> str:
         f"({ctx['train']:,} train / {ctx['test']:,} test rows). Macro-F1 is the primary figure "
         "(as in SemEval-2018 Task 2 and TweetEval); intervals are 95% bootstrap over test rows.",
         "",
-        markdown_table(headline_rows(result)),
+        markdown_table(_bold(*headline_rows(result))),
         "",
         "## Is the best run better?",
         "",
@@ -144,14 +147,13 @@ figcaption{font-weight:600;margin:4px 0}.wide{grid-template-columns:1fr}
 def render_html(result: CompareResult, out_dir: Path) -> str:
     ctx = _context(result)
     esc = html.escape
-    rows = headline_rows(result)
+    rows, best = headline_rows(result)
     head = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
     body = ""
-    for row in rows:
-        cells = ""
-        for value in row.values():
-            bold = value.startswith("**")
-            cells += f"<td{' class=best' if bold else ''}>{esc(value.strip('*'))}</td>"
+    for i, row in enumerate(rows):
+        cells = "".join(
+            f"<td{' class=best' if (i, key) in best else ''}>{esc(value)}</td>" for key, value in row.items()
+        )
         body += f"<tr>{cells}</tr>"
     per_class = result.per_class_f1()
     best_per_class = per_class.drop(columns="support").max(axis=1)  # ties all bold; zeros never
