@@ -38,6 +38,24 @@ class EmbedSettings:
     chunk_rows: int | None = None  # rows per shard; None: CHUNK_ROWS
 
 
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Who runs the encoder: this process (``local``) or a Ray Data actor pool (``ray``). Speed only."""
+
+    name: str = "local"
+    workers: int = 2  # ray: actors, one model replica each
+    cpus_per_worker: int = 1  # ray, CPU actors: threads (and Ray CPU slots) per actor
+
+    def __post_init__(self) -> None:
+        if self.name not in ENGINES:
+            raise EncajesError(f"Unknown --engine {self.name!r}: use local or ray.")
+        if self.workers < 1 or self.cpus_per_worker < 1:
+            raise EncajesError("--workers and --cpus-per-worker must be at least 1.")
+
+
 @dataclass(frozen=True)
 class ResolvedSettings:
     """Settings with every ``auto``/``None`` decided: what the manifest records."""
@@ -63,9 +81,10 @@ class ResolvedSettings:
         }
 
 
-def resolve_settings(settings: EmbedSettings) -> ResolvedSettings:
+def resolve_settings(settings: EmbedSettings, on: torch.device | None = None) -> ResolvedSettings:
+    """``on``: the device the encoder will run on when that is not this process's (Ray workers)."""
     model = resolve_model(settings.model)
-    device = pick_device(settings.device)
+    device = on or pick_device(settings.device)
     if settings.max_length < 2:
         raise EncajesError("--max-length must be at least 2 (room for the special tokens).")
     batch_size = settings.batch_size or (256 if device.type == "cuda" else 64)
@@ -115,13 +134,25 @@ class EmbedReport:
 
 @writes_workdir()
 def embed_corpus(
-    workdir: str | Path, settings: EmbedSettings | None = None, force: bool = False, progress: bool = True
+    workdir: str | Path,
+    settings: EmbedSettings | None = None,
+    force: bool = False,
+    progress: bool = True,
+    engine: EngineSettings | None = None,
 ) -> EmbedReport:
-    """Embed every corpus row with one (model, pooling); skipped when the same inputs already produced it."""
+    """Embed every corpus row with one (model, pooling); skipped when the same inputs already produced it.
+    Both engines write the same shards and the same ``embeddings.pt``; the engine is not an input."""
     settings = settings or EmbedSettings()
+    engine = engine or EngineSettings()
     work = Workdir.at(workdir)
     work.require_corpus()
-    resolved = resolve_settings(settings)
+    if engine.name == "ray":
+        from pipeline import ray_engine
+
+        resources = ray_engine.connect(engine.workers)
+        resolved = ray_engine.worker_settings(settings, resources)
+    else:
+        resolved = resolve_settings(settings)
     run = work.run(resolved.model.key, resolved.pooling)
     inputs = {
         "texts_sha256": texts_hash(work),
@@ -138,33 +169,50 @@ def embed_corpus(
     start = time.perf_counter()
     corpus = load_corpus(work)
     timings["read_corpus_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    encoder = load_encoder(resolved)
-    timings["load_model_s"] = time.perf_counter() - start
     chunk_rows = settings.chunk_rows or CHUNK_ROWS
     shards = ShardSet(run.root / "shards", params_hash(inputs), len(corpus), chunk_rows)
     resumed = shards.prepare()
+    texts = corpus["text"].tolist()
+    desc = f"embed {resolved.model.key} ({resolved.pooling})"
+    start = time.perf_counter()
+    if engine.name == "ray":
+        model = ray_engine.describe(resolved)
+        chunks = ray_engine.encode_on_ray(
+            texts,
+            [s for s in shards.starts if not shards.done(s)],
+            chunk_rows,
+            resolved,
+            engine,
+            progress,
+            desc,
+        )
+    else:
+        encoder = load_encoder(resolved)
+        model = {"dim": encoder.dim, "parameters": encoder.transformer.parameters}
+        model["revision"] = encoder.transformer.revision or ""
+        chunks = encoder.encode_chunks(
+            texts,
+            batch_size=resolved.batch_size,
+            chunk_size=chunk_rows,
+            token_budget=resolved.token_budget,
+            skip=shards.done,
+            progress=progress,
+            desc=desc,
+        )
+    timings["load_model_s"] = time.perf_counter() - start
     start = time.perf_counter()
     encoded_rows = encoded_tokens = 0
-    for chunk in encoder.encode_chunks(
-        corpus["text"].tolist(),
-        batch_size=resolved.batch_size,
-        chunk_size=chunk_rows,
-        token_budget=resolved.token_budget,
-        skip=shards.done,
-        progress=progress,
-        desc=f"embed {resolved.model.key} ({resolved.pooling})",
-    ):
+    for chunk in chunks:
         shards.write(chunk.start, chunk.vectors, chunk.tokens, chunk.truncated)
         encoded_rows += len(chunk.vectors)
         encoded_tokens += chunk.tokens
     timings["encode_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    vectors, _, truncated = shards.assemble(encoder.dim)
+    vectors, _, truncated = shards.assemble(model["dim"])
     meta = {
         **resolved.vector_inputs(),
         "model_source": resolved.model.source,
-        "model_revision": encoder.transformer.revision or "",
+        "model_revision": model["revision"],
         "compute_dtype": resolved.dtype,
         "device": str(resolved.device),
         "normalized": True,
@@ -180,16 +228,22 @@ def embed_corpus(
         model=resolved.model.key,
         pooling=resolved.pooling,
         rows=len(corpus),
-        dim=encoder.dim,
+        dim=model["dim"],
         skipped=False,
-        parameters=encoder.transformer.parameters,
+        parameters=model["parameters"],
         timings={key: round(value, 3) for key, value in timings.items()},
         texts_per_second=round(encoded_rows / seconds, 1),
         tokens_per_second=round(encoded_tokens / seconds, 1),
         truncated=truncated,
         resumed_shards=resumed,
-        oom_splits=encoder.oom_splits,
-        settings={**meta, "batch_size": resolved.batch_size, "token_budget": resolved.token_budget},
+        oom_splits=0 if engine.name == "ray" else encoder.oom_splits,
+        settings={
+            **meta,
+            "batch_size": resolved.batch_size,
+            "token_budget": resolved.token_budget,
+            "engine": engine.name,
+            **({"workers": engine.workers} if engine.name == "ray" else {}),
+        },
     )
     outputs = {
         k: v for k, v in report.to_dict().items() if k not in {"run_dir", "embeddings", "skipped", "stage"}

@@ -41,7 +41,8 @@ def pick_dtype(dtype: str, device: torch.device) -> str:
     if dtype == "auto":
         if device.type != "cuda":
             return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # a Ray driver may decide for GPU workers without a GPU of its own: assume a recent one
+        return "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "fp16"
     if dtype not in DTYPES:
         raise EncajesError(f"Unknown --dtype {dtype!r}: use auto, fp32, bf16 or fp16.")
     if dtype == "fp16" and device.type == "cpu":

@@ -6,13 +6,13 @@ index records its recall@10 against exact search on 1,000 sampled corpus vectors
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexes.approximate import build_index, choose_index, recall_at_k
+from indexes.approximate import IndexSpec, build_index, choose_index, recall_at_k, tune_search
 from indexes.exact import SearchIndex, build_exact, save_index
 from pipeline.embed import find_run
 from pipeline.layout import RunPaths, Workdir, is_fresh, record_stage, stage_entry
@@ -20,7 +20,8 @@ from pipeline.lock import workdir_lock, writes_workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.store import load_embeddings
 
-RECALL_QUERIES = 1000
+RECALL_QUERIES = 1000  # corpus rows whose neighbours (themselves left out) measure recall@10
+TUNING_QUERIES = 500  # other rows, on which nprobe / efSearch is tuned to the target recall
 
 
 @dataclass
@@ -34,7 +35,7 @@ class IndexReport:
     skipped: bool
     why: str = ""
     search_params: str = ""
-    recall: dict[str, float] | None = None  # recall@10 against exact search, for approximate kinds
+    recall: dict[str, Any] | None = None  # recall@10 against exact search, for approximate kinds
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "stage": "index", "index": str(self.index), "ids": str(self.ids)}
@@ -61,6 +62,7 @@ def build_run_index(
     force: bool = False,
     kind: str | None = None,
     memory_budget_gb: float = 4.0,
+    target_recall: float = 0.95,
 ) -> IndexReport:
     """``kind=None`` (what search asks for) accepts any index fresh for these embeddings, else ``auto``."""
     outputs = [run.index, run.index_ids]
@@ -79,6 +81,7 @@ def build_run_index(
         "kind": kind or "auto",
         "metric": "ip",
         "memory_budget_gb": memory_budget_gb,
+        "target_recall": target_recall,
     }
     if not force and is_fresh(run.manifest, "index", inputs, outputs):
         return _report(run, (stage_entry(run.manifest, "index") or {})["outputs"], skipped=True)
@@ -96,11 +99,8 @@ def _build(run: RunPaths, inputs: dict[str, Any]) -> IndexReport:
     build_s = round(time.perf_counter() - start, 3)
     recall = None
     if spec.kind != "exact":
-        rng = np.random.default_rng(0)
-        queries = vectors[rng.choice(len(vectors), min(RECALL_QUERIES, len(vectors)), replace=False)]
-        recall = {
-            k: round(v, 4) for k, v in recall_at_k(search_index.index, exact.index, queries, 10).items()
-        }
+        recall, search_params = _tune_and_measure(search_index.index, exact.index, spec, vectors, inputs)
+        spec = replace(spec, search_params=search_params)
     save_index(search_index, run.index, run.index_ids)
     report = IndexReport(
         run.index,
@@ -124,6 +124,21 @@ def _build(run: RunPaths, inputs: dict[str, Any]) -> IndexReport:
     return report
 
 
+def _tune_and_measure(
+    index: Any, exact: Any, spec: IndexSpec, vectors: np.ndarray, inputs: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Tune the search setting on some corpus rows, measure recall@10 on others: the numbers a user
+    reads are not the ones the setting was fitted to."""
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(vectors), min(len(vectors), RECALL_QUERIES + TUNING_QUERIES), replace=False)
+    tuning, measuring = rows[:TUNING_QUERIES], rows[TUNING_QUERIES:]
+    tuned = tune_search(index, exact, spec, vectors[tuning], inputs["target_recall"], own_positions=tuning)
+    measured = recall_at_k(index, exact, vectors[measuring], 10, own_positions=measuring)
+    recall: dict[str, Any] = {k: round(v, 4) for k, v in measured.items()}
+    recall.update(target=inputs["target_recall"], reached_target=tuned.reached_target, trials=tuned.trials)
+    return recall, tuned.search_params
+
+
 @writes_workdir()
 def index_run(
     workdir: str | Path,
@@ -132,7 +147,9 @@ def index_run(
     force: bool = False,
     kind: str = "auto",
     memory_budget_gb: float = 4.0,
+    target_recall: float = 0.95,
 ) -> IndexReport:
-    """Build (or find fresh) the index of the run that ``embed --model/--pooling`` wrote."""
+    """Build (or find fresh) the index of the run that ``embed --model/--pooling`` wrote; approximate
+    kinds get the fastest search setting that reaches ``target_recall`` (recall@10 against exact)."""
     run, entry = find_run(Workdir.at(workdir), model, pooling)
-    return build_run_index(run, entry, force=force, kind=kind, memory_budget_gb=memory_budget_gb)
+    return build_run_index(run, entry, force, kind, memory_budget_gb, target_recall)

@@ -10,8 +10,7 @@ import functools
 import json
 import time
 import unicodedata
-import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,15 @@ import numpy as np
 import pandas as pd
 
 from pipeline.embed import find_run
-from pipeline.errors import EncajesError
 from pipeline.ingest import corpus_hash, load_corpus
 from pipeline.layout import Workdir, is_fresh, record_stage, stage_entry, write_atomic
 from pipeline.lock import writes_workdir
 from pipeline.models import DEFAULT_MODEL
+from pipeline.projection import UmapSettings, umap_2d
 from pipeline.store import load_embeddings
 
 INVISIBLE = {0xFE0F, 0xFE0E, 0x200D}
 CLDR_NAMES = {"❤": "red heart", "❤️": "red heart"}  # where Unicode's character name reads oddly
-
-
-@dataclass(frozen=True)
-class UmapSettings:
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    seed: int = 0
 
 
 # --- labels --------------------------------------------------------------------------------------------
@@ -97,24 +89,6 @@ def save_png(fig, target: Path) -> None:
 
 
 # --- UMAP ----------------------------------------------------------------------------------------------
-
-
-def umap_2d(vectors: np.ndarray, settings: UmapSettings) -> np.ndarray:
-    """Cosine UMAP to two dimensions with a fixed seed (single-threaded, so reproducible)."""
-    import umap
-
-    if len(vectors) < 4:
-        raise EncajesError("UMAP needs at least 4 rows.")
-    reducer = umap.UMAP(
-        n_components=2,
-        metric="cosine",
-        n_neighbors=min(settings.n_neighbors, len(vectors) - 1),
-        min_dist=settings.min_dist,
-        random_state=settings.seed,
-    )
-    with warnings.catch_warnings():  # "n_jobs overridden by random_state": the seed is the point
-        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        return reducer.fit_transform(vectors).astype(np.float32)
 
 
 def _ordered_labels(labels: pd.Series) -> list[str]:
@@ -262,6 +236,9 @@ class PlotReport:
     rows: int
     seconds: float
     skipped: bool
+    fitted_rows: int = 0  # rows UMAP was fitted on; the rest were placed by their nearest fitted rows
+    timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": "plot", **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}}
@@ -287,11 +264,12 @@ def plot_run(
     outputs = [run.umap, run.umap_png, run.umap_html]
     if not force and is_fresh(run.manifest, "plot", inputs, outputs):
         out = (stage_entry(run.manifest, "plot") or {})["outputs"]
-        return PlotReport(run.umap, run.umap_png, run.umap_html, out["rows"], out["seconds"], True)
+        return PlotReport(run.umap, run.umap_png, run.umap_html, **out, skipped=True)
     start = time.perf_counter()
     embeddings = load_embeddings(run.embeddings)
     corpus = load_corpus(work).set_index("row_id").loc[embeddings.row_ids]
-    xy = umap_2d(embeddings.vectors, settings)
+    projection = umap_2d(embeddings.vectors, settings)
+    xy = projection.xy
     frame = pd.DataFrame(
         {"row_id": embeddings.row_ids, "x": xy[:, 0], "y": xy[:, 1], "label": corpus["label"].to_numpy()}
     )
@@ -299,9 +277,15 @@ def plot_run(
     title = f"{embed_entry['inputs']['model']} · {embed_entry['inputs']['pooling']}"
     plot_umap_png(frame, title, run.umap_png)
     write_umap_html(frame, corpus["text"], title, run.umap_html)
-    seconds = round(time.perf_counter() - start, 3)
-    record_stage(run.manifest, "plot", inputs, {"rows": len(frame), "seconds": seconds})
-    return PlotReport(run.umap, run.umap_png, run.umap_html, len(frame), seconds, False)
+    outputs_info = {
+        "rows": len(frame),
+        "seconds": round(time.perf_counter() - start, 3),
+        "fitted_rows": projection.fitted_rows,
+        "timings": projection.seconds,
+        "peak_rss_mb": projection.peak_rss_mb,
+    }
+    record_stage(run.manifest, "plot", inputs, outputs_info)
+    return PlotReport(run.umap, run.umap_png, run.umap_html, **outputs_info, skipped=False)
 
 
 # --- other figures -------------------------------------------------------------------------------------

@@ -5,15 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexes.approximate import bench_indexes, build_index, choose_index, clustered_vectors, recall_at_k
+from indexes.approximate import (
+    apply_search_params,
+    bench_indexes,
+    build_index,
+    choose_index,
+    clustered_vectors,
+    recall_at_k,
+    search_ladder,
+    tune_search,
+)
 from pipeline.errors import EncajesError
 
 
 def test_choice_follows_size_and_memory_budget():
     assert choose_index(50_000, 384).kind == "exact"
-    assert choose_index(1_000_000, 384, memory_budget_bytes=4e9).kind == "hnsw"  # 1.5 GB fits
-    squeezed = choose_index(10_000_000, 384, memory_budget_bytes=4e9)  # 15 GB does not
-    assert squeezed.kind == "ivfpq" and "PQ48x8" in squeezed.factory and "exceeds" in squeezed.why
+    roomy = choose_index(1_000_000, 384, memory_budget_bytes=4e9)  # 1.5 GB of vectors fits: re-rank
+    assert roomy.kind == "ivfpq" and roomy.factory.endswith(",RFlat") and "re-ranked" in roomy.why
+    squeezed = choose_index(10_000_000, 384, memory_budget_bytes=4e9)  # 15 GB does not: codes only
+    assert squeezed.kind == "ivfpq" and squeezed.factory.endswith("PQ96x4fs") and "exceed" in squeezed.why
     assert choose_index(10, 8, "ivf").kind == "ivf"
     with pytest.raises(EncajesError, match="Unknown index kind"):
         choose_index(10, 8, "lsh")
@@ -22,8 +32,8 @@ def test_choice_follows_size_and_memory_budget():
 def test_recall_is_counted_against_exact_search():
     import faiss
 
-    vectors = clustered_vectors(3000, 32, seed=1)
-    queries = clustered_vectors(200, 32, seed=2)
+    data = clustered_vectors(3200, 32, seed=1)
+    vectors, queries = data[:3000], data[3000:]
     exact = faiss.IndexFlatIP(32)
     exact.add(vectors)
     assert recall_at_k(exact, exact, queries, 10)["recall_at_k"] == 1.0
@@ -35,12 +45,54 @@ def test_recall_is_counted_against_exact_search():
     assert measured["recall_at_k"] == pytest.approx(by_hand) and measured["recall_at_k"] > 0.9
 
 
+def test_recall_of_corpus_rows_leaves_their_self_match_out():
+    import faiss
+
+    vectors = clustered_vectors(2000, 16, seed=3)
+    exact = faiss.IndexFlatIP(16)
+    exact.add(vectors)
+    rows = np.arange(0, 2000, 10)
+    assert recall_at_k(exact, exact, vectors[rows], 10, own_positions=rows)["recall_at_k"] == 1.0
+
+    class SelfOnly:  # answers each row with itself first, then nothing useful
+        def search(self, queries, k):
+            found = np.full((len(queries), k), -1)
+            found[:, 0] = rows
+            return np.zeros_like(found, dtype=np.float32), found
+
+    assert recall_at_k(SelfOnly(), exact, vectors[rows], 10, own_positions=rows)["recall_at_k"] == 0.0
+
+
+def test_tuning_picks_the_first_setting_that_reaches_the_target():
+    import faiss
+
+    data = clustered_vectors(20_300, 32, seed=4)
+    vectors, queries = data[:20_000], data[20_000:]
+    exact = faiss.IndexFlatIP(32)
+    exact.add(vectors)
+    spec = choose_index(20_000, 32, "ivf")
+    index = build_index(vectors, spec)
+    tuned = tune_search(index, exact, spec, queries, target_recall=0.9)
+    ladder = search_ladder(spec)
+    chosen = ladder.index(tuned.search_params)
+    assert tuned.reached_target and tuned.recall_at_k >= 0.9
+    assert recall_at_k(index, exact, queries)["recall_at_k"] == pytest.approx(tuned.recall_at_k)  # left set
+    if chosen > 0:  # one step cheaper falls short
+        apply_search_params(index, ladder[chosen - 1])
+        assert recall_at_k(index, exact, queries)["recall_at_k"] < 0.9
+    impossible = tune_search(index, exact, spec, queries, target_recall=1.01)
+    assert not impossible.reached_target and impossible.search_params == ladder[-1]
+
+
 def test_bench_reports_every_kind():
     result = bench_indexes(5000, 32, queries=200)
     assert set(result["kinds"]) == {"exact", "hnsw", "ivf", "ivfpq"}
     assert result["kinds"]["exact"]["recall_at_k"] == 1.0
-    assert result["kinds"]["ivfpq"]["bytes"] < result["kinds"]["exact"]["bytes"] / 4
     assert result["auto"]["kind"] == "exact"  # 5,000 rows
+    for kind in ("hnsw", "ivf", "ivfpq"):  # tuned to 0.95 on other held-out queries
+        assert result["kinds"][kind]["recall_at_k"] > 0.85
+    squeezed = bench_indexes(5000, 32, queries=200, memory_budget_bytes=1e5, kinds=("exact", "ivfpq"))
+    assert squeezed["kinds"]["ivfpq"]["bytes"] < squeezed["kinds"]["exact"]["bytes"] / 4
 
 
 def test_index_stage_with_an_approximate_kind(tmp_path, sample_csv, tiny_model):
@@ -54,6 +106,7 @@ def test_index_stage_with_an_approximate_kind(tmp_path, sample_csv, tiny_model):
     from pipeline.index import index_run
 
     ivf = index_run(tmp_path / "w", str(tiny_model), kind="ivf")
-    assert ivf.kind == "ivf" and 0 <= ivf.recall["recall_at_k"] <= 1
+    assert ivf.kind == "ivf" and 0 <= ivf.recall["recall_at_k"] <= 1 and ivf.recall["trials"]
+    assert ivf.search_params.startswith("nprobe=")
     hits = Workspace(tmp_path / "w").similar_to("a3", k=3, model=str(tiny_model))  # no direct map in IVF
     assert len(hits) == 3 and "a3" not in hits["id"].tolist()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 
 from pipeline.plot import UmapSettings, display_label, emoji_name, plot_run
@@ -39,3 +40,34 @@ def test_plot_stage_writes_aligned_map_and_pages(tmp_path, sample_csv, tiny_mode
     again = plot_run(tmp_path / "w", str(tiny_model), settings=UmapSettings(n_neighbors=4))
     assert again.skipped
     assert pd.read_parquet(again.umap).equals(frame)
+
+
+def test_umap_graph_is_faiss_knn_with_self_first():
+    from pipeline.projection import knn_graph
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 8)).astype(np.float32)
+    vectors[7] = vectors[3]  # a duplicate: a tie that must not push a row off its own first slot
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    neighbours, distances = knn_graph(vectors, 5)
+    assert (neighbours[:, 0] == np.arange(300)).all() and np.allclose(distances[:, 0], 0, atol=1e-6)
+    brute = np.argsort(-(vectors @ vectors.T), axis=1, kind="stable")[:, :5]
+    assert all(set(n) == set(b) for n, b in zip(neighbours[[0, 1, 2, 50]], brute[[0, 1, 2, 50]], strict=True))
+    assert 3 in neighbours[7] and 7 in neighbours[3]
+
+
+def test_umap_beyond_fit_rows_fits_a_sample_and_places_the_rest_near_their_neighbours():
+    from pipeline.projection import UmapSettings, umap_2d
+
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((3, 16)) * 4
+    labels = rng.integers(0, 3, 600)
+    vectors = (centres[labels] + rng.standard_normal((600, 16))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    projection = umap_2d(vectors, UmapSettings(n_neighbors=10, fit_rows=200))
+    assert projection.fitted_rows == 200 and "place_rest_s" in projection.seconds
+    assert projection.xy.shape == (600, 2) and np.isfinite(projection.xy).all()
+    # placed rows land with their own cluster: nearest cluster centre in 2-D is their label's
+    centres_2d = np.stack([projection.xy[labels == c].mean(axis=0) for c in range(3)])
+    nearest = np.argmin(((projection.xy[:, None] - centres_2d[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == labels).mean() > 0.95

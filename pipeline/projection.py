@@ -1,0 +1,132 @@
+"""Vectors -> 2-D map coordinates with UMAP, at any corpus size.
+
+UMAP's own neighbour search (NN-descent) dominates its time on large corpora, so the kNN graph comes
+from FAISS and is handed to UMAP as ``precomputed_knn``. Above ``fit_rows`` rows, UMAP fits on a random
+sample of that many rows and every other row is placed at the membership-weighted mean of its nearest
+sample points' coordinates: UMAP's own ``transform`` initialisation, without its refinement epochs,
+because UMAP cannot ``transform`` a model fitted on a precomputed graph.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import faiss
+import numpy as np
+
+from pipeline.errors import EncajesError
+
+
+@dataclass(frozen=True)
+class UmapSettings:
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    seed: int = 0
+    fit_rows: int = 100_000  # above this, fit on a sample of this size and place the rest
+
+
+@dataclass
+class Projection:
+    xy: np.ndarray  # float32 (n, 2), rows in input order
+    fitted_rows: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+
+def knn_graph(
+    vectors: np.ndarray, k: int, reference: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k nearest rows of ``reference`` (default: ``vectors`` themselves, each its own first
+    neighbour) and their cosine distances. Exact FAISS search for graphs UMAP fits on; placing many rows
+    against a sample uses IVF with a quarter of the lists probed."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    base = vectors if reference is None else np.ascontiguousarray(reference, dtype=np.float32)
+    dim = base.shape[1]
+    if reference is None or len(vectors) * len(base) <= 2e10:
+        index: faiss.Index = faiss.IndexFlatIP(dim)
+    else:
+        from indexes.approximate import ivf_lists
+
+        nlist = ivf_lists(len(base))
+        index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        index.train(base)
+        index.nprobe = max(1, nlist // 4)
+    index.add(base)
+    similarities, neighbours = index.search(vectors, k)
+    if reference is None:  # ties can put a duplicate before the row itself: UMAP wants self first
+        rows = np.arange(len(vectors))
+        self_at = np.argmax(neighbours == rows[:, None], axis=1)
+        missing = neighbours[rows, self_at] != rows
+        self_at[missing] = k - 1
+        neighbours[rows, self_at], similarities[rows, self_at] = neighbours[:, 0], similarities[:, 0]
+        neighbours[:, 0], similarities[:, 0] = rows, 1.0
+    distances = np.clip(1.0 - similarities, 0.0, 2.0).astype(np.float32)
+    return neighbours.astype(np.int64), distances
+
+
+def fit_umap(vectors: np.ndarray, settings: UmapSettings) -> np.ndarray:
+    """Cosine UMAP to 2-D on a FAISS kNN graph, with a fixed seed (single-threaded, so reproducible)."""
+    import umap
+
+    k = min(settings.n_neighbors, len(vectors) - 1)
+    neighbours, distances = knn_graph(vectors, k)
+    reducer = umap.UMAP(
+        n_components=2,
+        metric="cosine",
+        n_neighbors=k,
+        min_dist=settings.min_dist,
+        random_state=settings.seed,
+        precomputed_knn=(neighbours, distances),
+    )
+    with warnings.catch_warnings():  # "n_jobs overridden by random_state": the seed is the point
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*precomputed_knn.*", category=UserWarning)
+        return reducer.fit_transform(vectors).astype(np.float32)
+
+
+def place_by_neighbours(
+    vectors: np.ndarray, sample: np.ndarray, sample_xy: np.ndarray, k: int, chunk: int = 200_000
+) -> np.ndarray:
+    """Rows -> the membership-weighted mean of their k nearest sample points' coordinates (UMAP's
+    ``smooth_knn_dist`` weights, as its transform uses to initialise new points)."""
+    from umap.umap_ import smooth_knn_dist
+
+    out = np.empty((len(vectors), 2), dtype=np.float32)
+    for begin in range(0, len(vectors), chunk):
+        neighbours, distances = knn_graph(vectors[begin : begin + chunk], k, reference=sample)
+        sigmas, rhos = smooth_knn_dist(distances, float(k), local_connectivity=1.0)
+        weights = np.exp(-np.maximum(distances - rhos[:, None], 0.0) / sigmas[:, None])
+        weights /= weights.sum(axis=1, keepdims=True)
+        out[begin : begin + chunk] = np.einsum("nk,nkd->nd", weights, sample_xy[neighbours])
+    return out
+
+
+def umap_2d(vectors: np.ndarray, settings: UmapSettings) -> Projection:
+    """Every row's 2-D coordinates, with the time of each part and the process's peak memory."""
+    if len(vectors) < 4:
+        raise EncajesError("UMAP needs at least 4 rows.")
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    if len(vectors) <= settings.fit_rows:
+        xy = fit_umap(vectors, settings)
+        seconds["fit_s"] = time.perf_counter() - start
+        fitted = len(vectors)
+    else:
+        rng = np.random.default_rng(settings.seed)
+        chosen = np.sort(rng.choice(len(vectors), settings.fit_rows, replace=False))
+        sample = np.ascontiguousarray(vectors[chosen])
+        sample_xy = fit_umap(sample, settings)
+        seconds["fit_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        rest = np.ones(len(vectors), dtype=bool)
+        rest[chosen] = False
+        xy = np.empty((len(vectors), 2), dtype=np.float32)
+        xy[chosen] = sample_xy
+        xy[rest] = place_by_neighbours(vectors[rest], sample, sample_xy, settings.n_neighbors)
+        seconds["place_rest_s"] = time.perf_counter() - start
+        fitted = settings.fit_rows
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return Projection(xy, fitted, {k: round(v, 3) for k, v in seconds.items()}, round(peak, 1))
