@@ -17,7 +17,7 @@ from pipeline.layout import write_atomic
 
 @dataclass
 class SearchIndex:
-    index: faiss.Index
+    index: faiss.Index  # or TorchFlatIP
     ids: np.ndarray  # int64 row_id per index position
 
     @property
@@ -41,6 +41,46 @@ class SearchIndex:
 
     def vector(self, position: int) -> np.ndarray:
         return self.index.reconstruct(int(position))
+
+
+class TorchFlatIP:
+    """Exact inner-product search as a torch matrix product, query block by query block: the GPU path
+    for machines with CUDA whose faiss has no GPU build (faiss-cpu). Duck-types the faiss calls that
+    ``SearchIndex`` makes (``d``, ``ntotal``, ``search``, ``reconstruct``)."""
+
+    def __init__(self, vectors: np.ndarray, device: str = "cuda", block: int = 4096) -> None:
+        import torch
+
+        self.vectors = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(device)
+        self.d, self.ntotal, self.block = int(vectors.shape[1]), int(vectors.shape[0]), block
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        scores, positions = [], []
+        with torch.inference_mode():
+            for begin in range(0, len(queries), self.block):
+                block = torch.from_numpy(np.ascontiguousarray(queries[begin : begin + self.block]))
+                top = torch.topk(block.to(self.vectors.device) @ self.vectors.T, min(k, self.ntotal), dim=1)
+                scores.append(top.values.cpu().numpy())
+                positions.append(top.indices.cpu().numpy().astype(np.int64))
+        return np.concatenate(scores), np.concatenate(positions)
+
+    def reconstruct(self, position: int) -> np.ndarray:
+        return self.vectors[position].cpu().numpy()
+
+
+def on_gpu(search_index: SearchIndex) -> SearchIndex:
+    """The same index searched on a GPU when there is one: faiss-gpu when installed, else (for exact
+    indexes) a torch matrix product on CUDA; unchanged on CPU-only machines."""
+    import torch
+
+    if hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0:
+        return SearchIndex(faiss.index_cpu_to_all_gpus(search_index.index), search_index.ids)
+    if torch.cuda.is_available() and isinstance(search_index.index, faiss.IndexFlat):
+        vectors = search_index.index.reconstruct_n(0, search_index.index.ntotal)
+        return SearchIndex(TorchFlatIP(vectors, "cuda"), search_index.ids)
+    return search_index
 
 
 def build_exact(vectors: np.ndarray, ids: np.ndarray) -> SearchIndex:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from indexes.approximate import apply_search_params
-from indexes.exact import SearchIndex, load_index
+from indexes.exact import SearchIndex, load_index, on_gpu
 from pipeline.embed import EmbedSettings, find_run, load_encoder, resolve_settings
 from pipeline.encoder import Encoder
 from pipeline.errors import EncajesError
@@ -65,6 +65,7 @@ class Searcher:
         index = load_index(run.index, run.index_ids)
         built_for = (stage_entry(run.manifest, "index") or {}).get("outputs", {})
         apply_search_params(index.index, built_for.get("search_params", ""))
+        index = on_gpu(index)
         wanted = (entry["inputs"]["model"], entry["inputs"]["pooling"], entry["outputs"]["dim"])
         if (built_for.get("model"), built_for.get("pooling"), index.dim) != wanted:
             raise EncajesError(

@@ -33,3 +33,20 @@ def test_k_larger_than_corpus_and_dimension_mismatch():
     assert sorted(ids[0].tolist()) == [7, 8, 9]
     with pytest.raises(EncajesError, match="dimension 4"):
         index.search(unit_rows(1, 4, 1), k=1)
+
+
+def test_torch_matrix_product_search_equals_faiss_exact_search():
+    """The CUDA fallback (torch matmul + top-k, in query blocks) answers like FAISS; run here on CPU."""
+    from indexes.exact import SearchIndex, TorchFlatIP
+
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((500, 24)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1000, 1500)
+    queries = rng.standard_normal((70, 24)).astype(np.float32)
+    expected_scores, expected_ids = build_exact(vectors, ids).search(queries, 7)
+    torch_index = SearchIndex(TorchFlatIP(vectors, device="cpu", block=16), ids)  # 5 blocks, last short
+    scores, found = torch_index.search(queries, 7)
+    assert np.array_equal(found, expected_ids)
+    assert np.allclose(scores, expected_scores, atol=1e-5)
+    assert np.allclose(torch_index.vector(3), vectors[3])
