@@ -11,7 +11,7 @@ import torch
 
 from pipeline.encoder import Encoder, Pooling, Transformer, pick_device, pick_dtype
 from pipeline.errors import EncajesError
-from pipeline.ingest import load_corpus, texts_hash
+from pipeline.ingest import CorpusTexts, corpus_row_ids, texts_hash
 from pipeline.layout import RunPaths, Workdir, file_sha256, is_fresh, params_hash, record_stage, stage_entry
 from pipeline.lock import writes_workdir
 from pipeline.models import DEFAULT_MODEL, ResolvedModel, resolve_model, weights_fingerprint
@@ -167,12 +167,12 @@ def embed_corpus(
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    corpus = load_corpus(work)
+    texts = CorpusTexts(work.corpus)  # read chunk by chunk: the corpus text is never all in memory
+    row_ids = corpus_row_ids(work)
     timings["read_corpus_s"] = time.perf_counter() - start
     chunk_rows = settings.chunk_rows or CHUNK_ROWS
-    shards = ShardSet(run.root / "shards", params_hash(inputs), len(corpus), chunk_rows)
+    shards = ShardSet(run.root / "shards", params_hash(inputs), len(texts), chunk_rows)
     resumed = shards.prepare()
-    texts = corpus["text"].tolist()
     desc = f"embed {resolved.model.key} ({resolved.pooling})"
     start = time.perf_counter()
     if engine.name == "ray":
@@ -218,7 +218,7 @@ def embed_corpus(
         "normalized": True,
         "trust_remote_code": resolved.trust_remote_code,
     }
-    save_embeddings(run.embeddings, Embeddings(vectors, corpus["row_id"].to_numpy(), meta))
+    save_embeddings(run.embeddings, Embeddings(vectors, row_ids, meta))
     shards.remove()
     timings["write_s"] = time.perf_counter() - start
     seconds = max(timings["encode_s"], 1e-9)
@@ -227,7 +227,7 @@ def embed_corpus(
         embeddings=run.embeddings,
         model=resolved.model.key,
         pooling=resolved.pooling,
-        rows=len(corpus),
+        rows=len(texts),
         dim=model["dim"],
         skipped=False,
         parameters=model["parameters"],

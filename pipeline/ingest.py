@@ -423,7 +423,8 @@ def ingest(
     corpus = build_corpus(all_rows)
     rejects = pd.DataFrame(all_rejects, columns=REJECT_COLUMNS).sort_values(["source", "line"], kind="stable")
     work.root.mkdir(parents=True, exist_ok=True)
-    write_atomic(work.corpus, lambda tmp: corpus.to_parquet(tmp, index=False))
+    # row groups of 64k rows: the embed stage reads the texts one group at a time
+    write_atomic(work.corpus, lambda tmp: corpus.to_parquet(tmp, index=False, row_group_size=ROW_GROUP))
     write_atomic(work.rejects, lambda tmp: rejects.to_csv(tmp, index=False))
     report = IngestReport(
         workdir=work.root,
@@ -467,8 +468,54 @@ def texts_hash(workdir: Workdir) -> str:
     return recorded or texts_fingerprint(load_corpus(workdir))
 
 
+ROW_GROUP = 65_536
+
+
 def load_corpus(workdir: Workdir) -> pd.DataFrame:
     return pd.read_parquet(workdir.require_corpus())
+
+
+class CorpusTexts(Sequence[str]):
+    """The corpus ``text`` column read lazily, row group by row group: ``texts[a:b]`` reads only the
+    groups that hold rows a..b, so embedding a corpus never holds all of its text in memory."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self._file = pq.ParquetFile(path)
+        sizes = [self._file.metadata.row_group(g).num_rows for g in range(self._file.num_row_groups)]
+        self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._cached: tuple[int, list[str]] = (-1, [])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _group(self, group: int) -> list[str]:
+        if self._cached[0] != group:
+            column = self._file.read_row_group(group, columns=["text"]).column("text")
+            self._cached = (group, column.to_pylist())
+        return self._cached[1]
+
+    def __getitem__(self, where):  # type: ignore[override]
+        if isinstance(where, int):
+            return self[where : where + 1 if where != -1 else None][0]
+        begin, end, step = where.indices(len(self))
+        if step != 1:
+            raise ValueError("CorpusTexts slices have step 1")
+        out: list[str] = []
+        first = int(np.searchsorted(self._starts, begin, side="right")) - 1
+        for group in range(max(first, 0), len(self._starts) - 1):
+            lo, hi = int(self._starts[group]), int(self._starts[group + 1])
+            if lo >= end:
+                break
+            out.extend(self._group(group)[max(begin, lo) - lo : min(end, hi) - lo])
+        return out
+
+
+def corpus_row_ids(workdir: Workdir) -> np.ndarray:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(workdir.require_corpus(), columns=["row_id"]).column("row_id").to_numpy()
 
 
 def _counts(series: pd.Series) -> dict[str, int]:

@@ -191,3 +191,16 @@ def test_very_long_field_and_nul_bytes(tmp_path):
     assert corpus["text"].tolist() == [long_text, "normal"]
     assert rejects["reason"].tolist() == ["text contains NUL bytes"]
     assert report.rows_read == 3
+
+
+def test_corpus_texts_slices_across_row_groups_equal_the_column(tmp_path):
+    from pipeline.ingest import CorpusTexts
+
+    frame = pd.DataFrame({"row_id": range(50), "text": [f"tweet {i}" for i in range(50)]})
+    frame.to_parquet(tmp_path / "c.parquet", index=False, row_group_size=7)
+    texts = CorpusTexts(tmp_path / "c.parquet")
+    column = frame["text"].tolist()
+    assert len(texts) == 50
+    for begin, end in [(0, 50), (0, 7), (5, 9), (7, 14), (13, 48), (49, 60), (60, 70), (20, 20)]:
+        assert texts[begin:end] == column[begin:end]
+    assert texts[0] == "tweet 0" and texts[-1] == "tweet 49"
