@@ -117,13 +117,20 @@ def recall_at_k(
     queries: np.ndarray,
     k: int = 10,
     own_positions: np.ndarray | None = None,
+    repeats: int = 1,
 ) -> dict[str, float]:
-    """Share of the exact top-k that the index returns, and both indexes' query throughput.
-    ``own_positions``: the queries are these corpus rows; each one's trivial match with itself is left out
-    of both lists, so the recall is that of its true neighbours (as for held-out queries)."""
+    """Share of the exact top-k that the index returns, and both indexes' query throughput (the median
+    of ``repeats`` timed runs each, alternated). ``own_positions``: the queries are these corpus rows;
+    each one's trivial match with itself is left out of both lists, so the recall is that of its true
+    neighbours (as for held-out queries)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    truth, exact_s = _top_k_without_self(exact, queries, k, own_positions)
-    found, approx_s = _top_k_without_self(index, queries, k, own_positions)
+    exact_times, approx_times = [], []
+    for _ in range(repeats):
+        truth, seconds = _top_k_without_self(exact, queries, k, own_positions)
+        exact_times.append(seconds)
+        found, seconds = _top_k_without_self(index, queries, k, own_positions)
+        approx_times.append(seconds)
+    exact_s, approx_s = float(np.median(exact_times)), float(np.median(approx_times))
     return {
         "recall_at_k": _share_found(truth, found),
         "k": k,
@@ -134,20 +141,22 @@ def recall_at_k(
     }
 
 
-def search_ladder(spec: IndexSpec) -> list[str]:
-    """Search settings from fastest to most exact: what ``tune_search`` walks up."""
+REFINE_FACTORS = (8, 16, 32)  # candidates re-ranked per result, for indexes with an RFlat stage
+
+
+def search_ladders(spec: IndexSpec) -> list[list[str]]:
+    """Search settings from fastest to most exact, one ladder per re-rank depth (re-ranking more
+    candidates lets fewer lists be probed: it pays at 1M rows, not at 200k, so both are tried)."""
     if spec.kind == "hnsw":
-        return [f"efSearch={ef}" for ef in (16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)]
+        return [[f"efSearch={ef}" for ef in (16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)]]
     if spec.kind in ("ivf", "ivfpq"):
         nlist = int(spec.factory.split(",")[0].removeprefix("IVF"))
-        shares = [1 / 256, 1 / 128, *(i / 64 for i in range(1, 33))]  # up to half the lists
-        steps = sorted({max(1, round(nlist * share)) for share in shares})
+        shares = [1 / 256, 1 / 128, *(i / 64 for i in range(1, 33)), 1.0]  # up to half the lists, then all
+        probes = sorted({max(1, round(nlist * share)) for share in shares})
         if "RFlat" not in spec.factory:
-            return [f"nprobe={p}" for p in steps] + [f"nprobe={nlist}"] * (steps[-1] < nlist)
-        # re-ranked codes: then more candidates re-ranked too, for the last steps towards exact
-        tail = [f"nprobe={nlist},k_factor_rf={factor}" for factor in (8, 16, 32)]
-        return [f"nprobe={p},k_factor_rf=8" for p in steps if p < nlist] + tail
-    return [""]
+            return [[f"nprobe={p}" for p in probes]]
+        return [[f"nprobe={p},k_factor_rf={factor}" for p in probes] for factor in REFINE_FACTORS]
+    return [[""]]
 
 
 @dataclass(frozen=True)
@@ -168,31 +177,42 @@ def tune_search(
     own_positions: np.ndarray | None = None,
 ) -> Tuned:
     """The fastest search setting whose recall@k on ``queries`` reaches ``target_recall`` (autofaiss's
-    "min recall" mode); the most exact one if none does. Leaves the index set to the chosen setting.
-    Each setting tried is recorded in ``trials``."""
+    "min recall" mode); the most exact one if none does. Along each ladder recall grows, so it is
+    bisected for its first step that reaches the target; between ladders, the faster (median of 3
+    timed runs) wins. Leaves the index set to the chosen setting; every setting tried is in ``trials``."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     truth, _ = _top_k_without_self(exact, queries, k, own_positions)
-    ladder = search_ladder(spec)
-    trials: dict[int, float] = {}
+    trials: dict[str, float] = {}
 
-    def recall_at(step: int) -> float:
-        if step not in trials:
-            apply_search_params(index, ladder[step])
-            trials[step] = _share_found(truth, _top_k_without_self(index, queries, k, own_positions)[0])
-        return trials[step]
+    def recall_of(params: str) -> float:
+        if params not in trials:
+            apply_search_params(index, params)
+            trials[params] = _share_found(truth, _top_k_without_self(index, queries, k, own_positions)[0])
+        return trials[params]
 
-    low, high = 0, len(ladder) - 1  # recall grows along the ladder: bisect for the first step reaching it
-    if recall_at(high) >= target_recall:
+    def seconds_of(params: str) -> float:
+        apply_search_params(index, params)
+        return float(np.median([_top_k_without_self(index, queries, k, own_positions)[1] for _ in range(3)]))
+
+    reached = []
+    for ladder in search_ladders(spec):
+        low, high = 0, len(ladder) - 1
+        if recall_of(ladder[high]) < target_recall:
+            continue
         while low < high:
             middle = (low + high) // 2
-            low, high = (low, middle) if recall_at(middle) >= target_recall else (middle + 1, high)
-    chosen = high
-    apply_search_params(index, ladder[chosen])
+            low, high = (low, middle) if recall_of(ladder[middle]) >= target_recall else (middle + 1, high)
+        reached.append(ladder[high])
+    if reached:
+        chosen = reached[0] if len(reached) == 1 else min(reached, key=seconds_of)
+    else:
+        chosen = max(trials, key=trials.__getitem__)
+    apply_search_params(index, chosen)
     return Tuned(
-        ladder[chosen],
+        chosen,
         trials[chosen],
         trials[chosen] >= target_recall,
-        [{"search_params": ladder[i], "recall_at_k": round(r, 4)} for i, r in sorted(trials.items())],
+        [{"search_params": params, "recall_at_k": round(r, 4)} for params, r in trials.items()],
     )
 
 
@@ -250,7 +270,7 @@ def bench_indexes(
         index = exact if kind == "exact" else build_index(vectors, spec, seed)
         build_s = time.perf_counter() - start
         tuned = tune_search(index, exact, spec, tune_queries, target_recall)
-        measured = recall_at_k(index, exact, held_out, 10)
+        measured = recall_at_k(index, exact, held_out, 10, repeats=3)
         results[kind] = {
             "build_s": round(build_s, 3),
             "bytes": int(faiss.serialize_index(index).size),

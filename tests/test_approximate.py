@@ -12,7 +12,7 @@ from indexes.approximate import (
     choose_index,
     clustered_vectors,
     recall_at_k,
-    search_ladder,
+    search_ladders,
     tune_search,
 )
 from pipeline.errors import EncajesError
@@ -73,7 +73,7 @@ def test_tuning_picks_the_first_setting_that_reaches_the_target():
     spec = choose_index(20_000, 32, "ivf")
     index = build_index(vectors, spec)
     tuned = tune_search(index, exact, spec, queries, target_recall=0.9)
-    ladder = search_ladder(spec)
+    (ladder,) = search_ladders(spec)
     chosen = ladder.index(tuned.search_params)
     assert tuned.reached_target and tuned.recall_at_k >= 0.9
     assert recall_at_k(index, exact, queries)["recall_at_k"] == pytest.approx(tuned.recall_at_k)  # left set
