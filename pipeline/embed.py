@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipeline.encoder import Encoder, Pooling, Transformer, pick_device, pick_dtype
+from pipeline.encoder import EncodedChunk, Encoder, Pooling, Transformer, pick_device, pick_dtype
 from pipeline.errors import EncajesError
 from pipeline.ingest import CorpusTexts, corpus_row_ids, texts_hash
 from pipeline.layout import RunPaths, Workdir, file_sha256, is_fresh, params_hash, record_stage, stage_entry
@@ -149,7 +150,7 @@ def embed_corpus(
     if engine.name == "ray":
         from pipeline import ray_engine
 
-        resources = ray_engine.connect(engine.workers)
+        resources = ray_engine.connect(engine)
         resolved = ray_engine.worker_settings(settings, resources)
     else:
         resolved = resolve_settings(settings)
@@ -173,32 +174,8 @@ def embed_corpus(
     chunk_rows = settings.chunk_rows or CHUNK_ROWS
     shards = ShardSet(run.root / "shards", params_hash(inputs), len(texts), chunk_rows)
     resumed = shards.prepare()
-    desc = f"embed {resolved.model.key} ({resolved.pooling})"
     start = time.perf_counter()
-    if engine.name == "ray":
-        model = ray_engine.describe(resolved)
-        chunks = ray_engine.encode_on_ray(
-            texts,
-            [s for s in shards.starts if not shards.done(s)],
-            chunk_rows,
-            resolved,
-            engine,
-            progress,
-            desc,
-        )
-    else:
-        encoder = load_encoder(resolved)
-        model = {"dim": encoder.dim, "parameters": encoder.transformer.parameters}
-        model["revision"] = encoder.transformer.revision or ""
-        chunks = encoder.encode_chunks(
-            texts,
-            batch_size=resolved.batch_size,
-            chunk_size=chunk_rows,
-            token_budget=resolved.token_budget,
-            skip=shards.done,
-            progress=progress,
-            desc=desc,
-        )
+    model, chunks, oom_splits = _start_engine(engine, resolved, texts, shards, progress)
     timings["load_model_s"] = time.perf_counter() - start
     start = time.perf_counter()
     encoded_rows = encoded_tokens = 0
@@ -236,7 +213,7 @@ def embed_corpus(
         tokens_per_second=round(encoded_tokens / seconds, 1),
         truncated=truncated,
         resumed_shards=resumed,
-        oom_splits=0 if engine.name == "ray" else encoder.oom_splits,
+        oom_splits=oom_splits(),
         settings={
             **meta,
             "batch_size": resolved.batch_size,
@@ -250,6 +227,36 @@ def embed_corpus(
     }
     record_stage(run.manifest, "embed", inputs, outputs, embeddings_sha256=file_sha256(run.embeddings))
     return report
+
+
+def _start_engine(
+    engine: EngineSettings, resolved: ResolvedSettings, texts: Sequence[str], shards: ShardSet, progress: bool
+) -> tuple[dict[str, Any], Iterator[EncodedChunk], Callable[[], int]]:
+    """The chunks still to encode, from this process or from Ray actors; plus what the report needs about
+    the model, and a count of batches halved after running out of GPU memory (local engine only)."""
+    desc = f"embed {resolved.model.key} ({resolved.pooling})"
+    if engine.name == "ray":
+        from pipeline import ray_engine
+
+        pending = [s for s in shards.starts if not shards.done(s)]
+        chunks = ray_engine.encode_on_ray(texts, pending, shards.chunk_size, resolved, engine, progress, desc)
+        return ray_engine.describe(resolved), chunks, lambda: 0
+    encoder = load_encoder(resolved)
+    model = {
+        "dim": encoder.dim,
+        "parameters": encoder.transformer.parameters,
+        "revision": encoder.transformer.revision or "",
+    }
+    chunks = encoder.encode_chunks(
+        texts,
+        batch_size=resolved.batch_size,
+        chunk_size=shards.chunk_size,
+        token_budget=resolved.token_budget,
+        skip=shards.done,
+        progress=progress,
+        desc=desc,
+    )
+    return model, chunks, lambda: encoder.oom_splits
 
 
 def find_run(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> tuple[RunPaths, dict]:

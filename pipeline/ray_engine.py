@@ -3,11 +3,13 @@
 
 The driver keeps the corpus and writes shards; actors receive a chunk's texts and send back its vectors,
 so workers need the model (a hub id, or a folder on storage every node sees) but no access to the workdir.
-``RAY_ADDRESS`` set: connect to that cluster. Unset: start a local Ray with ``workers`` slots.
+``RAY_ADDRESS`` set: connect to that cluster. Unset: start a local Ray with workers x cpus-per-worker
+CPU slots (and the GPUs it finds).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -55,7 +57,7 @@ class ChunkEncoder:
         }
 
 
-def connect(workers: int) -> dict[str, float]:
+def connect(engine: Any) -> dict[str, float]:
     """Join the cluster at ``RAY_ADDRESS``, or start a local one; returns the cluster's resources."""
     try:
         import ray
@@ -64,10 +66,11 @@ def connect(workers: int) -> dict[str, float]:
             "--engine ray needs Ray Data: pip install 'encajes[ray]' (or pip install 'ray[data]')."
         ) from None
     if not ray.is_initialized():
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # our own bar and report say what it did
         address = os.environ.get("RAY_ADDRESS")
         ray.init(
             address=address or None,
-            num_cpus=None if address else max(workers, 1),
+            num_cpus=None if address else engine.workers * engine.cpus_per_worker,
             include_dashboard=False,
             log_to_driver=False,
             logging_level="ERROR",
