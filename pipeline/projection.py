@@ -41,20 +41,20 @@ def knn_graph(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's k nearest rows of ``reference`` (default: ``vectors`` themselves, each its own first
     neighbour) and their cosine distances. Exact FAISS search for graphs UMAP fits on; placing many rows
-    against a sample uses IVF with a quarter of the lists probed."""
+    against a sample uses fast-scan IVF-PQ with re-ranking (near neighbours are enough to place a point)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     base = vectors if reference is None else np.ascontiguousarray(reference, dtype=np.float32)
     dim = base.shape[1]
-    if reference is None or len(vectors) * len(base) <= 2e10:
+    if reference is None or len(vectors) * len(base) <= 2e10 or len(base) < 1000:
         index: faiss.Index = faiss.IndexFlatIP(dim)
-    else:
-        from indexes.approximate import ivf_lists
+        index.add(base)
+    else:  # placing a point needs near neighbours, not the exact ones: fast-scan IVF-PQ, re-ranked
+        from indexes.approximate import apply_search_params, build_index, choose_index
 
-        nlist = ivf_lists(len(base))
-        index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
-        index.train(base)
-        index.nprobe = max(1, nlist // 4)
-    index.add(base)
+        spec = choose_index(len(base), dim, "ivfpq", memory_budget_bytes=float("inf"))
+        index = build_index(base, spec)
+        nlist = int(spec.factory.split(",")[0].removeprefix("IVF"))
+        apply_search_params(index, f"nprobe={max(1, nlist // 16)},k_factor_rf=16")
     similarities, neighbours = index.search(vectors, k)
     if reference is None:  # ties can put a duplicate before the row itself: UMAP wants self first
         rows = np.arange(len(vectors))
