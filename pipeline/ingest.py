@@ -10,15 +10,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
+import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline.csv_reader import Reject, open_csv
 from pipeline.errors import EncajesError
 from pipeline.layout import Workdir, file_sha256, is_fresh, record_stage, stage_entry, write_atomic
 from pipeline.lock import writes_workdir
@@ -34,9 +36,6 @@ SPLIT_ALIASES = {
 }
 CORPUS_COLUMNS = ["row_id", "id", "text", "label", "split", "source", "line"]
 REJECT_COLUMNS = ["source", "line", "reason", "raw"]
-BARE_CR_STANDIN = "\ue000"
-FIELD_LIMIT = 1 << 26  # 64 MiB: a very long field is still a row (embed truncates and counts it)
-csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
 OTHER_DELIMITERS = {";": "';'", "\t": "a tab ('\\t')", "|": "'|'"}
 
 
@@ -48,21 +47,6 @@ class Columns:
     label: str | None = None
     id: str | None = None
     split: str | None = None
-
-
-@dataclass
-class ParsedFile:
-    """The records of one CSV: header, good records with their first line number, and rejects."""
-
-    path: Path
-    header: list[str]
-    records: list[tuple[int, list[str]]] = field(default_factory=list)
-    rejects: list[dict[str, object]] = field(default_factory=list)
-    blank_lines: int = 0
-
-    @property
-    def rows_read(self) -> int:
-        return len(self.records) + len(self.rejects)
 
 
 @dataclass
@@ -97,149 +81,25 @@ class IngestReport:
         }
 
 
-# --- reading -------------------------------------------------------------------------------------------
+# --- columns ----------------------------------------------------------------------------------------
 
 
-BINARY_MAGIC = {
-    b"\x1f\x8b": "gzip",
-    b"PK\x03\x04": "zip (or .xlsx)",
-    b"\x89PNG": "PNG image",
-    b"%PDF": "PDF",
-    b"PAR1": "parquet",
-    b"BZh": "bzip2",
-    b"\xfd7zXZ": "xz",
-}
-
-
-def decode(path: Path, data: bytes, encoding: str) -> str:
-    """Bytes -> text; a decoding failure names the line and the fix instead of a UnicodeDecodeError."""
-    for magic, kind in BINARY_MAGIC.items():
-        if data.startswith(magic):
-            raise EncajesError(
-                f"{path}: this is a {kind} file, not a CSV. Decompress it or export it as CSV (UTF-8) first."
-            )
-    if encoding.lower().replace("_", "-") in {"utf-8", "utf8"}:
-        encoding = "utf-8-sig"  # a BOM is not part of the first column's name
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        bad = data[error.start : error.start + 4]
-        raise EncajesError(
-            f"{path}: line {line} is not valid {encoding.removesuffix('-sig').upper()} (bytes {bad!r}). "
-            f"The file is probably Latin-1 or "
-            f"Windows-1252: re-save it as UTF-8, or pass --encoding latin-1 (or cp1252)."
-        ) from None
-    except LookupError:
-        raise EncajesError(f"Unknown --encoding {encoding!r}: use e.g. utf-8, latin-1, cp1252.") from None
-
-
-class _Lines:
-    """An iterator over physical lines whose position can be moved back after a parse error."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        self.pos = 0
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        if self.pos >= len(self.lines):
-            raise StopIteration
-        self.pos += 1
-        return self.lines[self.pos - 1]
-
-
-def _restore(text: str, bare_cr: str | None) -> str:
-    return text.replace(bare_cr, "\r") if bare_cr else text
-
-
-def split_lines(text: str) -> list[str]:
-    """Physical lines, ended by \n (or \r\n) only: ``str.splitlines`` would also cut at U+2028, U+0085,
-    \x1c... which can sit inside a tweet and must stay in its field."""
-    lines = text.split("\n")
-    out = [line + "\n" for line in lines[:-1]]
-    if lines[-1]:
-        out.append(lines[-1])
-    return out
-
-
-def parse_records(path: Path, text: str, delimiter: str) -> ParsedFile:
-    """Split CSV text into a header and records, rejecting records whose quoting is broken."""
-    # A bare \r inside a field (not a CRLF line end) is text, but the csv module takes it for a line end:
-    # park it on a private-use character while parsing and put it back in every field.
-    bare_cr = BARE_CR_STANDIN if ("\r" in text and BARE_CR_STANDIN not in text) else None
-    if bare_cr:
-        text = re.sub(r"\r(?!\n)", bare_cr, text)
-    lines = _Lines(split_lines(text))
-    header: list[str] | None = None
-    parsed: ParsedFile | None = None
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
-    while True:
-        start = lines.pos
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            if parsed is None:
-                raise EncajesError(f"{path}: cannot parse the header line: {error}.") from None
-            parsed.rejects.append(
-                {
-                    "source": str(path),
-                    "line": start + 1,
-                    "reason": f"broken quoting ({error}); fix the quotes of the record on this line",
-                    "raw": _restore(lines.lines[start].rstrip("\r\n"), bare_cr),
-                }
-            )
-            lines.pos = start + 1  # resume right after the line that opened the bad record
-            reader = csv.reader(lines, delimiter=delimiter, strict=True)
-            continue
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            if parsed is not None:
-                parsed.blank_lines += 1
-            continue
-        if header is None:
-            header = [name.strip() for name in fields]
-            parsed = ParsedFile(path=path, header=header)
-            continue
-        assert parsed is not None
-        if len(fields) != len(header):
-            parsed.rejects.append(
-                {
-                    "source": str(path),
-                    "line": start + 1,
-                    "reason": f"expected {len(header)} fields, found {len(fields)}",
-                    "raw": _restore("".join(lines.lines[start : lines.pos]).rstrip("\r\n"), bare_cr),
-                }
-            )
-            continue
-        parsed.records.append((start + 1, [f.replace(bare_cr, "\r") for f in fields] if bare_cr else fields))
-    if parsed is None:
-        raise EncajesError(f"{path}: the file is empty. Give a CSV with a header row (e.g. text,label).")
-    if not parsed.records and not parsed.rejects:
-        raise EncajesError(f"{path}: the file has a header ({delimiter.join(header or [])}) but no rows.")
-    return parsed
-
-
-def check_columns(parsed: ParsedFile, columns: Columns, delimiter: str) -> dict[str, int | None]:
+def check_columns(path: Path, header: list[str], columns: Columns, delimiter: str) -> dict[str, int | None]:
     """Map each role to a column position; a missing required column is an error that names the fix."""
-    header = parsed.header
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
-        raise EncajesError(f"{parsed.path}: the header repeats column(s) {duplicates}; rename them.")
+        raise EncajesError(f"{path}: the header repeats column(s) {duplicates}; rename them.")
     if columns.text not in header:
         if len(header) == 1:
             for other, name in OTHER_DELIMITERS.items():
                 if other != delimiter and other in header[0]:
                     flag = "$'\\t'" if other == "\t" else f"'{other}'"
                     raise EncajesError(
-                        f"{parsed.path}: the header has a single column {header[0]!r}; the file looks "
+                        f"{path}: the header has a single column {header[0]!r}; the file looks "
                         f"separated by {name}, not {delimiter!r}. Pass --delimiter {flag}."
                     )
         raise EncajesError(
-            f"{parsed.path}: no text column {columns.text!r}; the columns are {header}. "
+            f"{path}: no text column {columns.text!r}; the columns are {header}. "
             f"Pass --text-col NAME to say which one holds the tweets."
         )
     positions: dict[str, int | None] = {"text": header.index(columns.text)}
@@ -250,7 +110,7 @@ def check_columns(parsed: ParsedFile, columns: Columns, delimiter: str) -> dict[
             positions[role] = header.index(name)
         elif asked:
             raise EncajesError(
-                f"{parsed.path}: no {role} column {asked!r}; the columns are {header}. "
+                f"{path}: no {role} column {asked!r}; the columns are {header}. "
                 f"Fix --{role}-col or leave it out."
             )
         else:
@@ -274,69 +134,67 @@ def parse_input(arg: str | Path) -> tuple[Path, str | None]:
 # --- the pure core -------------------------------------------------------------------------------------
 
 
-def rows_from_records(
-    parsed: ParsedFile, positions: dict[str, int | None], delimiter: str = ",", file_split: str | None = None
-) -> tuple[list[dict], list[dict]]:
-    """Turn records into corpus rows, sending unusable ones (empty text, unknown split) to rejects."""
-    file_split = file_split or split_from_filename(parsed.path)
-    kept: list[dict] = []
-    rejected: list[dict] = []
-    text_at = positions["text"]
-    label_at, id_at, split_at = positions["label"], positions["id"], positions["split"]
-    for line, fields in parsed.records:
-        text = fields[text_at]  # type: ignore[index]
-        reason = None
-        if not text.strip():
-            reason = "empty text"
-        elif "\x00" in text:
-            reason = "text contains NUL bytes"
-        split = file_split
-        if split_at is not None:
-            value = fields[split_at].strip().lower()
-            split = SPLIT_ALIASES.get(value) if value else file_split
-            if value and split is None:
-                reason = reason or f"unknown split {fields[split_at]!r} (use train, val or test)"
-        if reason:
-            rejected.append(
-                {"source": str(parsed.path), "line": line, "reason": reason, "raw": _join(fields, delimiter)}
-            )
-            continue
-        label = fields[label_at].strip() if label_at is not None else ""
-        kept.append(
-            {
-                "id": fields[id_at].strip() if id_at is not None and fields[id_at].strip() else None,
-                "text": text,
-                "label": label or None,
-                "split": split,
-                "source": str(parsed.path),
-                "line": line,
-            }
-        )
-    return kept, rejected
+def row_from_record(
+    fields: list[str], positions: dict[str, int | None], file_split: str | None
+) -> tuple[dict | None, str | None]:
+    """One record -> a corpus row, or the reason it cannot be one (empty text, NUL bytes, unknown split)."""
+    text = fields[positions["text"]]  # type: ignore[index]
+    reason = None
+    if not text.strip():
+        reason = "empty text"
+    elif "\x00" in text:
+        reason = "text contains NUL bytes"
+    split = file_split
+    split_at = positions["split"]
+    if split_at is not None:
+        value = fields[split_at].strip().lower()
+        split = SPLIT_ALIASES.get(value) if value else file_split
+        if value and split is None:
+            reason = reason or f"unknown split {fields[split_at]!r} (use train, val or test)"
+    if reason:
+        return None, reason
+    label_at, id_at = positions["label"], positions["id"]
+    label = fields[label_at].strip() if label_at is not None else ""
+    row_id = fields[id_at].strip() if id_at is not None else ""
+    return {"id": row_id or None, "text": text, "label": label or None, "split": split}, None
 
 
-def reject_duplicate_ids(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Keep the first row of each id; later ones go to rejects, saying where the id was first seen."""
-    first: dict[str, dict] = {}
-    kept, rejected = [], []
-    for row in rows:
-        row_id = row["id"]
-        if row_id is None or row_id not in first:
-            if row_id is not None:
-                first[row_id] = row
-            kept.append(row)
-            continue
-        seen = first[row_id]
-        where = f"{Path(seen['source']).name} line {seen['line']}"
-        rejected.append(
-            {
-                "source": row["source"],
-                "line": row["line"],
-                "reason": f"duplicate id {row_id!r} (first on {where})",
-                "raw": row["text"],
-            }
-        )
-    return kept, rejected
+class SeenIds:
+    """Which ids came before, and where: a sorted array of 64-bit id hashes and their (file, line), so
+    memory is 16 bytes per row whatever the ids look like. (Two different ids with one 64-bit hash, odds
+    ~1e-6 at 10M rows, would be reported as a duplicate.)"""
+
+    def __init__(self) -> None:
+        self.hashes = np.empty(0, dtype=np.int64)
+        self.where = np.empty(0, dtype=np.int64)  # file index << 40 | line
+
+    def first_seen(self, ids: list[str | None], where: list[int]) -> list[int | None]:
+        """For each id: where an earlier row (before this batch, or earlier in it) had it, else None.
+        The new ids are remembered."""
+        out: list[int | None] = [None] * len(ids)
+        keys = np.array([hash(row_id) if row_id is not None else 0 for row_id in ids], dtype=np.int64)
+        slots = np.minimum(np.searchsorted(self.hashes, keys), max(len(self.hashes) - 1, 0))
+        before = self.hashes[slots] == keys if len(self.hashes) else np.zeros(len(ids), dtype=bool)
+        in_batch: dict[int, int] = {}
+        fresh_hashes, fresh_where = [], []
+        for i, row_id in enumerate(ids):
+            if row_id is None:
+                continue
+            key = int(keys[i])
+            if before[i]:
+                out[i] = int(self.where[slots[i]])
+            elif key in in_batch:
+                out[i] = in_batch[key]
+            else:
+                in_batch[key] = where[i]
+                fresh_hashes.append(key)
+                fresh_where.append(where[i])
+        if fresh_hashes:
+            hashes = np.concatenate([self.hashes, np.array(fresh_hashes, dtype=np.int64)])
+            order = np.argsort(hashes, kind="stable")
+            self.hashes = hashes[order]
+            self.where = np.concatenate([self.where, np.array(fresh_where, dtype=np.int64)])[order]
+        return out
 
 
 def _join(fields: Sequence[str], delimiter: str) -> str:
@@ -346,10 +204,10 @@ def _join(fields: Sequence[str], delimiter: str) -> str:
     return buffer.getvalue()
 
 
-def build_corpus(rows: list[dict]) -> pd.DataFrame:
+def corpus_frame(rows: list[dict], first_row_id: int) -> pd.DataFrame:
     """Rows -> corpus frame with a stable ``row_id`` (input order) and an ``id`` for every row."""
     frame = pd.DataFrame(rows, columns=CORPUS_COLUMNS[1:])
-    frame.insert(0, "row_id", pd.RangeIndex(len(frame), dtype="int64"))
+    frame.insert(0, "row_id", pd.RangeIndex(first_row_id, first_row_id + len(frame), dtype="int64"))
     missing_id = frame["id"].isna()
     frame.loc[missing_id, "id"] = [
         f"{Path(src).stem}:{line}"
@@ -399,51 +257,155 @@ def ingest(
         entry = stage_entry(work.manifest, "ingest") or {}
         return _report_from_entry(work, entry)
 
-    all_rows: list[dict] = []
-    all_rejects: list[dict] = []
-    read_per_file: dict[str, int] = {}
-    blank_lines = 0
-    for path, split in given:
-        parsed = parse_records(path, decode(path, path.read_bytes(), encoding), delimiter)
-        positions = check_columns(parsed, columns, delimiter)
-        kept, rejected = rows_from_records(parsed, positions, delimiter, split)
-        assert len(kept) + len(parsed.rejects) + len(rejected) == parsed.rows_read, "row accounting bug"
-        read_per_file[str(path)] = read_per_file.get(str(path), 0) + parsed.rows_read
-        blank_lines += parsed.blank_lines
-        all_rows.extend(kept)
-        all_rejects.extend(parsed.rejects + rejected)
-    all_rows, duplicates = reject_duplicate_ids(all_rows)
-    all_rejects.extend(duplicates)
-    kept_by, rejected_by = Counter(r["source"] for r in all_rows), Counter(r["source"] for r in all_rejects)
-    per_file = [
-        {"path": source, "read": read, "kept": kept_by[source], "rejected": rejected_by[source]}
-        for source, read in read_per_file.items()
-    ]
-
-    corpus = build_corpus(all_rows)
-    rejects = pd.DataFrame(all_rejects, columns=REJECT_COLUMNS).sort_values(["source", "line"], kind="stable")
     work.root.mkdir(parents=True, exist_ok=True)
-    # row groups of 64k rows: the embed stage reads the texts one group at a time
-    write_atomic(work.corpus, lambda tmp: corpus.to_parquet(tmp, index=False, row_group_size=ROW_GROUP))
-    write_atomic(work.rejects, lambda tmp: rejects.to_csv(tmp, index=False))
+    sink = _CorpusSink(work)
+    rejects: list[dict] = []
+    per_file: dict[str, dict[str, int]] = {}
+    names = [path.name for path, _ in given]
+    seen = SeenIds()
+    blank_lines = 0
+    try:
+        for file_index, (path, split) in enumerate(given):
+            stream = open_csv(path, encoding, delimiter)
+            positions = check_columns(path, stream.header, columns, delimiter)
+            file_split = split or split_from_filename(path)
+            counts = per_file.setdefault(str(path), {"read": 0, "kept": 0, "rejected": 0})
+            pending: list[dict] = []
+
+            def flush(pending: list[dict] = pending, counts: dict[str, int] = counts) -> None:
+                earlier = seen.first_seen([r["id"] for r in pending], [r["where"] for r in pending])
+                kept = []
+                for row, first in zip(pending, earlier, strict=True):
+                    if first is None:
+                        kept.append(row)
+                        continue
+                    where = f"{names[first >> 40]} line {first & ((1 << 40) - 1)}"
+                    reason = f"duplicate id {row['id']!r} (first on {where})"
+                    rejects.append(
+                        {"source": row["source"], "line": row["line"], "reason": reason, "raw": row["text"]}
+                    )
+                counts["kept"] += len(kept)
+                counts["rejected"] += len(pending) - len(kept)
+                sink.write(kept)
+                pending.clear()
+
+            for item in stream.records:
+                counts["read"] += 1
+                if isinstance(item, Reject):
+                    rejects.append(
+                        {"source": str(path), "line": item.line, "reason": item.reason, "raw": item.raw}
+                    )
+                    counts["rejected"] += 1
+                    continue
+                row, reason = row_from_record(item.fields, positions, file_split)
+                if row is None:
+                    raw = _join(item.fields, delimiter)
+                    rejects.append({"source": str(path), "line": item.line, "reason": reason, "raw": raw})
+                    counts["rejected"] += 1
+                    continue
+                row.update(source=str(path), line=item.line, where=(file_index << 40) | item.line)
+                pending.append(row)
+                if len(pending) >= ROW_GROUP:
+                    flush()
+            flush()
+            blank_lines += stream.counts["blank_lines"]
+            if counts["read"] == 0:
+                raise EncajesError(
+                    f"{path}: the file has a header ({delimiter.join(stream.header)}) but no rows."
+                )
+            assert counts["kept"] + counts["rejected"] == counts["read"], "row accounting bug"
+
+    except BaseException:
+        sink.abort()
+        raise
+    corpus_path = sink.close()
+    reject_frame = pd.DataFrame(rejects, columns=REJECT_COLUMNS).sort_values(
+        ["source", "line"], kind="stable"
+    )
+    write_atomic(work.rejects, lambda tmp: reject_frame.to_csv(tmp, index=False))
     report = IngestReport(
         workdir=work.root,
-        corpus=work.corpus,
+        corpus=corpus_path,
         rejects=work.rejects,
-        rows_read=len(corpus) + len(rejects),
-        rows_kept=len(corpus),
-        rows_rejected=len(rejects),
+        rows_read=sink.rows + len(reject_frame),
+        rows_kept=sink.rows,
+        rows_rejected=len(reject_frame),
         blank_lines=blank_lines,
-        per_file=per_file,
-        splits=_counts(corpus["split"]),
-        labels=_counts(corpus["label"]),
-        reject_reasons=_counts(rejects["reason"].str.replace(r" \(.*|(?<=duplicate id) .*", "", regex=True)),
+        per_file=[{"path": source, **counts} for source, counts in per_file.items()],
+        splits=dict(sink.splits.most_common()),
+        labels=dict(sink.labels.most_common()),
+        reject_reasons=_counts(
+            reject_frame["reason"].str.replace(r" \(.*|(?<=duplicate id) .*", "", regex=True)
+        ),
     )
     outputs = report.to_dict()
     outputs["corpus_sha256"] = file_sha256(work.corpus)
-    outputs["texts_sha256"] = texts_fingerprint(corpus)
+    outputs["texts_sha256"] = texts_fingerprint_of_file(work.corpus)
     record_stage(work.manifest, "ingest", inputs, outputs)
     return report
+
+
+class _CorpusSink:
+    """Corpus rows -> ``corpus.parquet`` one 64k-row group at a time (written to a temporary file and
+    moved into place at the end), counting splits and labels on the way."""
+
+    def __init__(self, work: Workdir) -> None:
+        self.work = work
+        self.tmp = work.corpus.with_name(f".{work.corpus.name}.{os.getpid()}.tmp")
+        self.writer: Any = None
+        self.rows = 0
+        self.splits: Counter[str] = Counter()
+        self.labels: Counter[str] = Counter()
+        self.buffer: list[dict] = []
+
+    def write(self, rows: list[dict]) -> None:
+        self.buffer.extend(rows)
+        while len(self.buffer) >= ROW_GROUP:
+            self._write_group(self.buffer[:ROW_GROUP])
+            del self.buffer[:ROW_GROUP]
+
+    def _write_group(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = corpus_frame(rows, self.rows)
+        self.splits.update(frame["split"].fillna("(none)").astype(str))
+        self.labels.update(frame["label"].fillna("(none)").astype(str))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        self.writer.write_table(table, row_group_size=ROW_GROUP)
+        self.rows += len(frame)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def close(self) -> Path:
+        if self.buffer or self.writer is None:  # the last group (or an empty corpus: a file with a schema)
+            self._write_group(self.buffer)
+            self.buffer = []
+        self.writer.close()
+        os.chmod(self.tmp, 0o666 & ~_umask())
+        os.replace(self.tmp, self.work.corpus)
+        return self.work.corpus
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def texts_fingerprint_of_file(path: Path) -> str:
+    """``texts_fingerprint`` of a corpus file, read one row group at a time."""
+    texts = CorpusTexts(path)
+    digest = hashlib.sha256(np.arange(len(texts), dtype=np.int64).tobytes())
+    for group in range(len(texts._starts) - 1):
+        for text in texts._group(group):
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
+    return digest.hexdigest()
 
 
 def texts_fingerprint(corpus: pd.DataFrame) -> str:

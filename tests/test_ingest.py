@@ -204,3 +204,43 @@ def test_corpus_texts_slices_across_row_groups_equal_the_column(tmp_path):
     for begin, end in [(0, 50), (0, 7), (5, 9), (7, 14), (13, 48), (49, 60), (60, 70), (20, 20)]:
         assert texts[begin:end] == column[begin:end]
     assert texts[0] == "tweet 0" and texts[-1] == "tweet 49"
+
+
+def test_streamed_ingest_across_row_groups_keeps_order_ids_and_fingerprint(tmp_path, monkeypatch):
+    """Small row groups force many parquet groups and duplicate checks across batches and files."""
+    import pipeline.ingest as ingest_module
+    from pipeline.ingest import CorpusTexts, texts_fingerprint
+    from pipeline.layout import Workdir, stage_entry
+
+    monkeypatch.setattr(ingest_module, "ROW_GROUP", 4)
+    a = tmp_path / "a.csv"
+    a.write_text("id,text\n" + "".join(f"{i},tweet {i}\n" for i in range(10)), encoding="utf-8")
+    b = tmp_path / "b.csv"
+    b.write_text("id,text\n3,again three\n10,ten\n10,ten again\n11,eleven\n", encoding="utf-8")
+    report = ingest([a, b], tmp_path / "w")
+    assert (report.rows_read, report.rows_kept, report.rows_rejected) == (14, 12, 2)
+    corpus = pd.read_parquet(tmp_path / "w" / "corpus.parquet")
+    assert corpus["row_id"].tolist() == list(range(12))
+    assert corpus["id"].tolist() == [str(i) for i in range(12)]
+    rejects = pd.read_csv(tmp_path / "w" / "rejects.csv")
+    assert rejects["reason"].tolist() == [
+        "duplicate id '3' (first on a.csv line 5)",
+        "duplicate id '10' (first on b.csv line 3)",
+    ]
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(tmp_path / "w" / "corpus.parquet").num_row_groups == 3
+    assert CorpusTexts(tmp_path / "w" / "corpus.parquet")[3:9] == corpus["text"].tolist()[3:9]
+    work = Workdir.at(tmp_path / "w")
+    recorded = stage_entry(work.manifest, "ingest")["outputs"]["texts_sha256"]
+    assert recorded == texts_fingerprint(corpus)
+
+
+def test_a_failing_file_leaves_no_partial_corpus(tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("text\nhola\n", encoding="utf-8")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text\n", encoding="utf-8")
+    with pytest.raises(EncajesError, match="no rows"):
+        ingest([good, empty], tmp_path / "w")
+    assert not list((tmp_path / "w").glob("*corpus*"))
