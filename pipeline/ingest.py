@@ -12,7 +12,7 @@ import hashlib
 import io
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -402,8 +402,8 @@ def texts_fingerprint_of_file(path: Path) -> str:
     """``texts_fingerprint`` of a corpus file, read one row group at a time."""
     texts = CorpusTexts(path)
     digest = hashlib.sha256(np.arange(len(texts), dtype=np.int64).tobytes())
-    for group in range(len(texts._starts) - 1):
-        for text in texts._group(group):
+    for group in texts.groups():
+        for text in group:
             digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
     return digest.hexdigest()
 
@@ -451,6 +451,11 @@ class CorpusTexts(Sequence[str]):
 
     def __len__(self) -> int:
         return int(self._starts[-1])
+
+    def groups(self) -> Iterator[list[str]]:
+        """The texts, one row group at a time."""
+        for group in range(len(self._starts) - 1):
+            yield self._group(group)
 
     def _group(self, group: int) -> list[str]:
         if self._cached[0] != group:
