@@ -131,7 +131,8 @@ def _tune_and_measure(
     reads are not the ones the setting was fitted to."""
     rng = np.random.default_rng(0)
     rows = rng.choice(len(vectors), min(len(vectors), RECALL_QUERIES + TUNING_QUERIES), replace=False)
-    tuning, measuring = rows[:TUNING_QUERIES], rows[TUNING_QUERIES:]
+    split = min(TUNING_QUERIES, len(rows) // 3)  # a small corpus: a third tunes, the rest measures
+    tuning, measuring = rows[:split], rows[split:]
     tuned = tune_search(index, exact, spec, vectors[tuning], inputs["target_recall"], own_positions=tuning)
     measured = recall_at_k(index, exact, vectors[measuring], 10, own_positions=measuring)
     recall: dict[str, Any] = {k: round(v, 4) for k, v in measured.items()}

@@ -107,6 +107,8 @@ def test_index_stage_with_an_approximate_kind(tmp_path, sample_csv, tiny_model):
 
     ivf = index_run(tmp_path / "w", str(tiny_model), kind="ivf")
     assert ivf.kind == "ivf" and 0 <= ivf.recall["recall_at_k"] <= 1 and ivf.recall["trials"]
+    rows = ivf.vectors
+    assert ivf.recall["queries"] == rows - rows // 3  # tuned on a third, measured on the other rows
     assert ivf.search_params.startswith("nprobe=")
     hits = Workspace(tmp_path / "w").similar_to("a3", k=3, model=str(tiny_model))  # no direct map in IVF
     assert len(hits) == 3 and "a3" not in hits["id"].tolist()
