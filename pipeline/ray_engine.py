@@ -66,7 +66,6 @@ def connect(engine: Any) -> dict[str, float]:
             "--engine ray needs Ray Data: pip install 'encajes[ray]' (or pip install 'ray[data]')."
         ) from None
     if not ray.is_initialized():
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # our own bar and report say what it did
         address = os.environ.get("RAY_ADDRESS")
         ray.init(
             address=address or None,
@@ -79,6 +78,8 @@ def connect(engine: Any) -> dict[str, float]:
         import ray.data
 
         ray.data.DataContext.get_current().enable_progress_bars = False
+        for name in ("ray.data", "ray.data._internal.progress", "ray.data._internal.execution"):
+            logging.getLogger(name).setLevel(logging.ERROR)  # our own bar and report say what it did
     return dict(ray.cluster_resources())
 
 
@@ -133,7 +134,7 @@ def encode_on_ray(
         fn_constructor_kwargs={"resolved": resolved, "threads": engine.cpus_per_worker},
         batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=engine.workers),
+        compute=ray.data.ActorPoolStrategy(size=min(engine.workers, len(items))),
         num_cpus=1 if on_gpu else engine.cpus_per_worker,
         **({"num_gpus": 1} if on_gpu else {}),
     )
