@@ -53,8 +53,7 @@ def knn_graph(
 
         spec = choose_index(len(base), dim, "ivfpq", memory_budget_bytes=float("inf"))
         index = build_index(base, spec)
-        nlist = int(spec.factory.split(",")[0].removeprefix("IVF"))
-        apply_search_params(index, f"nprobe={max(1, nlist // 16)},k_factor_rf=16")
+        apply_search_params(index, f"nprobe={max(1, spec.nlist // 16)},k_factor_rf=16")
     similarities, neighbours = index.search(vectors, k)
     if reference is None:  # ties can put a duplicate before the row itself: UMAP wants self first
         rows = np.arange(len(vectors))
