@@ -45,13 +45,15 @@ def _codec(encoding: str) -> str:
 def _scan(path: Path, codec: str) -> bool:
     """Whether bare \\r (not part of \\r\\n) must be parked on a stand-in while parsing: the file has
     some, and does not use the stand-in character itself."""
-    standin = BARE_CR_STANDIN.encode(codec, errors="ignore") or None
+    bom = "".encode(codec)  # utf-8-sig and utf-16 prefix every encode with a byte-order mark
+    standin = BARE_CR_STANDIN.encode(codec, errors="ignore")[len(bom) :] or None
     bare_cr = has_standin = False
     previous = b""
     with path.open("rb") as handle:
         while block := handle.read(BLOCK):
             joined = previous + block
-            bare_cr = bare_cr or re.search(rb"\r(?!\n)", joined[:-1]) is not None
+            # a \r is bare when a byte other than \n follows it; one that ends the block waits for the next
+            bare_cr = bare_cr or re.search(rb"\r(?=[^\n])", joined) is not None
             has_standin = has_standin or (standin is not None and standin in joined)
             previous = joined[-len(standin or b"x") :]
     bare_cr = bare_cr or previous.endswith(b"\r")
