@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from pipeline.cpu_kernels import pack_linears
 from pipeline.errors import EncajesError
 from pipeline.models import ResolvedModel
 
@@ -60,6 +61,8 @@ class Transformer:
     """Tokenizer + Hugging Face encoder; returns token embeddings."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, max_length: int, device: torch.device) -> None:
+        self.parameters = sum(p.numel() for p in model.parameters())  # before packing hides the weights
+        self.packed_linears = pack_linears(model) if device.type == "cpu" else 0
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -104,10 +107,6 @@ class Transformer:
     @property
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
-
-    @property
-    def parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
 
     def tokenize(self, texts: list[str]) -> tuple[list[list[int]], int]:
         """Token ids per text (truncated to ``max_length``) and how many texts were truncated."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.cpu_kernels import PackedLinear, onednn_available
 from pipeline.embed import EmbedSettings, load_encoder, resolve_settings
 from pipeline.encoder import Pooling
 from pipeline.errors import EncajesError
@@ -97,3 +98,35 @@ def test_cuda_without_gpu_is_a_clear_error(tiny_model):
         pytest.skip("this machine has a GPU")
     with pytest.raises(EncajesError, match="--device cpu"):
         resolve_settings(EmbedSettings(model=str(tiny_model), device="cuda"))
+
+
+@pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_linear_equals_linear_on_batched_input(dtype):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(48, 80).to(dtype).eval()
+    x = torch.randn(3, 7, 48, dtype=dtype)
+    with torch.inference_mode():
+        expected, packed = linear(x).float(), PackedLinear(linear)(x).float()
+    assert packed.shape == expected.shape
+    tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(packed, expected, atol=tolerance, rtol=tolerance)
+
+
+@pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN")
+def test_cpu_encoder_with_packed_layers_matches_the_plain_hf_model(tiny_model):
+    from transformers import AutoModel, AutoTokenizer
+
+    encoder = encoder_for(tiny_model)
+    assert encoder.transformer.packed_linears > 0
+    assert encoder.transformer.parameters == sum(
+        p.numel() for p in AutoModel.from_pretrained(tiny_model).parameters()
+    )
+    ours = encoder.encode(TEXTS).vectors
+    tokenizer, model = AutoTokenizer.from_pretrained(tiny_model), AutoModel.from_pretrained(tiny_model).eval()
+    batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.inference_mode():
+        tokens = model(**batch)[0]
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    theirs = torch.nn.functional.normalize((tokens * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+    assert (ours * theirs).sum(1).min() > 0.99999
