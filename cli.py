@@ -177,6 +177,14 @@ def ingest(
     help="Rows per shard written to disk (4096): a killed run resumes from the last shard.",
 )
 @click.option(
+    "--store",
+    type=click.Choice(["auto", "pt", "npy"]),
+    default="auto",
+    show_default=True,
+    help="pt: vectors inside embeddings.pt; npy: in a vectors.npy beside it that every stage reads block "
+    "by block (for corpora beyond memory); auto: npy past 2 GiB of vectors (1.4M rows at 384-d).",
+)
+@click.option(
     "--engine",
     type=click.Choice(["local", "ray"]),
     default="local",
@@ -212,6 +220,7 @@ def embed(
     prefix: str | None,
     trust_remote_code: bool,
     chunk_rows: int | None,
+    store: str,
     engine: str,
     workers: int,
     cpus_per_worker: int,
@@ -223,7 +232,8 @@ def embed(
 
     Texts are sorted by length and padded per batch; vectors are pooled (mean ignores padding) and
     L2-normalised float32, saved with their row_ids. Load them with
-    torch.load(path, weights_only=True).
+    torch.load(path, weights_only=True); past 2 GiB of vectors the file holds the row_ids and points to a
+    vectors.npy beside it (np.load(..., mmap_mode="r")).
 
     \b
     Examples:
@@ -244,6 +254,7 @@ def embed(
         batch_size=batch_size,
         trust_remote_code=trust_remote_code,
         chunk_rows=chunk_rows,
+        store=store,
     )
     report = embed_corpus(
         workdir,

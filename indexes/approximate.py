@@ -77,17 +77,25 @@ def choose_index(n: int, dim: int, kind: str = "auto", memory_budget_bytes: floa
     return replace(specs["ivfpq"], why=f"{n:,} rows, {budget}: {specs['ivfpq'].why}")
 
 
+def training_rows(n: int, spec: IndexSpec, seed: int = 0) -> np.ndarray:
+    """Sorted positions of the rows an index trains on (k-means wants >= 39 points per list)."""
+    rows = min(n, max(100_000, 40 * spec.nlist))
+    return np.sort(np.random.default_rng(seed).choice(n, rows, replace=False))
+
+
+def empty_index(dim: int, spec: IndexSpec, training: np.ndarray) -> faiss.Index:
+    """The index of ``spec``, trained on ``training`` vectors if it needs training, holding nothing yet."""
+    index = faiss.index_factory(dim, spec.factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        index.train(np.ascontiguousarray(training, dtype=np.float32))
+    apply_search_params(index, spec.search_params)
+    return index
+
+
 def build_index(vectors: np.ndarray, spec: IndexSpec, seed: int = 0) -> faiss.Index:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = faiss.index_factory(vectors.shape[1], spec.factory, faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained:
-        rng = np.random.default_rng(seed)
-        nlist = spec.nlist
-        train_rows = min(len(vectors), max(100_000, 40 * nlist))  # k-means wants >= 39 points per list
-        sample = vectors[np.sort(rng.choice(len(vectors), train_rows, replace=False))]
-        index.train(sample)
+    index = empty_index(vectors.shape[1], spec, vectors[training_rows(len(vectors), spec, seed)])
     index.add(vectors)
-    apply_search_params(index, spec.search_params)
     return index
 
 

@@ -5,6 +5,7 @@ The index stores vectors by position; ``ids`` maps position -> corpus ``row_id``
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,31 @@ class TorchFlatIP:
 
     def reconstruct(self, position: int) -> np.ndarray:
         return self.vectors[position].cpu().numpy()
+
+
+class BlockScanIP:
+    """Exact inner-product search over vectors read block by block (a ``vectors.npy`` beyond memory): the
+    ground truth that recall is measured against when a flat index would not fit. ``blocks()`` yields
+    (first row, vectors) in row order; duck-types ``d``, ``ntotal`` and ``search``."""
+
+    def __init__(self, blocks: Callable[[], Iterable[tuple[int, np.ndarray]]], rows: int, dim: int) -> None:
+        self.blocks, self.ntotal, self.d = blocks, rows, dim
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = min(k, self.ntotal)
+        best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+        best_positions = np.zeros((len(queries), 0), dtype=np.int64)
+        for begin, block in self.blocks():
+            scores, positions = faiss.knn(
+                queries, np.ascontiguousarray(block), min(k, len(block)), metric=faiss.METRIC_INNER_PRODUCT
+            )
+            scores = np.concatenate([best_scores, scores], axis=1)
+            positions = np.concatenate([best_positions, positions + begin], axis=1)
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            best_scores = np.take_along_axis(scores, top, axis=1)
+            best_positions = np.take_along_axis(positions, top, axis=1)
+        return best_scores, best_positions
 
 
 def on_gpu(search_index: SearchIndex) -> SearchIndex:

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.embed import EmbedReport, EmbedSettings, embed_corpus, load_encoder, resolve_settings
+from pipeline.embed import (
+    EmbedReport,
+    EmbedSettings,
+    embed_corpus,
+    find_run,
+    load_encoder,
+    resolve_settings,
+)
 from pipeline.index import IndexReport, index_run
 from pipeline.ingest import Columns, IngestReport, ingest, load_corpus
 from pipeline.layout import Workdir
@@ -56,7 +63,9 @@ class Workspace:
         return index_run(self.workdir.root, model, pooling, force=force)
 
     def embeddings(self, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Embeddings:
-        return load_embeddings(self._searcher(model, pooling).run.embeddings)
+        """A run's vectors and row ids; for a ``vectors.npy`` run, a read-only memmap (use ``blocks``)."""
+        run, _ = find_run(self.workdir, model, pooling)
+        return load_embeddings(run.embeddings)
 
     def search(
         self, query: str | Sequence[str], k: int = 10, model: str = DEFAULT_MODEL, pooling: str | None = None

@@ -17,7 +17,7 @@ from pipeline.layout import RunPaths, Workdir, file_sha256, is_fresh, params_has
 from pipeline.lock import writes_workdir
 from pipeline.models import DEFAULT_MODEL, ResolvedModel, resolve_model, weights_fingerprint
 from pipeline.shards import ShardSet
-from pipeline.store import Embeddings, save_embeddings
+from pipeline.store import IN_MEMORY_LIMIT_BYTES, Embeddings, save_embeddings, save_embeddings_streamed
 
 CHUNK_ROWS = 4096  # rows per shard: memory holds one chunk's tokens, a killed run loses at most one chunk
 
@@ -37,6 +37,9 @@ class EmbedSettings:
     # padded tokens per batch; None: 1024 on CPU (keeps activations cache-sized), 64 x rows on GPU
     token_budget: int | None = None
     chunk_rows: int | None = None  # rows per shard; None: CHUNK_ROWS
+    # where the vectors go: "pt" inside embeddings.pt, "npy" in a vectors.npy it points to (read block by
+    # block by every stage), "auto" npy past IN_MEMORY_LIMIT_BYTES. Not an input: the vectors are the same.
+    store: str = "auto"
 
 
 ENGINES = ("local", "ray")
@@ -185,7 +188,6 @@ def embed_corpus(
         encoded_tokens += chunk.tokens
     timings["encode_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    vectors, _, truncated = shards.assemble(model["dim"])
     meta = {
         **resolved.vector_inputs(),
         "model_source": resolved.model.source,
@@ -195,7 +197,8 @@ def embed_corpus(
         "normalized": True,
         "trust_remote_code": resolved.trust_remote_code,
     }
-    save_embeddings(run.embeddings, Embeddings(vectors, row_ids, meta))
+    store = _store_for(settings.store, len(texts), model["dim"])
+    truncated = _save_vectors(store, run, shards, model["dim"], row_ids, meta)
     shards.remove()
     timings["write_s"] = time.perf_counter() - start
     seconds = max(timings["encode_s"], 1e-9)
@@ -219,6 +222,7 @@ def embed_corpus(
             "batch_size": resolved.batch_size,
             "token_budget": resolved.token_budget,
             "engine": engine.name,
+            "store": store,
             **({"workers": engine.workers} if engine.name == "ray" else {}),
         },
     )
@@ -227,6 +231,29 @@ def embed_corpus(
     }
     record_stage(run.manifest, "embed", inputs, outputs, embeddings_sha256=file_sha256(run.embeddings))
     return report
+
+
+STORES = ("auto", "pt", "npy")
+
+
+def _store_for(store: str, rows: int, dim: int) -> str:
+    if store not in STORES:
+        raise EncajesError(f"Unknown --store {store!r}: use auto, pt or npy.")
+    if store == "auto":
+        return "npy" if rows * dim * 4 > IN_MEMORY_LIMIT_BYTES else "pt"
+    return store
+
+
+def _save_vectors(store: str, run: RunPaths, shards: ShardSet, dim: int, row_ids, meta) -> int:
+    """Finished shards -> the run's vectors in the chosen store; returns how many texts were truncated."""
+    if store == "pt":
+        vectors, _, truncated = shards.assemble(dim)
+        save_embeddings(run.embeddings, Embeddings(vectors, row_ids, meta))
+        run.vectors.unlink(missing_ok=True)  # a vectors.npy of an earlier run is no longer pointed to
+        return truncated
+    blocks = (vectors for vectors, _, _ in shards.read(dim))
+    save_embeddings_streamed(run.embeddings, run.vectors, blocks, shards.rows, dim, row_ids, meta)
+    return shards.truncated()
 
 
 def _start_engine(

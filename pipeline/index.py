@@ -10,15 +10,24 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 
-from indexes.approximate import IndexSpec, build_index, choose_index, recall_at_k, tune_search
-from indexes.exact import SearchIndex, build_exact, save_index
+from indexes.approximate import (
+    IndexSpec,
+    build_index,
+    choose_index,
+    empty_index,
+    recall_at_k,
+    training_rows,
+    tune_search,
+)
+from indexes.exact import BlockScanIP, SearchIndex, build_exact, save_index
 from pipeline.embed import find_run
 from pipeline.layout import RunPaths, Workdir, is_fresh, record_stage, stage_entry
 from pipeline.lock import workdir_lock, writes_workdir
 from pipeline.models import DEFAULT_MODEL
-from pipeline.store import load_embeddings
+from pipeline.store import Embeddings, load_embeddings
 
 RECALL_QUERIES = 1000  # corpus rows whose neighbours (themselves left out) measure recall@10
 TUNING_QUERIES = 500  # other rows, on which nprobe / efSearch is tuned to the target recall
@@ -91,15 +100,14 @@ def build_run_index(
 
 def _build(run: RunPaths, inputs: dict[str, Any]) -> IndexReport:
     embeddings = load_embeddings(run.embeddings)
-    vectors = embeddings.vectors
-    spec = choose_index(len(vectors), vectors.shape[1], inputs["kind"], inputs["memory_budget_gb"] * 1e9)
+    n, dim = len(embeddings), embeddings.dim
+    spec = choose_index(n, dim, inputs["kind"], inputs["memory_budget_gb"] * 1e9)
     start = time.perf_counter()
-    exact = build_exact(vectors, embeddings.row_ids)
-    search_index = exact if spec.kind == "exact" else SearchIndex(build_index(vectors, spec), exact.ids)
+    search_index, truth = _fill(embeddings, spec)
     build_s = round(time.perf_counter() - start, 3)
     recall = None
     if spec.kind != "exact":
-        recall, search_params = _tune_and_measure(search_index.index, exact.index, spec, vectors, inputs)
+        recall, search_params = _tune_and_measure(search_index.index, truth, spec, embeddings, inputs)
         spec = replace(spec, search_params=search_params)
     save_index(search_index, run.index, run.index_ids)
     report = IndexReport(
@@ -124,17 +132,39 @@ def _build(run: RunPaths, inputs: dict[str, Any]) -> IndexReport:
     return report
 
 
+def _fill(embeddings: Embeddings, spec: IndexSpec) -> tuple[SearchIndex, Any]:
+    """The index of ``spec`` over every vector, and the exact search recall is measured against: a flat
+    index when the vectors are in memory, a block-by-block scan of ``vectors.npy`` when they are not (the
+    vectors are then only ever read a block at a time)."""
+    ids = np.asarray(embeddings.row_ids, dtype=np.int64)
+    if embeddings.file is None:
+        exact = build_exact(embeddings.vectors, ids)
+        if spec.kind == "exact":
+            return exact, exact.index
+        return SearchIndex(build_index(embeddings.vectors, spec), ids), exact.index
+    n, dim = len(embeddings), embeddings.dim
+    if spec.kind == "exact":
+        index = faiss.IndexFlatIP(dim)
+    else:
+        index = empty_index(dim, spec, embeddings.take(training_rows(n, spec)))
+    for _, block in embeddings.blocks():
+        index.add(np.ascontiguousarray(block))
+    return SearchIndex(index, ids), BlockScanIP(embeddings.blocks, n, dim)
+
+
 def _tune_and_measure(
-    index: Any, exact: Any, spec: IndexSpec, vectors: np.ndarray, inputs: dict[str, Any]
+    index: Any, exact: Any, spec: IndexSpec, embeddings: Embeddings, inputs: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """Tune the search setting on some corpus rows, measure recall@10 on others: the numbers a user
     reads are not the ones the setting was fitted to."""
     rng = np.random.default_rng(0)
-    rows = rng.choice(len(vectors), min(len(vectors), RECALL_QUERIES + TUNING_QUERIES), replace=False)
+    n = len(embeddings)
+    rows = rng.choice(n, min(n, RECALL_QUERIES + TUNING_QUERIES), replace=False)
     split = min(TUNING_QUERIES, len(rows) // 3)  # a small corpus: a third tunes, the rest measures
     tuning, measuring = rows[:split], rows[split:]
-    tuned = tune_search(index, exact, spec, vectors[tuning], inputs["target_recall"], own_positions=tuning)
-    measured = recall_at_k(index, exact, vectors[measuring], 10, own_positions=measuring)
+    queries = embeddings.take(tuning)
+    tuned = tune_search(index, exact, spec, queries, inputs["target_recall"], own_positions=tuning)
+    measured = recall_at_k(index, exact, embeddings.take(measuring), 10, own_positions=measuring)
     recall: dict[str, Any] = {k: round(v, 4) for k, v in measured.items()}
     recall.update(target=inputs["target_recall"], reached_target=tuned.reached_target, trials=tuned.trials)
     return recall, tuned.search_params

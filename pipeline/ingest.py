@@ -433,8 +433,9 @@ def texts_hash(workdir: Workdir) -> str:
 ROW_GROUP = 65_536
 
 
-def load_corpus(workdir: Workdir) -> pd.DataFrame:
-    return pd.read_parquet(workdir.require_corpus())
+def load_corpus(workdir: Workdir, columns: list[str] | None = None) -> pd.DataFrame:
+    """The corpus, or only ``columns`` of it (a probe needs no text: at 10M rows that is gigabytes)."""
+    return pd.read_parquet(workdir.require_corpus(), columns=columns)
 
 
 class CorpusTexts(Sequence[str]):

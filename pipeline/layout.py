@@ -3,7 +3,7 @@
 Everything that knows a file name lives here, so stages never guess each other's paths::
 
     W/corpus.parquet, W/rejects.csv          ingest
-    W/runs/<model>__<pooling>/embeddings.pt  embed
+    W/runs/<model>__<pooling>/embeddings.pt  embed (+ vectors.npy when the vectors outgrow memory)
     W/runs/<model>__<pooling>/index.faiss    index (+ index_ids.npy, the FAISS position -> row_id map)
     W/manifest.json, W/runs/*/manifest.json  what each stage was made from
 
@@ -47,6 +47,11 @@ class RunPaths:
     @property
     def embeddings(self) -> Path:
         return self.root / "embeddings.pt"
+
+    @property
+    def vectors(self) -> Path:
+        """Vectors of a run too large to hold in memory: a float32 .npy that embeddings.pt points to."""
+        return self.root / "vectors.npy"
 
     @property
     def index(self) -> Path:

@@ -268,7 +268,7 @@ def plot_run(
     start = time.perf_counter()
     embeddings = load_embeddings(run.embeddings)
     corpus = load_corpus(work).set_index("row_id").loc[embeddings.row_ids]
-    projection = umap_2d(embeddings.vectors, settings)
+    projection = umap_2d(embeddings, settings)
     xy = projection.xy
     frame = pd.DataFrame(
         {"row_id": embeddings.row_ids, "x": xy[:, 0], "y": xy[:, 1], "label": corpus["label"].to_numpy()}

@@ -156,7 +156,7 @@ def probe_run(
         return load_probe_report(run, skipped=True)
 
     start = time.perf_counter()
-    corpus = load_corpus(work)
+    corpus = load_corpus(work, columns=["row_id", "label", "split"])
     embeddings = load_embeddings(run.embeddings)
     if not np.array_equal(embeddings.row_ids, corpus["row_id"].to_numpy()):
         raise EncajesError(
@@ -164,10 +164,11 @@ def probe_run(
         )
     train, test, how = choose_split(corpus, settings)
     labels = corpus["label"].astype(str).to_numpy()
-    x, y = embeddings.vectors, labels
+    y = labels
+    x_train, x_test = embeddings.take(np.flatnonzero(train)), embeddings.take(np.flatnonzero(test))
     predicted = {
-        "logistic": logistic_predict(x[train], y[train], x[test], settings),
-        "knn": knn_predict(x[train], y[train], x[test], settings.k),
+        "logistic": logistic_predict(x_train, y[train], x_test, settings),
+        "knn": knn_predict(x_train, y[train], x_test, settings.k),
     }
     results = {}
     for name, pred in predicted.items():

@@ -18,6 +18,9 @@ import faiss
 import numpy as np
 
 from pipeline.errors import EncajesError
+from pipeline.store import Embeddings
+
+PLACE_BLOCK_ROWS = 200_000  # rows placed at a time beside the fitted sample
 
 
 @dataclass(frozen=True)
@@ -103,28 +106,34 @@ def place_by_neighbours(
     return out
 
 
-def umap_2d(vectors: np.ndarray, settings: UmapSettings) -> Projection:
-    """Every row's 2-D coordinates, with the time of each part and the process's peak memory."""
-    if len(vectors) < 4:
+def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Projection:
+    """Every row's 2-D coordinates, with the time of each part and the process's peak memory. Given
+    file-backed ``Embeddings``, only the sample and one block of the other rows are in memory at a time."""
+    source = vectors if isinstance(vectors, Embeddings) else Embeddings(vectors, np.arange(len(vectors)), {})
+    n = len(source)
+    if n < 4:
         raise EncajesError("UMAP needs at least 4 rows.")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    if len(vectors) <= settings.fit_rows:
-        xy = fit_umap(vectors, settings)
+    if n <= settings.fit_rows:
+        xy = fit_umap(source.take(np.arange(n)), settings)
         seconds["fit_s"] = time.perf_counter() - start
-        fitted = len(vectors)
+        fitted = n
     else:
         rng = np.random.default_rng(settings.seed)
-        chosen = np.sort(rng.choice(len(vectors), settings.fit_rows, replace=False))
-        sample = np.ascontiguousarray(vectors[chosen])
+        chosen = np.sort(rng.choice(n, settings.fit_rows, replace=False))
+        sample = np.ascontiguousarray(source.take(chosen))
         sample_xy = fit_umap(sample, settings)
         seconds["fit_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        rest = np.ones(len(vectors), dtype=bool)
+        rest = np.ones(n, dtype=bool)
         rest[chosen] = False
-        xy = np.empty((len(vectors), 2), dtype=np.float32)
+        xy = np.empty((n, 2), dtype=np.float32)
         xy[chosen] = sample_xy
-        xy[rest] = place_by_neighbours(vectors[rest], sample, sample_xy, settings.n_neighbors)
+        for begin, block in source.blocks(PLACE_BLOCK_ROWS):
+            here = rest[begin : begin + len(block)]
+            placed = place_by_neighbours(block[here], sample, sample_xy, settings.n_neighbors)
+            xy[begin : begin + len(block)][here] = placed
         seconds["place_rest_s"] = time.perf_counter() - start
         fitted = settings.fit_rows
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -112,7 +112,7 @@ class Searcher:
         try:
             query = self.index.vector(position)
         except RuntimeError:  # IVF indexes keep no position -> vector map: take the stored embedding
-            query = load_embeddings(self.run.embeddings).vectors[position]
+            query = load_embeddings(self.run.embeddings).take(np.array([position]))[0]
         scores, row_ids = self.index.search(query, k + 1)
         keep = row_ids[0] != row_id
         scores, row_ids = scores[:, keep][:, :k], row_ids[:, keep][:, :k]

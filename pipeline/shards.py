@@ -3,12 +3,13 @@ one chunk at a time and a killed run resumes from the last finished shard.
 
 Shards live in ``<run>/shards/`` and carry the hash of the inputs they were made with in their names;
 shards of other inputs are stale and removed. Once every shard exists they are assembled into the run's
-``embeddings.pt`` and deleted.
+``embeddings.pt`` (or streamed into its ``vectors.npy`` when they outgrow memory) and deleted.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +52,8 @@ class ShardSet:
 
         write_atomic(self.path(start), save)
 
-    def assemble(self, dim: int) -> tuple[np.ndarray, int, int]:
-        """All shards in row order -> (vectors, tokens, truncated)."""
-        out = np.empty((self.rows, dim), dtype=np.float32)
-        tokens = truncated = 0
+    def read(self, dim: int) -> Iterator[tuple[np.ndarray, int, int]]:
+        """(vectors, tokens, truncated) per shard, in row order; a shard of the wrong shape is an error."""
         for start in self.starts:
             with np.load(self.path(start), allow_pickle=False) as shard:
                 vectors = shard["vectors"]
@@ -64,10 +63,25 @@ class ShardSet:
                         f"Shard {self.path(start).name} has shape {vectors.shape}, not "
                         f"({expected}, {dim}): run embed with --force."
                     )
-                out[start : start + expected] = vectors
-                tokens += int(shard["tokens"])
-                truncated += int(shard["truncated"])
+                yield vectors, int(shard["tokens"]), int(shard["truncated"])
+
+    def assemble(self, dim: int) -> tuple[np.ndarray, int, int]:
+        """All shards in row order -> (vectors, tokens, truncated)."""
+        out = np.empty((self.rows, dim), dtype=np.float32)
+        tokens = truncated = 0
+        for start, (vectors, shard_tokens, shard_truncated) in zip(self.starts, self.read(dim), strict=True):
+            out[start : start + len(vectors)] = vectors
+            tokens += shard_tokens
+            truncated += shard_truncated
         return out, tokens, truncated
+
+    def truncated(self) -> int:
+        """Texts cut at max_length, over all shards (reads only that count from each)."""
+        total = 0
+        for start in self.starts:
+            with np.load(self.path(start), allow_pickle=False) as shard:
+                total += int(shard["truncated"])
+        return total
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,7 +1,16 @@
-"""``embeddings.pt``: tensors and plain values only, so it loads with ``torch.load(weights_only=True)``."""
+"""``embeddings.pt``: tensors and plain values only, so it loads with ``torch.load(weights_only=True)``.
+
+Two shapes of the same artifact. When the vectors fit in memory (``IN_MEMORY_LIMIT_BYTES``) the file holds
+them. Past that it holds the row ids, the metadata and the name and sha256 of a ``vectors.npy`` beside it,
+written shard by shard and read block by block (``Embeddings.blocks`` / ``take``), so no stage needs all
+vectors in memory. Either way the file's own sha256 changes with the vectors: downstream freshness checks
+stay one hash.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,14 +21,57 @@ import torch
 from pipeline.errors import EncajesError
 from pipeline.layout import write_atomic
 
+IN_MEMORY_LIMIT_BYTES = 2 << 30  # 2 GiB of float32, 1.4M x 384: above, vectors go to vectors.npy
+BLOCK_ROWS = 65_536  # rows read at a time from vectors.npy (96 MiB at 384-d)
+
+
+@dataclass(frozen=True)
+class NpyVectors:
+    """A float32 (rows, dim) .npy read by explicit reads: blocks pass through the page cache, not RSS."""
+
+    path: Path
+    rows: int
+    dim: int
+    offset: int  # bytes of .npy header
+
+    @classmethod
+    def open(cls, path: Path) -> NpyVectors:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(handle)
+            offset = handle.tell()
+        if dtype != np.dtype("<f4") or fortran or len(shape) != 2:
+            raise EncajesError(f"{path} is not a C-order float32 matrix ({dtype}, {shape}): re-embed.")
+        expected = offset + shape[0] * shape[1] * 4
+        if path.stat().st_size != expected:
+            raise EncajesError(f"{path} is truncated ({path.stat().st_size} of {expected} bytes): re-embed.")
+        return cls(path, int(shape[0]), int(shape[1]), offset)
+
+    def read(self, begin: int, end: int) -> np.ndarray:
+        end = min(end, self.rows)
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset + begin * self.dim * 4)
+            data = np.fromfile(handle, dtype="<f4", count=max(0, end - begin) * self.dim)
+        return data.reshape(-1, self.dim)
+
 
 @dataclass
 class Embeddings:
-    """L2-normalised float32 vectors with the corpus ``row_ids`` they belong to, row for row."""
+    """L2-normalised float32 vectors with the corpus ``row_ids`` they belong to, row for row.
+
+    ``vectors`` is an array when they were stored in memory, and a read-only memmap of ``vectors.npy``
+    otherwise (correct everywhere, but touching it all pages it all in): stages that must scale use
+    ``blocks`` and ``take``, which read only what they need in both cases."""
 
     vectors: np.ndarray
     row_ids: np.ndarray
     meta: dict[str, Any]
+    file: NpyVectors | None = None
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 2 or len(self.vectors) != len(self.row_ids):
@@ -31,22 +83,100 @@ class Embeddings:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+    def blocks(self, rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, vectors) for consecutive blocks of at most ``rows`` (BLOCK_ROWS) rows, in order."""
+        rows = rows or BLOCK_ROWS
+        for begin in range(0, len(self), rows):
+            if self.file is None:
+                yield begin, self.vectors[begin : begin + rows]
+            else:
+                yield begin, self.file.read(begin, begin + rows)
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """Rows at ``positions`` (any order), reading only the blocks that hold them."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.file is None:
+            return np.asarray(self.vectors[positions])
+        out = np.empty((len(positions), self.dim), dtype=np.float32)
+        order = np.argsort(positions, kind="stable")
+        ordered = positions[order]
+        block_of = ordered // BLOCK_ROWS
+        for block in np.unique(block_of):
+            here = np.flatnonzero(block_of == block)
+            begin = int(block) * BLOCK_ROWS
+            rows = self.file.read(begin, begin + BLOCK_ROWS)
+            out[order[here]] = rows[ordered[here] - begin]
+        return out
+
 
 def save_embeddings(path: Path, embeddings: Embeddings) -> None:
+    """In-memory vectors -> one self-contained ``embeddings.pt``."""
     payload = {
         "embeddings": torch.from_numpy(np.require(embeddings.vectors, np.float32, ["C", "W"])),
-        "row_ids": torch.from_numpy(np.array(embeddings.row_ids, dtype=np.int64)),
-        **embeddings.meta,
-        "dim": embeddings.dim,
-        "dtype": "float32",
+        **_header(embeddings.row_ids, embeddings.dim, embeddings.meta),
     }
     write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
+def save_embeddings_streamed(
+    path: Path, vectors_path: Path, blocks: Iterable[np.ndarray], rows: int, dim: int, row_ids, meta
+) -> None:
+    """Blocks of vectors (in row order) -> ``vectors.npy`` written as they come, then an ``embeddings.pt``
+    that points to it with its sha256; memory holds one block at a time."""
+    digest = hashlib.sha256()
+
+    def write_vectors(tmp: Path) -> None:
+        written = 0
+        with tmp.open("wb") as handle:
+            header = {"descr": "<f4", "fortran_order": False, "shape": (rows, dim)}
+            np.lib.format.write_array_header_1_0(handle, header)
+            for block in blocks:
+                data = np.ascontiguousarray(block, dtype="<f4")
+                if data.ndim != 2 or data.shape[1] != dim:
+                    raise EncajesError(f"A block of shape {data.shape} does not fit ({rows}, {dim}) vectors.")
+                handle.write(data.tobytes())
+                digest.update(data.tobytes())
+                written += len(data)
+        if written != rows:
+            raise EncajesError(f"Wrote {written} vectors for {rows} rows: re-embed with --force.")
+
+    write_atomic(vectors_path, write_vectors)
+    payload = {
+        "vectors_file": vectors_path.name,
+        "vectors_sha256": digest.hexdigest(),
+        **_header(row_ids, dim, meta),
+    }
+    write_atomic(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _header(row_ids, dim: int, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "row_ids": torch.from_numpy(np.array(row_ids, dtype=np.int64)),
+        **meta,
+        "dim": dim,
+        "dtype": "float32",
+    }
+
+
 def load_embeddings(path: Path) -> Embeddings:
+    """Either shape of ``embeddings.pt``; a ``vectors.npy`` must match its row ids and dimension."""
     if not path.exists():
         raise EncajesError(f"No embeddings at {path}: run `encajes embed` for this model and pooling first.")
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    vectors = payload.pop("embeddings").numpy()
     row_ids = payload.pop("row_ids").numpy()
-    return Embeddings(vectors=vectors, row_ids=row_ids, meta=payload)
+    if "embeddings" in payload:
+        return Embeddings(vectors=payload.pop("embeddings").numpy(), row_ids=row_ids, meta=payload)
+    vectors_path = path.parent / payload["vectors_file"]
+    if not vectors_path.exists():
+        raise EncajesError(f"{path} points to {vectors_path}, which is missing: run embed with --force.")
+    file = NpyVectors.open(vectors_path)
+    if (file.rows, file.dim) != (len(row_ids), payload["dim"]):
+        raise EncajesError(
+            f"{vectors_path} holds {file.rows} x {file.dim} vectors but {path} lists {len(row_ids)} row ids "
+            f"of dimension {payload['dim']}: run embed with --force."
+        )
+    memmap = np.load(vectors_path, mmap_mode="r", allow_pickle=False)
+    return Embeddings(vectors=memmap, row_ids=row_ids, meta=payload, file=file)

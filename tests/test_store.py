@@ -1,0 +1,108 @@
+"""The vectors.npy store for corpora beyond memory: same vectors as embeddings.pt, read block by block,
+ids checked on load, and every stage gives the same answers from it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pipeline.store as store_module
+from indexes.exact import BlockScanIP
+from pipeline.embed import EmbedSettings, embed_corpus
+from pipeline.errors import EncajesError
+from pipeline.index import index_run
+from pipeline.ingest import ingest
+from pipeline.probe import ProbeSettings, probe_run
+from pipeline.projection import UmapSettings, umap_2d
+from pipeline.store import Embeddings, load_embeddings
+from tests.conftest import SAMPLE_ROWS, write_csv
+
+ROWS = [
+    (f"r{i}", f"{text} numero {i}", label, split) for i, (_, text, label, split) in enumerate(SAMPLE_ROWS * 6)
+]
+
+
+@pytest.fixture
+def two_stores(tmp_path, tiny_model, monkeypatch):
+    """The same corpus embedded twice, vectors inside embeddings.pt and in vectors.npy (4-row read blocks,
+    so every reader crosses block boundaries)."""
+    monkeypatch.setattr(store_module, "BLOCK_ROWS", 4)
+    csv = write_csv(tmp_path / "tweets.csv", ROWS)
+    runs = {}
+    for store in ("pt", "npy"):
+        ingest([csv], tmp_path / store)
+        runs[store] = embed_corpus(
+            tmp_path / store, EmbedSettings(model=str(tiny_model), chunk_rows=5, store=store), progress=False
+        )
+    return tmp_path, runs
+
+
+def test_npy_store_holds_the_same_vectors_and_row_ids(two_stores):
+    _, runs = two_stores
+    in_memory, on_disk = (load_embeddings(runs[s].embeddings) for s in ("pt", "npy"))
+    assert on_disk.file is not None and in_memory.file is None
+    assert (runs["npy"].run_dir / "vectors.npy").exists() and not (
+        runs["pt"].run_dir / "vectors.npy"
+    ).exists()
+    assert "embeddings" not in torch.load(runs["npy"].embeddings, weights_only=True)
+    np.testing.assert_array_equal(on_disk.row_ids, in_memory.row_ids)
+    np.testing.assert_allclose(np.asarray(on_disk.vectors), in_memory.vectors, atol=1e-6)
+    blocks = list(on_disk.blocks())
+    assert [begin for begin, _ in blocks] == list(range(0, len(ROWS), 4))
+    np.testing.assert_allclose(np.concatenate([b for _, b in blocks]), in_memory.vectors, atol=1e-6)
+    scattered = np.array([30, 2, 17, 2, 47, 0])
+    np.testing.assert_allclose(on_disk.take(scattered), in_memory.vectors[scattered], atol=1e-6)
+
+
+def test_a_truncated_or_misaligned_vectors_file_is_a_clear_error(two_stores):
+    _, runs = two_stores
+    vectors = runs["npy"].run_dir / "vectors.npy"
+    data = vectors.read_bytes()
+    vectors.write_bytes(data[:-4])
+    with pytest.raises(EncajesError, match="truncated"):
+        load_embeddings(runs["npy"].embeddings)
+    np.save(vectors, np.zeros((len(ROWS) - 1, 32), dtype=np.float32))
+    with pytest.raises(EncajesError, match="row ids"):
+        load_embeddings(runs["npy"].embeddings)
+
+
+def test_rerun_is_fresh_and_switching_to_pt_removes_the_npy(two_stores, tiny_model):
+    tmp_path, _ = two_stores
+    again = embed_corpus(tmp_path / "npy", EmbedSettings(model=str(tiny_model), store="npy"), progress=False)
+    assert again.skipped
+    redone = embed_corpus(
+        tmp_path / "npy", EmbedSettings(model=str(tiny_model), store="pt"), force=True, progress=False
+    )
+    assert not (redone.run_dir / "vectors.npy").exists()
+    assert load_embeddings(redone.embeddings).file is None
+
+
+def test_block_scan_equals_exact_search():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((103, 16)).astype(np.float32)
+    queries = rng.standard_normal((7, 16)).astype(np.float32)
+    source = Embeddings(vectors, np.arange(103), {})
+    scan = BlockScanIP(lambda: source.blocks(10), 103, 16)
+    scores, positions = scan.search(queries, 5)
+    expected = np.argsort(-(queries @ vectors.T), axis=1)[:, :5]
+    np.testing.assert_array_equal(positions, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(queries @ vectors.T, expected, axis=1), rtol=1e-5)
+
+
+def test_index_probe_and_umap_answer_the_same_from_either_store(two_stores, tiny_model):
+    tmp_path, _ = two_stores
+    model = str(tiny_model)
+    exact = {s: index_run(tmp_path / s, model=model, kind="exact") for s in ("pt", "npy")}
+    assert exact["pt"].vectors == exact["npy"].vectors == len(ROWS)
+    hnsw = index_run(tmp_path / "npy", model=model, kind="hnsw")  # recall measured by the block scan
+    assert hnsw.recall["recall_at_k"] > 0.9
+    probes = {s: probe_run(tmp_path / s, model=model, settings=ProbeSettings(k=3)) for s in ("pt", "npy")}
+    assert probes["pt"].logistic == probes["npy"].logistic and probes["pt"].knn == probes["npy"].knn
+    settings = UmapSettings(n_neighbors=5, fit_rows=20)
+    maps = {s: umap_2d(load_embeddings(embed_run(tmp_path / s, model)), settings).xy for s in ("pt", "npy")}
+    np.testing.assert_allclose(maps["pt"], maps["npy"], atol=1e-4)
+
+
+def embed_run(workdir, model):
+    return embed_corpus(workdir, EmbedSettings(model=model), progress=False).embeddings
