@@ -44,14 +44,26 @@ def choose_index(n: int, dim: int, kind: str = "auto", memory_budget_bytes: floa
     """Pure: corpus size, dimension and a memory budget -> which index, with its parameters and why.
 
     ``auto``: exact under 100k rows; above, IVF with 4-bit fast-scan PQ codes, whose candidates are
-    re-ranked with the full vectors when those fit the budget (else the codes alone, ``dim / 8`` bytes a
-    vector). Measured with ``encajes bench index`` on 2 cores, tuned to recall@10 0.95: at 1M x 384 it
-    answers 15x faster than exact search (recall 0.955) and builds in 73 s, where HNSW32 needs efSearch
-    384 for 2.1x and 363 s to build; at 200k, 8x against HNSW32's 4x. HNSW stays available by name."""
+    re-ranked with the full vectors when those fit the budget, else with 8-bit scalar-quantised copies
+    (``dim`` bytes a vector), else not at all (the codes alone, ``dim / 8`` bytes: recall suffers; at
+    3M x 384 it stayed at 0.52 with every list probed). Measured with ``encajes bench index`` on 2
+    cores, tuned to recall@10 0.95: at 1M x 384 it answers 15x faster than exact search (recall 0.955)
+    and builds in 73 s, where HNSW32 needs efSearch 384 for 2.1x and 363 s to build; at 200k, 8x
+    against HNSW32's 4x. HNSW stays available by name."""
     if kind not in KINDS:
         raise EncajesError(f"Unknown index kind {kind!r}: use one of {', '.join(KINDS)}.")
     flat_bytes = n * dim * 4
-    fits = flat_bytes * 1.15 <= memory_budget_bytes  # full vectors + PQ codes + lists
+    overhead = 1.15  # + PQ codes + lists
+    refine = ""
+    if flat_bytes * overhead <= memory_budget_bytes:
+        refine, how = "RFlat", ", re-ranked with the full vectors"
+    elif flat_bytes / 4 * overhead <= memory_budget_bytes:
+        refine, how = (
+            "Refine(SQ8)",
+            ", re-ranked with 8-bit scalar-quantised vectors (full ones exceed the budget)",
+        )
+    else:
+        how = " only (even 8-bit vectors exceed the memory budget: expect lower recall)"
     nlist = ivf_lists(n)
     subquantizers = max(1, dim // 4) if dim % 4 == 0 else dim
     pq = f"PQ{subquantizers}x4fs"
@@ -61,10 +73,9 @@ def choose_index(n: int, dim: int, kind: str = "auto", memory_budget_bytes: floa
         "ivf": IndexSpec("ivf", f"IVF{nlist},Flat", f"nprobe={max(1, nlist // 16)}", f"{nlist} lists"),
         "ivfpq": IndexSpec(
             "ivfpq",
-            f"IVF{nlist},{pq},RFlat" if fits else f"IVF{nlist},{pq}",
-            f"nprobe={max(1, nlist // 16)}" + (",k_factor_rf=8" if fits else ""),
-            f"{nlist} lists, fast-scan codes of {subquantizers // 2} bytes"
-            + (", re-ranked with the full vectors" if fits else " (full vectors exceed the memory budget)"),
+            f"IVF{nlist},{pq}" + (f",{refine}" if refine else ""),
+            f"nprobe={max(1, nlist // 16)}" + (",k_factor_rf=8" if refine else ""),
+            f"{nlist} lists, fast-scan codes of {subquantizers // 2} bytes{how}",
         ),
     }
     if kind == "ivfpq" and n < 1000:
@@ -153,7 +164,7 @@ def recall_at_k(
     }
 
 
-REFINE_FACTORS = (8, 16, 32)  # candidates re-ranked per result, for indexes with an RFlat stage
+REFINE_FACTORS = (8, 16, 32)  # candidates re-ranked per result, for indexes with a re-ranking stage
 
 
 def search_ladders(spec: IndexSpec) -> list[list[str]]:
@@ -165,7 +176,7 @@ def search_ladders(spec: IndexSpec) -> list[list[str]]:
         nlist = spec.nlist
         shares = [1 / 256, 1 / 128, *(i / 64 for i in range(1, 33)), 1.0]  # up to half the lists, then all
         probes = sorted({max(1, round(nlist * share)) for share in shares})
-        if "RFlat" not in spec.factory:
+        if not spec.factory.endswith(("RFlat", "Refine(SQ8)")):
             return [[f"nprobe={p}" for p in probes]]
         return [[f"nprobe={p},k_factor_rf={factor}" for p in probes] for factor in REFINE_FACTORS]
     return [[""]]

@@ -41,7 +41,12 @@ class EmbedSettings:
     # block by every stage), "auto" npy past IN_MEMORY_LIMIT_BYTES. Not an input: the vectors are the same.
     store: str = "auto"
 
+    def __post_init__(self) -> None:
+        if self.store not in STORES:
+            raise EncajesError(f"Unknown --store {self.store!r}: use auto, pt or npy.")
 
+
+STORES = ("auto", "pt", "npy")
 ENGINES = ("local", "ray")
 
 
@@ -163,7 +168,7 @@ def embed_corpus(
         "weights": weights_fingerprint(resolved.model),
         **resolved.vector_inputs(),
     }
-    if not force and is_fresh(run.manifest, "embed", inputs, [run.embeddings]):
+    if not force and is_fresh(run.manifest, "embed", inputs, _embed_outputs(run)):
         entry = stage_entry(run.manifest, "embed") or {}
         return EmbedReport(
             **{**entry["outputs"], "run_dir": run.root, "embeddings": run.embeddings, "skipped": True}
@@ -233,12 +238,14 @@ def embed_corpus(
     return report
 
 
-STORES = ("auto", "pt", "npy")
+def _embed_outputs(run: RunPaths) -> list[Path]:
+    """The files a finished embed left: embeddings.pt, and vectors.npy if it stored its vectors there."""
+    entry = stage_entry(run.manifest, "embed") or {}
+    stored_in_npy = entry.get("outputs", {}).get("settings", {}).get("store") == "npy"
+    return [run.embeddings, run.vectors] if stored_in_npy else [run.embeddings]
 
 
 def _store_for(store: str, rows: int, dim: int) -> str:
-    if store not in STORES:
-        raise EncajesError(f"Unknown --store {store!r}: use auto, pt or npy.")
     if store == "auto":
         return "npy" if rows * dim * 4 > IN_MEMORY_LIMIT_BYTES else "pt"
     return store

@@ -22,7 +22,9 @@ def test_choice_follows_size_and_memory_budget():
     assert choose_index(50_000, 384).kind == "exact"
     roomy = choose_index(1_000_000, 384, memory_budget_bytes=4e9)  # 1.5 GB of vectors fits: re-rank
     assert roomy.kind == "ivfpq" and roomy.factory.endswith(",RFlat") and "re-ranked" in roomy.why
-    squeezed = choose_index(10_000_000, 384, memory_budget_bytes=4e9)  # 15 GB does not: codes only
+    tight = choose_index(3_000_000, 384, memory_budget_bytes=4e9)  # 4.6 GB does not, 8-bit copies do
+    assert tight.factory.endswith(",Refine(SQ8)") and "scalar-quantised" in tight.why
+    squeezed = choose_index(10_000_000, 384, memory_budget_bytes=4e9)  # 15 GB, 3.8 GB at 8 bits: codes only
     assert squeezed.kind == "ivfpq" and squeezed.factory.endswith("PQ96x4fs") and "exceed" in squeezed.why
     assert choose_index(10, 8, "ivf").kind == "ivf"
     with pytest.raises(EncajesError, match="Unknown index kind"):
@@ -93,6 +95,10 @@ def test_bench_reports_every_kind():
         assert result["kinds"][kind]["recall_at_k"] > 0.85
     squeezed = bench_indexes(5000, 32, queries=200, memory_budget_bytes=1e5, kinds=("exact", "ivfpq"))
     assert squeezed["kinds"]["ivfpq"]["bytes"] < squeezed["kinds"]["exact"]["bytes"] / 4
+    tight = bench_indexes(5000, 32, queries=200, memory_budget_bytes=3e5, kinds=("exact", "ivfpq"))
+    assert tight["kinds"]["ivfpq"]["factory"].endswith("Refine(SQ8)")
+    assert tight["kinds"]["ivfpq"]["recall_at_k"] > 0.85  # 8-bit re-ranking still reaches the target
+    assert tight["kinds"]["ivfpq"]["bytes"] < tight["kinds"]["exact"]["bytes"] / 2
 
 
 def test_index_stage_with_an_approximate_kind(tmp_path, sample_csv, tiny_model):

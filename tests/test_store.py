@@ -78,6 +78,18 @@ def test_rerun_is_fresh_and_switching_to_pt_removes_the_npy(two_stores, tiny_mod
     assert load_embeddings(redone.embeddings).file is None
 
 
+def test_a_deleted_vectors_file_makes_the_run_stale(two_stores, tiny_model):
+    tmp_path, runs = two_stores
+    (runs["npy"].run_dir / "vectors.npy").unlink()
+    again = embed_corpus(tmp_path / "npy", EmbedSettings(model=str(tiny_model), store="npy"), progress=False)
+    assert not again.skipped and load_embeddings(again.embeddings).file is not None
+
+
+def test_unknown_store_is_refused_before_any_work():
+    with pytest.raises(EncajesError, match="--store"):
+        EmbedSettings(store="parquet")
+
+
 def test_block_scan_equals_exact_search():
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((103, 16)).astype(np.float32)
