@@ -40,23 +40,15 @@ class Projection:
 
 
 def knn_graph(
-    vectors: np.ndarray, k: int, reference: np.ndarray | None = None
+    vectors: np.ndarray, k: int, reference: faiss.Index | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's k nearest rows of ``reference`` (default: ``vectors`` themselves, each its own first
-    neighbour) and their cosine distances. Exact FAISS search for graphs UMAP fits on; placing many rows
-    against a sample uses fast-scan IVF-PQ with re-ranking (near neighbours are enough to place a point)."""
+    """Each row's k nearest rows of the ``reference`` index (default: exact search of ``vectors``
+    themselves, each row its own first neighbour) and their cosine distances."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    base = vectors if reference is None else np.ascontiguousarray(reference, dtype=np.float32)
-    dim = base.shape[1]
-    if reference is None or len(vectors) * len(base) <= 2e10 or len(base) < 1000:
-        index: faiss.Index = faiss.IndexFlatIP(dim)
-        index.add(base)
-    else:  # placing a point needs near neighbours, not the exact ones: fast-scan IVF-PQ, re-ranked
-        from indexes.approximate import apply_search_params, build_index, choose_index
-
-        spec = choose_index(len(base), dim, "ivfpq", memory_budget_bytes=float("inf"))
-        index = build_index(base, spec)
-        apply_search_params(index, f"nprobe={max(1, spec.nlist // 16)},k_factor_rf=16")
+    index = reference
+    if index is None:
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
     similarities, neighbours = index.search(vectors, k)
     if reference is None:  # ties can put a duplicate before the row itself: UMAP wants self first
         rows = np.arange(len(vectors))
@@ -67,6 +59,23 @@ def knn_graph(
         neighbours[:, 0], similarities[:, 0] = rows, 1.0
     distances = np.clip(1.0 - similarities, 0.0, 2.0).astype(np.float32)
     return neighbours.astype(np.int64), distances
+
+
+def sample_index(sample: np.ndarray, queries: int) -> faiss.Index:
+    """The index the other rows are placed against, built once: exact for small jobs; else fast-scan
+    IVF-PQ with re-ranking (placing a point needs near neighbours, not the exact ones)."""
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    dim = sample.shape[1]
+    if queries * len(sample) <= 2e10 or len(sample) < 1000:
+        index: faiss.Index = faiss.IndexFlatIP(dim)
+        index.add(sample)
+        return index
+    from indexes.approximate import apply_search_params, build_index, choose_index
+
+    spec = choose_index(len(sample), dim, "ivfpq", memory_budget_bytes=float("inf"))
+    index = build_index(sample, spec)
+    apply_search_params(index, f"nprobe={max(1, spec.nlist // 16)},k_factor_rf=16")
+    return index
 
 
 def fit_umap(vectors: np.ndarray, settings: UmapSettings) -> np.ndarray:
@@ -90,7 +99,7 @@ def fit_umap(vectors: np.ndarray, settings: UmapSettings) -> np.ndarray:
 
 
 def place_by_neighbours(
-    vectors: np.ndarray, sample: np.ndarray, sample_xy: np.ndarray, k: int, chunk: int = 200_000
+    vectors: np.ndarray, sample: faiss.Index, sample_xy: np.ndarray, k: int, chunk: int = 200_000
 ) -> np.ndarray:
     """Rows -> the membership-weighted mean of their k nearest sample points' coordinates (UMAP's
     ``smooth_knn_dist`` weights, as its transform uses to initialise new points)."""
@@ -130,9 +139,10 @@ def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Project
         rest[chosen] = False
         xy = np.empty((n, 2), dtype=np.float32)
         xy[chosen] = sample_xy
+        index = sample_index(sample, queries=n - len(chosen))
         for begin, block in source.blocks(PLACE_BLOCK_ROWS):
             here = rest[begin : begin + len(block)]
-            placed = place_by_neighbours(block[here], sample, sample_xy, settings.n_neighbors)
+            placed = place_by_neighbours(block[here], index, sample_xy, settings.n_neighbors)
             xy[begin : begin + len(block)][here] = placed
         seconds["place_rest_s"] = time.perf_counter() - start
         fitted = settings.fit_rows

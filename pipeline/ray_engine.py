@@ -1,8 +1,9 @@
 """The embed stage on Ray Data: the same chunks and shards as the local engine, encoded by a pool of actors
 (one model replica per GPU, or per ``cpus_per_worker`` CPU slots).
 
-The driver keeps the corpus and writes shards; actors receive a chunk's texts and send back its vectors,
-so workers need the model (a hub id, or a folder on storage every node sees) but no access to the workdir.
+The driver reads the corpus chunk by chunk into Ray's object store and writes shards; actors receive a
+chunk's texts and send back its vectors, so workers need the model (a hub id, or a folder on storage
+every node sees) but no access to the workdir.
 ``RAY_ADDRESS`` set: connect to that cluster. Unset: start a local Ray with workers x cpus-per-worker
 CPU slots (and the GPUs it finds).
 """
@@ -121,20 +122,26 @@ def encode_on_ray(
 ) -> Iterator[EncodedChunk]:
     """Chunks ``texts[start : start + chunk_rows]`` for each start, encoded by ``engine.workers`` actors and
     yielded as they finish (in any order: each carries its start)."""
+    import pandas as pd
+    import ray
     import ray.data
     from tqdm.auto import tqdm
 
     if not starts:
         return
-    items = [{"start": s, "texts": list(texts[s : s + chunk_rows])} for s in starts]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    # Each chunk goes to the object store as its own block as soon as it is read (the store spills to
+    # disk when full): the driver holds references, never the whole corpus's text.
+    blocks = [
+        ray.put(pd.DataFrame({"start": [s], "texts": [list(texts[s : s + chunk_rows])]})) for s in starts
+    ]
+    dataset = ray.data.from_pandas_refs(blocks)
     on_gpu = resolved.device.type == "cuda"
     encoded = dataset.map_batches(
         ChunkEncoder,
         fn_constructor_kwargs={"resolved": resolved, "threads": engine.cpus_per_worker},
         batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=min(engine.workers, len(items))),
+        compute=ray.data.ActorPoolStrategy(size=min(engine.workers, len(blocks))),
         num_cpus=1 if on_gpu else engine.cpus_per_worker,
         **({"num_gpus": 1} if on_gpu else {}),
     )
