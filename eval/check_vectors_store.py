@@ -71,20 +71,26 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--fit-rows", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/encajes-store-check"))
+    parser.add_argument("--only", choices=["index", "umap"], help="reuse the workdir's vectors, run one")
     args = parser.parse_args()
-    shutil.rmtree(args.workdir, ignore_errors=True)
-    vectors = write_run(args.workdir, args.rows, args.dim)
+    if args.only is None:
+        shutil.rmtree(args.workdir, ignore_errors=True)
+        write_run(args.workdir, args.rows, args.dim)
+    vectors = next((args.workdir / "runs").glob("*/vectors.npy"))
     size_gb = vectors.stat().st_size / 1e9
     print(f"vectors.npy: {args.rows:,} x {args.dim} = {size_gb:.2f} GB", flush=True)
     encajes = str(Path(sys.executable).with_name("encajes"))
-    report, peak, wall = measured([encajes, "index", "--workdir", str(args.workdir), "--json"])
-    recall = report.get("recall") or {}
-    print(
-        f"index: {report['kind']} ({report.get('search_params')}), peak RSS {peak:.2f} GB "
-        f"({peak / size_gb:.0%} of the vectors), {wall:.0f} s; recall@10 {recall.get('recall_at_k')}, "
-        f"{recall.get('speedup_over_exact', 0):.1f}x the block scan",
-        flush=True,
-    )
+    if args.only != "umap":
+        report, peak, wall = measured([encajes, "index", "--workdir", str(args.workdir), "--json", "--force"])
+        recall = report.get("recall") or {}
+        print(
+            f"index: {report['kind']} ({report.get('search_params')}), peak RSS {peak:.2f} GB "
+            f"({peak / size_gb:.0%} of the vectors), {wall:.0f} s; recall@10 {recall.get('recall_at_k')}, "
+            f"{recall.get('speedup_over_exact', 0):.1f}x the block scan",
+            flush=True,
+        )
+    if args.only == "index":
+        return
     umap, peak, wall = measured([sys.executable, "-c", UMAP_SNIPPET, str(args.workdir), str(args.fit_rows)])
     print(f"umap: {umap}, peak RSS {peak:.2f} GB ({peak / size_gb:.0%} of the vectors), {wall:.0f} s")
 

@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.errors import EncajesError
 from pipeline.store import Embeddings
 
-PLACE_BLOCK_ROWS = 200_000  # rows placed at a time beside the fitted sample
+PLACE_BLOCK_ROWS = 50_000  # rows placed at a time beside the fitted sample
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,7 @@ def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Project
         sample = np.ascontiguousarray(source.take(chosen))
         sample_xy = fit_umap(sample, settings)
         seconds["fit_s"] = time.perf_counter() - start
+        fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         start = time.perf_counter()
         rest = np.ones(n, dtype=bool)
         rest[chosen] = False
@@ -147,4 +148,6 @@ def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Project
         seconds["place_rest_s"] = time.perf_counter() - start
         fitted = settings.fit_rows
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if fitted < n:  # what placing the other rows added on top of the fit, which does not grow with n
+        seconds["peak_rss_after_fit_mb"] = fit_peak
     return Projection(xy, fitted, {k: round(v, 3) for k, v in seconds.items()}, round(peak, 1))
