@@ -6,7 +6,9 @@ Nothing here touches the network or ../shared: the tiny model goes through the s
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,7 +16,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ENCAJES_CACHE", tempfile.mkdtemp(prefix="encajes-test-cache-"))  # not the user's
+if "ENCAJES_CACHE" not in os.environ:  # not the user's cache; removed when the test run ends
+    os.environ["ENCAJES_CACHE"] = tempfile.mkdtemp(prefix="encajes-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["ENCAJES_CACHE"], ignore_errors=True)
 
 WORDS = [
     "hola",
