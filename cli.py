@@ -268,7 +268,10 @@ def embed(
     if report.skipped:
         click.echo(f"fresh, kept {report.embeddings} ({report.rows} x {report.dim}); --force to redo")
         return
-    click.echo(f"wrote {report.embeddings} ({report.rows} x {report.dim}, {report.model}, {report.pooling})")
+    vectors = " + vectors.npy" if report.settings.get("store") == "npy" else ""
+    click.echo(
+        f"wrote {report.embeddings}{vectors} ({report.rows} x {report.dim}, {report.model}, {report.pooling})"
+    )
     click.echo(
         f"{report.texts_per_second:,.0f} texts/s, {report.tokens_per_second:,.0f} tokens/s on "
         f"{report.settings['device']} {report.settings['compute_dtype']} (model load "
