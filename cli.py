@@ -293,15 +293,15 @@ def embed(
     type=click.Choice(["auto", "exact", "hnsw", "ivf", "ivfpq"]),
     default="auto",
     show_default=True,
-    help="auto: exact under 100k rows, else IVF with fast-scan PQ (re-ranked with the full vectors "
-    "when they fit --memory-budget-gb).",
+    help="auto: exact under 100k rows, else IVF with fast-scan PQ, re-ranked with the full vectors "
+    "(or 8-bit copies) when they fit --memory-budget-gb.",
 )
 @click.option(
     "--memory-budget-gb",
     type=float,
     default=4.0,
     show_default=True,
-    help="Memory the index may use (decides between HNSW and compressed IVF-PQ).",
+    help="Memory the index may use (decides how auto's candidates are re-ranked).",
 )
 @click.option(
     "--target-recall",

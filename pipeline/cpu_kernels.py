@@ -57,17 +57,3 @@ def pack_linears(model: torch.nn.Module) -> int:
                     setattr(parent, name, packed)
                     swapped += 1
     return swapped
-
-
-def matmul_peak_onednn(size: int, dtype: torch.dtype, repeats: int) -> float:
-    """FLOP/s of a square product through prepacked oneDNN: part of the device's matmul peak on CPU."""
-    import time
-
-    a = torch.randn(size, size, dtype=dtype)
-    packed = torch.ops.mkldnn._reorder_linear_weight(torch.randn(size, size, dtype=dtype), size)
-    for _ in range(2):
-        torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")
-    start = time.perf_counter()
-    for _ in range(repeats):
-        torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")
-    return 2 * size**3 * repeats / (time.perf_counter() - start)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipeline.encoder import EncodedChunk, Encoder, Pooling, Transformer, pick_device, pick_dtype
@@ -258,9 +259,16 @@ def _save_vectors(store: str, run: RunPaths, shards: ShardSet, dim: int, row_ids
         save_embeddings(run.embeddings, Embeddings(vectors, row_ids, meta))
         run.vectors.unlink(missing_ok=True)  # a vectors.npy of an earlier run is no longer pointed to
         return truncated
-    blocks = (vectors for vectors, _, _ in shards.read(dim))
-    save_embeddings_streamed(run.embeddings, run.vectors, blocks, shards.rows, dim, row_ids, meta)
-    return shards.truncated()
+    truncated = 0
+
+    def blocks() -> Iterator[np.ndarray]:
+        nonlocal truncated
+        for vectors, _, shard_truncated in shards.read(dim):
+            truncated += shard_truncated
+            yield vectors
+
+    save_embeddings_streamed(run.embeddings, run.vectors, blocks(), shards.rows, dim, row_ids, meta)
+    return truncated
 
 
 def _start_engine(

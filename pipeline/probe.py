@@ -163,8 +163,7 @@ def probe_run(
             f"{run.embeddings} does not match the corpus row for row: run `encajes embed` again."
         )
     train, test, how = choose_split(corpus, settings)
-    labels = corpus["label"].astype(str).to_numpy()
-    y = labels
+    y = corpus["label"].astype(str).to_numpy()
     x_train, x_test = embeddings.take(np.flatnonzero(train)), embeddings.take(np.flatnonzero(test))
     predicted = {
         "logistic": logistic_predict(x_train, y[train], x_test, settings),

@@ -99,20 +99,17 @@ def fit_umap(vectors: np.ndarray, settings: UmapSettings) -> np.ndarray:
 
 
 def place_by_neighbours(
-    vectors: np.ndarray, sample: faiss.Index, sample_xy: np.ndarray, k: int, chunk: int = 200_000
+    vectors: np.ndarray, sample: faiss.Index, sample_xy: np.ndarray, k: int
 ) -> np.ndarray:
-    """Rows -> the membership-weighted mean of their k nearest sample points' coordinates (UMAP's
-    ``smooth_knn_dist`` weights, as its transform uses to initialise new points)."""
+    """Rows (one block) -> the membership-weighted mean of their k nearest sample points' coordinates
+    (UMAP's ``smooth_knn_dist`` weights, as its transform uses to initialise new points)."""
     from umap.umap_ import smooth_knn_dist
 
-    out = np.empty((len(vectors), 2), dtype=np.float32)
-    for begin in range(0, len(vectors), chunk):
-        neighbours, distances = knn_graph(vectors[begin : begin + chunk], k, reference=sample)
-        sigmas, rhos = smooth_knn_dist(distances, float(k), local_connectivity=1.0)
-        weights = np.exp(-np.maximum(distances - rhos[:, None], 0.0) / sigmas[:, None])
-        weights /= weights.sum(axis=1, keepdims=True)
-        out[begin : begin + chunk] = np.einsum("nk,nkd->nd", weights, sample_xy[neighbours])
-    return out
+    neighbours, distances = knn_graph(vectors, k, reference=sample)
+    sigmas, rhos = smooth_knn_dist(distances, float(k), local_connectivity=1.0)
+    weights = np.exp(-np.maximum(distances - rhos[:, None], 0.0) / sigmas[:, None])
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.einsum("nk,nkd->nd", weights, sample_xy[neighbours]).astype(np.float32)
 
 
 def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Projection:
@@ -134,7 +131,8 @@ def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Project
         sample = np.ascontiguousarray(source.take(chosen))
         sample_xy = fit_umap(sample, settings)
         seconds["fit_s"] = time.perf_counter() - start
-        fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # what placing the other rows adds comes on top of this, which does not grow with n
+        seconds["peak_rss_after_fit_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         start = time.perf_counter()
         rest = np.ones(n, dtype=bool)
         rest[chosen] = False
@@ -148,6 +146,4 @@ def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Project
         seconds["place_rest_s"] = time.perf_counter() - start
         fitted = settings.fit_rows
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if fitted < n:  # what placing the other rows added on top of the fit, which does not grow with n
-        seconds["peak_rss_after_fit_mb"] = fit_peak
     return Projection(xy, fitted, {k: round(v, 3) for k, v in seconds.items()}, round(peak, 1))

@@ -75,13 +75,5 @@ class ShardSet:
             truncated += shard_truncated
         return out, tokens, truncated
 
-    def truncated(self) -> int:
-        """Texts cut at max_length, over all shards (reads only that count from each)."""
-        total = 0
-        for start in self.starts:
-            with np.load(self.path(start), allow_pickle=False) as shard:
-                total += int(shard["truncated"])
-        return total
-
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -30,32 +30,35 @@ class NpyVectors:
     """A float32 (rows, dim) .npy read by explicit reads: blocks pass through the page cache, not RSS."""
 
     path: Path
-    rows: int
-    dim: int
-    offset: int  # bytes of .npy header
+    memmap: np.memmap  # read-only; its .npy header gives the shape and where the data starts
 
     @classmethod
     def open(cls, path: Path) -> NpyVectors:
-        with path.open("rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
+        try:
+            memmap = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as error:  # numpy: "mmap length is greater than file size"
+            raise EncajesError(f"{path} is truncated ({error}): re-embed.") from None
+        if memmap.dtype != np.dtype("<f4") or memmap.ndim != 2 or not memmap.flags.c_contiguous:
+            raise EncajesError(
+                f"{path} is not a C-order float32 matrix ({memmap.dtype}, {memmap.shape}): re-embed."
             )
-            shape, fortran, dtype = read_header(handle)
-            offset = handle.tell()
-        if dtype != np.dtype("<f4") or fortran or len(shape) != 2:
-            raise EncajesError(f"{path} is not a C-order float32 matrix ({dtype}, {shape}): re-embed.")
-        expected = offset + shape[0] * shape[1] * 4
+        expected = memmap.offset + memmap.nbytes
         if path.stat().st_size != expected:
             raise EncajesError(f"{path} is truncated ({path.stat().st_size} of {expected} bytes): re-embed.")
-        return cls(path, int(shape[0]), int(shape[1]), offset)
+        return cls(path, memmap)
+
+    @property
+    def rows(self) -> int:
+        return int(self.memmap.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.memmap.shape[1])
 
     def read(self, begin: int, end: int) -> np.ndarray:
         end = min(end, self.rows)
         with self.path.open("rb") as handle:
-            handle.seek(self.offset + begin * self.dim * 4)
+            handle.seek(self.memmap.offset + begin * self.dim * 4)
             data = np.fromfile(handle, dtype="<f4", count=max(0, end - begin) * self.dim)
         return data.reshape(-1, self.dim)
 
@@ -137,8 +140,8 @@ def save_embeddings_streamed(
                 data = np.ascontiguousarray(block, dtype="<f4")
                 if data.ndim != 2 or data.shape[1] != dim:
                     raise EncajesError(f"A block of shape {data.shape} does not fit ({rows}, {dim}) vectors.")
-                handle.write(data.tobytes())
-                digest.update(data.tobytes())
+                handle.write(data)
+                digest.update(data)
                 written += len(data)
         if written != rows:
             raise EncajesError(f"Wrote {written} vectors for {rows} rows: re-embed with --force.")
@@ -178,5 +181,4 @@ def load_embeddings(path: Path) -> Embeddings:
             f"{vectors_path} holds {file.rows} x {file.dim} vectors but {path} lists {len(row_ids)} row ids "
             f"of dimension {payload['dim']}: run embed with --force."
         )
-    memmap = np.load(vectors_path, mmap_mode="r", allow_pickle=False)
-    return Embeddings(vectors=memmap, row_ids=row_ids, meta=payload, file=file)
+    return Embeddings(vectors=file.memmap, row_ids=row_ids, meta=payload, file=file)
