@@ -578,7 +578,8 @@ def plot(workdir: str, model: str, pooling: str | None, force: bool, as_json: bo
             f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f}s" for k, v in report.timings.items()
         )
         sample = f"fitted on {report.fitted_rows:,} rows, " if report.fitted_rows < report.rows else ""
-        click.echo(f"  UMAP: {sample}{parts}; peak memory {report.peak_rss_mb:,.0f} MB")
+        after_fit = f" ({report.peak_rss_after_fit_mb:,.0f} MB after the fit)" if sample else ""
+        click.echo(f"  UMAP: {sample}{parts}; peak memory {report.peak_rss_mb:,.0f} MB{after_fit}")
 
 
 def _compare_and_report(workdir: str, spec: Any, out: str | None, force: bool, progress: bool) -> Any:

@@ -34,7 +34,12 @@ from pipeline.projection import UmapSettings, umap_2d
 from pipeline.store import load_embeddings
 run, _ = find_run(Workdir.at(sys.argv[1]), "minilm", "mean")
 projection = umap_2d(load_embeddings(run.embeddings), UmapSettings(fit_rows=int(sys.argv[2])))
-print(json.dumps({"rows": len(projection.xy), "fitted": projection.fitted_rows, **projection.seconds}))
+print(json.dumps({
+    "rows": len(projection.xy),
+    "fitted": projection.fitted_rows,
+    **projection.seconds,
+    "peak_rss_after_fit_mb": projection.peak_rss_after_fit_mb,
+}))
 """
 
 

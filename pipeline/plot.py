@@ -239,6 +239,7 @@ class PlotReport:
     fitted_rows: int = 0  # rows UMAP was fitted on; the rest were placed by their nearest fitted rows
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    peak_rss_after_fit_mb: float = 0.0  # when UMAP fitted a sample: the peak before placing the rest
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": "plot", **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}}
@@ -283,6 +284,7 @@ def plot_run(
         "fitted_rows": projection.fitted_rows,
         "timings": projection.seconds,
         "peak_rss_mb": projection.peak_rss_mb,
+        "peak_rss_after_fit_mb": projection.peak_rss_after_fit_mb,
     }
     record_stage(run.manifest, "plot", inputs, outputs_info)
     return PlotReport(run.umap, run.umap_png, run.umap_html, **outputs_info, skipped=False)

@@ -37,6 +37,7 @@ class Projection:
     fitted_rows: int
     seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    peak_rss_after_fit_mb: float = 0.0  # when a sample was fitted: placing the rest adds the difference
 
 
 def knn_graph(
@@ -121,6 +122,7 @@ def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Project
         raise EncajesError("UMAP needs at least 4 rows.")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
+    fit_peak = 0.0
     if n <= settings.fit_rows:
         xy = fit_umap(source.take(np.arange(n)), settings)
         seconds["fit_s"] = time.perf_counter() - start
@@ -131,8 +133,7 @@ def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Project
         sample = np.ascontiguousarray(source.take(chosen))
         sample_xy = fit_umap(sample, settings)
         seconds["fit_s"] = time.perf_counter() - start
-        # what placing the other rows adds comes on top of this, which does not grow with n
-        seconds["peak_rss_after_fit_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # does not grow with n
         start = time.perf_counter()
         rest = np.ones(n, dtype=bool)
         rest[chosen] = False
@@ -146,4 +147,5 @@ def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Project
         seconds["place_rest_s"] = time.perf_counter() - start
         fitted = settings.fit_rows
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Projection(xy, fitted, {k: round(v, 3) for k, v in seconds.items()}, round(peak, 1))
+    timings = {k: round(v, 3) for k, v in seconds.items()}
+    return Projection(xy, fitted, timings, round(peak, 1), round(fit_peak, 1))
