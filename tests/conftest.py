@@ -76,7 +76,7 @@ WORDS = [
 ]
 
 
-def write_tiny_bert(folder: Path, seed: int = 0) -> Path:
+def write_tiny_bert(folder: Path, seed: int = 0, hidden_act: str = "gelu") -> Path:
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -97,6 +97,7 @@ def write_tiny_bert(folder: Path, seed: int = 0) -> Path:
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
+        hidden_act=hidden_act,
     )
     BertModel(config).eval().save_pretrained(folder)
     return folder

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cpu_kernels import PackedLinear, onednn_available
+from pipeline.cpu_kernels import PackedLinear, fuse_gelus, onednn_available, pack_linears
 from pipeline.embed import EmbedSettings, load_encoder, resolve_settings
 from pipeline.encoder import Pooling
 from pipeline.errors import EncajesError
@@ -115,7 +115,7 @@ def test_packed_linear_equals_linear_on_batched_input(dtype):
 
 @pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN")
 def test_cpu_encoder_with_packed_layers_matches_the_plain_hf_model(tiny_model):
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     encoder = encoder_for(tiny_model)
     assert encoder.transformer.packed_linears > 0
@@ -123,10 +123,74 @@ def test_cpu_encoder_with_packed_layers_matches_the_plain_hf_model(tiny_model):
         p.numel() for p in AutoModel.from_pretrained(tiny_model).parameters()
     )
     ours = encoder.encode(TEXTS).vectors
-    tokenizer, model = AutoTokenizer.from_pretrained(tiny_model), AutoModel.from_pretrained(tiny_model).eval()
-    batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    assert (ours * plain_hf_vectors(tiny_model, TEXTS)).sum(1).min() > 0.99999
+
+
+def plain_hf_vectors(model_path, texts) -> np.ndarray:
+    """Mean-pooled, normalised vectors from the untouched HF model (SDPA attention, nn.Linear, GELU)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer, model = AutoTokenizer.from_pretrained(model_path), AutoModel.from_pretrained(model_path).eval()
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
     with torch.inference_mode():
         tokens = model(**batch)[0]
     mask = batch["attention_mask"].unsqueeze(-1).float()
-    theirs = torch.nn.functional.normalize((tokens * mask).sum(1) / mask.sum(1), dim=-1).numpy()
-    assert (ours * theirs).sum(1).min() > 0.99999
+    return torch.nn.functional.normalize((tokens * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+
+
+@pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN")
+@pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new", "relu"])
+def test_gelu_fused_into_the_gemm_matches_the_plain_hf_model(tmp_path, hidden_act):
+    from tests.conftest import write_tiny_bert
+
+    model_path = write_tiny_bert(tmp_path / hidden_act, seed=3, hidden_act=hidden_act)
+    encoder = encoder_for(model_path)
+    layers = 2
+    assert encoder.transformer.fused_gelus == (0 if hidden_act == "relu" else layers)
+    assert encoder.transformer.cpu_attention
+    theirs = plain_hf_vectors(model_path, TEXTS)
+    np.testing.assert_allclose(encoder.encode(TEXTS).vectors, theirs, atol=2e-5)
+
+
+class ActivationFirst(torch.nn.Module):
+    """Has ``dense`` and ``intermediate_act_fn`` but applies them the other way round."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = torch.nn.Linear(8, 8)
+        self.intermediate_act_fn = torch.nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.intermediate_act_fn(x))
+
+
+@pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN")
+def test_a_fusion_that_changes_the_output_is_undone():
+    torch.manual_seed(0)
+    module = ActivationFirst().eval()
+    x = torch.randn(4, 8)
+    with torch.inference_mode():
+        expected = module(x)
+        assert pack_linears(module) == 1 and fuse_gelus(module) == 0
+        torch.testing.assert_close(module(x), expected, atol=1e-5, rtol=1e-5)
+    assert isinstance(module.intermediate_act_fn, torch.nn.GELU)
+
+
+def test_an_attention_that_changes_the_output_is_not_used(tiny_model, monkeypatch):
+    import pipeline.cpu_kernels as kernels
+
+    right = kernels.cpu_attention
+
+    def ignores_the_mask(module, query, key, value, attention_mask, *args, **kwargs):
+        return right(module, query, key, value, None, *args, **kwargs)
+
+    monkeypatch.setattr(kernels, "cpu_attention", ignores_the_mask)
+    try:
+        encoder = encoder_for(tiny_model)
+    finally:
+        monkeypatch.undo()
+        kernels._register_cpu_attention()  # the registry is global: later models get the right one
+    assert not encoder.transformer.cpu_attention
+    assert encoder.transformer.model.config._attn_implementation == "eager"
+    theirs = plain_hf_vectors(tiny_model, TEXTS)
+    np.testing.assert_allclose(encoder.encode(TEXTS).vectors, theirs, atol=2e-5)
