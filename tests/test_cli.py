@@ -96,3 +96,19 @@ def test_every_command_has_help_with_an_example_and_json(runner, command):
     out = invoke(runner, command, "--help")
     assert out.exit_code == 0
     assert "Example" in out.output and "--json" in out.output
+
+
+def test_bench_embed_compares_with_sentence_transformers(runner, sample_csv, tiny_model):
+    """One A/B pair in fresh processes on the tiny model: same vectors on both sides, figures that add up."""
+    out = invoke(
+        runner, "bench", "embed", sample_csv, "-m", tiny_model, "--rounds", "1", "--batch-size", "4", "--json"
+    )
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    ours, theirs = result["encajes"], result["sentence-transformers"]
+    assert result["texts"] == 8 and result["min_cosine"] > 0.9999  # the same model, mean-pooled both sides
+    assert len(result["ratio_per_pair"]) == 1
+    assert result["median_ratio"] == pytest.approx(
+        ours["texts_per_s"][0] / theirs["texts_per_s"][0], rel=1e-2
+    )
+    assert ours["mfu"] > 0 and ours["matmul_peak_gflops"] > 0
