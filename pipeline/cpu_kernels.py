@@ -64,10 +64,14 @@ class PackedLinear(torch.nn.Module):
 
 
 def _close(got: torch.Tensor, expected: torch.Tensor) -> bool:
-    """Equal up to the rounding of the dtype: 1e-4 of the largest value in fp32, 1e-2 in bf16/fp16."""
-    relative = 1e-4 if expected.dtype == torch.float32 else 1e-2
+    """Equal up to the rounding of the dtype: a relative (Frobenius) error within 1e-4 in fp32, 3e-2 in
+    bf16/fp16, where rounding adds up over a whole model's layers (e5-small and MiniLM in bf16: 1.2e-2
+    between HF's attention and ``cpu_attention``; an attention that ignored the mask: 0.20 and 0.42)."""
+    relative = 1e-4 if expected.dtype == torch.float32 else 3e-2
     got, expected = got.float(), expected.float()
-    return bool((got - expected).abs().max() <= relative * expected.abs().max() + 1e-6)
+    return bool(
+        torch.linalg.vector_norm(got - expected) <= relative * torch.linalg.vector_norm(expected) + 1e-6
+    )
 
 
 def pack_linears(model: torch.nn.Module) -> int:
