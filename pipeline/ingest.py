@@ -479,6 +479,22 @@ class CorpusTexts(Sequence[str]):
             out.extend(self._group(group)[max(begin, lo) - lo : min(end, hi) - lo])
         return out
 
+    def take(self, positions: np.ndarray) -> list[str]:
+        """Texts at sorted ``positions``, reading only the row groups that hold one (one at a time)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) and (
+            np.any(np.diff(positions) < 0) or positions[0] < 0 or positions[-1] >= len(self)
+        ):
+            raise ValueError("CorpusTexts.take needs sorted positions inside the corpus")
+        out: list[str] = []
+        bounds = np.searchsorted(positions, self._starts)  # positions[bounds[g]:bounds[g+1]] lie in group g
+        for group in range(len(self._starts) - 1):
+            lo, hi = bounds[group], bounds[group + 1]
+            if hi > lo:
+                texts = self._group(group)
+                out.extend(texts[p] for p in positions[lo:hi] - self._starts[group])
+        return out
+
 
 def corpus_row_ids(workdir: Workdir) -> np.ndarray:
     import pyarrow.parquet as pq

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.embed import find_run
-from pipeline.ingest import corpus_hash, load_corpus
+from pipeline.errors import EncajesError
+from pipeline.ingest import CorpusTexts, corpus_hash, load_corpus
 from pipeline.layout import Workdir, is_fresh, record_stage, stage_entry, write_atomic
 from pipeline.lock import writes_workdir
 from pipeline.models import DEFAULT_MODEL
@@ -91,6 +92,11 @@ def save_png(fig, target: Path) -> None:
 # --- UMAP ----------------------------------------------------------------------------------------------
 
 
+def label_names(frame: pd.DataFrame) -> pd.Series:
+    """The map's labels as strings, unlabelled rows named."""
+    return frame["label"].fillna("(no label)").astype(str)
+
+
 def _ordered_labels(labels: pd.Series) -> list[str]:
     """Most frequent first, so the legend reads like the data."""
     return labels.value_counts().index.astype(str).tolist()
@@ -101,7 +107,7 @@ def plot_umap_png(frame: pd.DataFrame, title: str, target: Path) -> None:
     plt = _pyplot()
 
     n = len(frame)
-    labels = frame["label"].fillna("(no label)").astype(str)
+    labels = label_names(frame)
     order = _ordered_labels(labels)
     colors = label_colors(order)
     shuffled = np.random.default_rng(0).permutation(n)
@@ -161,7 +167,7 @@ padding:6px 8px;max-width:360px;box-shadow:0 2px 6px #0002;display:none;white-sp
 h1{font-size:15px;margin:0 0 8px}small{color:#666}
 </style></head><body>
 <div id="plot"><canvas id="c"></canvas><div id="tip"></div></div>
-<div id="side"><h1>__TITLE__</h1><small>Hover a point to read the tweet; click a label to hide it.
+<div id="side"><h1>__TITLE__</h1><small>__SAMPLED__Hover a point to read the tweet; click a label to hide it.
 Scroll to zoom, drag to pan, double-click to reset.</small><div id="legend"></div></div>
 <script id="data" type="application/json">__DATA__</script>
 <script>
@@ -202,26 +208,52 @@ view=bounds();legend();draw();window.onresize=draw;
 """
 
 
-def write_umap_html(frame: pd.DataFrame, texts: pd.Series, title: str, target: Path) -> None:
-    """One self-contained HTML file (no network): canvas scatter, hover shows the tweet and its label."""
-    labels = frame["label"].fillna("(no label)").astype(str)
+HTML_MAX_POINTS = 100_000  # a browser hovers 100k points smoothly; millions make a page of gigabytes
+
+
+def html_rows(rows: int, limit: int = HTML_MAX_POINTS, seed: int = 0) -> np.ndarray:
+    """Positions the HTML map shows: all rows, or a sorted uniform random ``limit`` of them."""
+    if rows <= limit:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, limit, replace=False))
+
+
+def write_umap_html(
+    frame: pd.DataFrame, texts: list[str], title: str, target: Path, counts: pd.Series | None = None
+) -> None:
+    """One self-contained HTML file (no network): canvas scatter, hover shows the tweet and its label.
+    ``frame``/``texts`` may be a sample of the map; ``counts`` (rows per label) are then the whole map's."""
+    labels = label_names(frame)
+    counts = labels.value_counts() if counts is None else counts
     order = _ordered_labels(labels)
+    present = set(order)
+    order += [label for label in counts.index if label not in present]  # absent from the sample
     code = {label: i for i, label in enumerate(order)}
     colors = label_colors(order)
-    counts = labels.value_counts()
     data = {
         "x": np.round(frame["x"].to_numpy(), 4).tolist(),
         "y": np.round(frame["y"].to_numpy(), 4).tolist(),
         "label": [code[label] for label in labels],
         "row": frame["row_id"].astype(int).tolist(),
-        "text": texts.astype(str).tolist(),
+        "text": [str(text) for text in texts],
         "labels": [display_label(label, for_html=True) for label in order],
         "colors": [colors[label] for label in order],
         "counts": [int(counts[label]) for label in order],
+        "total": int(counts.sum()),
     }
     payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
     safe_title = title.replace("&", "&amp;").replace("<", "&lt;")
-    page = HTML_TEMPLATE.replace("__TITLE__", safe_title).replace("__DATA__", payload)
+    sampled = (
+        f"Showing a random {len(frame):,} of {data['total']:,} tweets (umap.parquet and umap.png hold them "
+        "all; label counts are the whole corpus'). "
+        if len(frame) < data["total"]
+        else ""
+    )
+    page = (
+        HTML_TEMPLATE.replace("__TITLE__", safe_title)
+        .replace("__SAMPLED__", sampled)
+        .replace("__DATA__", payload)
+    )
     write_atomic(target, lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
@@ -268,16 +300,31 @@ def plot_run(
         return PlotReport(run.umap, run.umap_png, run.umap_html, **out, skipped=True)
     start = time.perf_counter()
     embeddings = load_embeddings(run.embeddings)
-    corpus = load_corpus(work).set_index("row_id").loc[embeddings.row_ids]
+    corpus = load_corpus(work, columns=["row_id", "label"])  # texts are read for the HTML's rows only
+    positions = pd.Index(corpus["row_id"]).get_indexer(embeddings.row_ids)
+    if (positions < 0).any():
+        raise EncajesError(
+            f"{run.embeddings} holds rows that the corpus no longer has: run `encajes embed` again."
+        )
     projection = umap_2d(embeddings, settings)
     xy = projection.xy
     frame = pd.DataFrame(
-        {"row_id": embeddings.row_ids, "x": xy[:, 0], "y": xy[:, 1], "label": corpus["label"].to_numpy()}
+        {
+            "row_id": embeddings.row_ids,
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "label": corpus["label"].to_numpy()[positions],
+        }
     )
     write_atomic(run.umap, lambda tmp: frame.to_parquet(tmp, index=False))
     title = f"{embed_entry['inputs']['model']} · {embed_entry['inputs']['pooling']}"
     plot_umap_png(frame, title, run.umap_png)
-    write_umap_html(frame, corpus["text"], title, run.umap_html)
+    shown = html_rows(len(frame), HTML_MAX_POINTS)
+    order = np.argsort(positions[shown], kind="stable")  # CorpusTexts.take reads in corpus order
+    texts = np.empty(len(shown), dtype=object)
+    texts[order] = CorpusTexts(work.require_corpus()).take(positions[shown][order])
+    counts = label_names(frame).value_counts()
+    write_umap_html(frame.iloc[shown], list(texts), title, run.umap_html, counts=counts)
     outputs_info = {
         "rows": len(frame),
         "seconds": round(time.perf_counter() - start, 3),

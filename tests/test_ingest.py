@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -219,6 +220,10 @@ def test_corpus_texts_slices_across_row_groups_equal_the_column(tmp_path):
     for begin, end in [(0, 50), (0, 7), (5, 9), (7, 14), (13, 48), (49, 60), (60, 70), (20, 20)]:
         assert texts[begin:end] == column[begin:end]
     assert texts[0] == "tweet 0" and texts[-1] == "tweet 49"
+    for positions in ([], [0], [6, 7], [0, 3, 3, 13, 14, 48, 49], list(range(50))):
+        assert texts.take(np.array(positions)) == [column[p] for p in positions]
+    with pytest.raises(ValueError, match="sorted"):
+        texts.take(np.array([5, 2]))
 
 
 def test_streamed_ingest_across_row_groups_keeps_order_ids_and_fingerprint(tmp_path, monkeypatch):

@@ -71,3 +71,24 @@ def test_umap_beyond_fit_rows_fits_a_sample_and_places_the_rest_near_their_neigh
     centres_2d = np.stack([projection.xy[labels == c].mean(axis=0) for c in range(3)])
     nearest = np.argmin(((projection.xy[:, None] - centres_2d[None]) ** 2).sum(-1), axis=1)
     assert (nearest == labels).mean() > 0.95
+
+
+def test_html_map_of_a_large_run_shows_a_sample_with_the_right_texts(
+    tmp_path, sample_csv, tiny_model, monkeypatch
+):
+    import pipeline.plot as plot
+    from pipeline import Workspace
+
+    ws = Workspace(tmp_path / "w")
+    ws.ingest([sample_csv])
+    ws.embed(model=str(tiny_model), progress=False)
+    monkeypatch.setattr(plot, "HTML_MAX_POINTS", 5)
+    report = plot.plot_run(tmp_path / "w", str(tiny_model), settings=UmapSettings(n_neighbors=4))
+    assert len(pd.read_parquet(report.umap)) == 8  # the parquet map keeps every row
+    page = report.html.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'type="application/json">(.*?)</script>', page, re.S).group(1))
+    assert len(data["x"]) == len(data["text"]) == 5 and data["total"] == 8
+    text_of = dict(zip(ws.corpus["row_id"], ws.corpus["text"], strict=True))
+    assert data["text"] == [text_of[row] for row in data["row"]]  # each point carries its own tweet
+    assert sum(data["counts"]) == 8  # the legend counts the whole corpus
+    assert "Showing a random 5 of 8 tweets" in page
