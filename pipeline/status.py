@@ -9,6 +9,7 @@ from pipeline.errors import EncajesError
 from pipeline.ingest import corpus_hash, texts_hash
 from pipeline.layout import RunPaths, Workdir, file_sha256, read_manifest, stage_entry
 from pipeline.models import resolve_model, weights_fingerprint
+from pipeline.store import vectors_file_problem
 
 STAGES = ("embed", "index", "probe", "plot")
 
@@ -42,6 +43,8 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
         out["embed"] = _state("stale", "the corpus texts changed")
     elif file_sha256(run.embeddings) != embed.get("embeddings_sha256"):
         out["embed"] = _state("stale", "embeddings.pt was modified after it was written")
+    elif problem := vectors_file_problem(run.embeddings):
+        out["embed"] = _state("stale", f"{problem}: rerun embed with --force")
     else:
         out["embed"] = _weights_state(embed)
     embeddings_hash = (embed or {}).get("embeddings_sha256")

@@ -182,3 +182,26 @@ def load_embeddings(path: Path) -> Embeddings:
             f"of dimension {payload['dim']}: run embed with --force."
         )
     return Embeddings(vectors=file.memmap, row_ids=row_ids, meta=payload, file=file)
+
+
+def vectors_file_problem(path: Path) -> str | None:
+    """Why the ``vectors.npy`` an ``embeddings.pt`` points to is not what embed wrote (gone, resized or
+    changed: its data is re-hashed), or None, also when the vectors live inside ``embeddings.pt``."""
+    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if "vectors_file" not in payload:
+        return None
+    vectors_path = path.parent / payload["vectors_file"]
+    if not vectors_path.exists():
+        return f"{vectors_path.name} is missing"
+    try:
+        file = NpyVectors.open(vectors_path)
+    except EncajesError as error:
+        return str(error).removesuffix(": re-embed.")
+    if (file.rows, file.dim) != (len(payload["row_ids"]), payload["dim"]):
+        return f"{vectors_path.name} holds {file.rows} x {file.dim} vectors, not {len(payload['row_ids'])}"
+    digest = hashlib.sha256()
+    for begin in range(0, file.rows, BLOCK_ROWS):
+        digest.update(file.read(begin, begin + BLOCK_ROWS))
+    if digest.hexdigest() != payload["vectors_sha256"]:
+        return f"{vectors_path.name} was modified after it was written"
+    return None

@@ -118,3 +118,30 @@ def test_index_probe_and_umap_answer_the_same_from_either_store(two_stores, tiny
 
 def embed_run(workdir, model):
     return embed_corpus(workdir, EmbedSettings(model=model), progress=False).embeddings
+
+
+def test_status_rehashes_the_vectors_file(two_stores):
+    from pipeline.status import workdir_status
+
+    tmp_path, runs = two_stores
+
+    def embed_state() -> dict[str, str]:
+        (run,) = workdir_status(tmp_path / "npy")["runs"].values()
+        return run["embed"]
+
+    assert embed_state()["state"] == "fresh"
+    vectors = runs["npy"].run_dir / "vectors.npy"
+    original = vectors.read_bytes()
+    changed = bytearray(original)
+    changed[-1] ^= 0x01  # one bit of the last vector: same size, same header
+    vectors.write_bytes(bytes(changed))
+    assert embed_state() == {
+        "state": "stale",
+        "why": "vectors.npy was modified after it was written: rerun embed with --force",
+    }
+    vectors.write_bytes(original[:-4])
+    assert embed_state()["state"] == "stale" and "truncated" in embed_state()["why"]
+    vectors.unlink()
+    assert embed_state()["why"].startswith("vectors.npy is missing")
+    vectors.write_bytes(original)
+    assert embed_state()["state"] == "fresh"
