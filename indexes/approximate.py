@@ -63,7 +63,11 @@ def choose_index(n: int, dim: int, kind: str = "auto", memory_budget_bytes: floa
             ", re-ranked with 8-bit scalar-quantised vectors (full ones exceed the budget)",
         )
     else:
-        how = " only (even 8-bit vectors exceed the memory budget: expect lower recall)"
+        enough = math.ceil(flat_bytes / 4 * overhead / 1e8) / 10  # GB, rounded up to 0.1
+        how = (
+            " only (even 8-bit vectors exceed the memory budget: expect lower recall; "
+            f"--memory-budget-gb {enough:g} re-ranks with them)"
+        )
     nlist = ivf_lists(n)
     subquantizers = max(1, dim // 4) if dim % 4 == 0 else dim
     pq = f"PQ{subquantizers}x4fs"

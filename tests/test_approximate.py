@@ -26,6 +26,8 @@ def test_choice_follows_size_and_memory_budget():
     assert tight.factory.endswith(",Refine(SQ8)") and "scalar-quantised" in tight.why
     squeezed = choose_index(10_000_000, 384, memory_budget_bytes=4e9)  # 15 GB, 3.8 GB at 8 bits: codes only
     assert squeezed.kind == "ivfpq" and squeezed.factory.endswith("PQ96x4fs") and "exceed" in squeezed.why
+    enough = float(squeezed.why.split("--memory-budget-gb ")[1].split()[0])  # the budget it suggests works
+    assert "SQ8" in choose_index(10_000_000, 384, memory_budget_bytes=enough * 1e9).factory
     assert choose_index(10, 8, "ivf").kind == "ivf"
     with pytest.raises(EncajesError, match="Unknown index kind"):
         choose_index(10, 8, "lsh")
