@@ -357,7 +357,16 @@ def index(
 @click.argument("query", required=False)
 @workdir_option
 @run_options
-@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per query.")
+@click.option(
+    "-k",
+    "--top-k",
+    "--k",
+    "k",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Results per query.",
+)
 @click.option("--id", "row", default=None, help="Find tweets like this corpus row (its row_id or id).")
 @click.option(
     "--queries",
