@@ -151,6 +151,15 @@ def matmul_peak(dtype: str, device: str, size: int = 2048, repeats: int = 10) ->
     return peak
 
 
+def _device_name(device: str) -> str:
+    """``auto`` as the workers resolve it, with the GPU's name where there is one."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return f"{device} ({torch.cuda.get_device_name()})" if device.startswith("cuda") else device
+
+
 def model_flops_per_token(model: str, mean_tokens: float) -> float:
     """Forward FLOPs per token of a BERT-style encoder: 2 x (non-embedding weights) + attention scores."""
     from transformers import AutoConfig
@@ -254,7 +263,7 @@ def compare_throughput(
         "model": opts["model"],
         "dtype": opts["dtype"],
         "their_dtype": their_dtype,
-        "device": opts.get("device") or "auto",
+        "device": _device_name(opts.get("device") or "auto"),
         "texts": first.texts,
         "tokens": first.tokens,
         "max_length": opts["max_length"],
