@@ -115,8 +115,7 @@ class Transformer:
     def _padded_probe(self) -> torch.Tensor:
         """Token embeddings of a fixed two-row batch, the second row half padding."""
         vocab = int(getattr(self.model.config, "vocab_size", 0) or len(self.tokenizer))
-        ids = torch.Generator().manual_seed(0)
-        input_ids = torch.randint(0, vocab, (2, 8), generator=ids)
+        input_ids = torch.randint(0, vocab, (2, 8), generator=torch.Generator().manual_seed(0))
         mask = torch.ones_like(input_ids)
         mask[1, 4:] = 0
         input_ids[1, 4:] = self.pad_id
