@@ -41,16 +41,7 @@ class PackedLinear(torch.nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, rows_hint)
         self.bias = None if linear.bias is None else linear.bias.detach()
-        self.gelu: str | None = None  # set by ``with_gelu``
-
-    @classmethod
-    def with_gelu(cls, packed: PackedLinear, approximate: str) -> PackedLinear:
-        """The same packed weight, now followed by GELU inside the GEMM."""
-        fused = cls.__new__(cls)
-        torch.nn.Module.__init__(fused)
-        fused.in_features, fused.out_features = packed.in_features, packed.out_features
-        fused.packed, fused.bias, fused.gelu = packed.packed, packed.bias, approximate
-        return fused
+        self.gelu: str | None = None  # set by ``fuse_gelus``
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)
@@ -126,11 +117,11 @@ def fuse_gelus(model: torch.nn.Module) -> int:
                 continue
             probe = torch.randn(2, 3, dense.in_features, dtype=dense.packed.dtype)
             expected = module(probe)
-            module.dense, module.intermediate_act_fn = PackedLinear.with_gelu(dense, approximate), _Identity()
+            dense.gelu, module.intermediate_act_fn = approximate, _Identity()
             if _close(module(probe), expected):
                 fused += 1
             else:
-                module.dense, module.intermediate_act_fn = dense, activation
+                dense.gelu, module.intermediate_act_fn = None, activation
     return fused
 
 

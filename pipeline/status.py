@@ -44,7 +44,7 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
     elif file_sha256(run.embeddings) != embed.get("embeddings_sha256"):
         out["embed"] = _state("stale", "embeddings.pt was modified after it was written")
     elif problem := vectors_file_problem(run.embeddings):
-        out["embed"] = _state("stale", f"{problem}: rerun embed with --force")
+        out["embed"] = _state("stale", problem)
     else:
         out["embed"] = _weights_state(embed)
     embeddings_hash = (embed or {}).get("embeddings_sha256")

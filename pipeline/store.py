@@ -186,22 +186,20 @@ def load_embeddings(path: Path) -> Embeddings:
 
 def vectors_file_problem(path: Path) -> str | None:
     """Why the ``vectors.npy`` an ``embeddings.pt`` points to is not what embed wrote (gone, resized or
-    changed: its data is re-hashed), or None, also when the vectors live inside ``embeddings.pt``."""
-    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if "vectors_file" not in payload:
+    changed: its data is re-hashed), with the fix; None, also when the vectors are in ``embeddings.pt``."""
+    header = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # reads no vectors
+    if "vectors_file" not in header:
         return None
-    vectors_path = path.parent / payload["vectors_file"]
-    if not vectors_path.exists():
-        return f"{vectors_path.name} is missing"
+    fix = ": rerun embed with --force"
+    if not (path.parent / header["vectors_file"]).exists():
+        return f"{header['vectors_file']} is missing{fix}"
     try:
-        file = NpyVectors.open(vectors_path)
+        embeddings = load_embeddings(path)  # checks the file's size, dtype and shape
     except EncajesError as error:
-        return str(error).removesuffix(": re-embed.")
-    if (file.rows, file.dim) != (len(payload["row_ids"]), payload["dim"]):
-        return f"{vectors_path.name} holds {file.rows} x {file.dim} vectors, not {len(payload['row_ids'])}"
+        return str(error)
     digest = hashlib.sha256()
-    for begin in range(0, file.rows, BLOCK_ROWS):
-        digest.update(file.read(begin, begin + BLOCK_ROWS))
-    if digest.hexdigest() != payload["vectors_sha256"]:
-        return f"{vectors_path.name} was modified after it was written"
+    for _, block in embeddings.blocks():
+        digest.update(block)
+    if digest.hexdigest() != header["vectors_sha256"]:
+        return f"{header['vectors_file']} was modified after it was written{fix}"
     return None
