@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.embed import EmbedSettings, EngineSettings, embed_corpus
+from pipeline.embed import embed_corpus
 from pipeline.ingest import ingest
+from pipeline.settings import EmbedSettings, EngineSettings
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ import faiss
 import numpy as np
 import torch
 
-from indexes.approximate import clustered_vectors, ivf_lists, recall_at_k
+from indexes.approximate import ivf_lists, recall_at_k
+from indexes.bench import clustered_vectors
 
 
 def difficulty(vectors: np.ndarray) -> dict[str, float]:

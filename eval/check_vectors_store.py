@@ -21,19 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.approximate import clustered_vectors
-from pipeline.layout import Workdir, file_sha256, record_stage
-from pipeline.models import resolve_model
+from indexes.bench import clustered_vectors
+from pipeline.hashing import file_sha256
+from pipeline.layout import Workdir
+from pipeline.manifest import record_stage
+from pipeline.runs import run_paths
 from pipeline.store import save_embeddings_streamed
 
 UMAP_SNIPPET = """
 import json, sys, time
-from pipeline.embed import find_run
 from pipeline.layout import Workdir
-from pipeline.projection import UmapSettings, umap_2d
+from pipeline.projection import umap_2d
+from pipeline.runs import find_run
+from pipeline.settings import UmapSettings
 from pipeline.store import load_embeddings
-run, _ = find_run(Workdir.at(sys.argv[1]), "minilm", "mean")
-projection = umap_2d(load_embeddings(run.embeddings), UmapSettings(fit_rows=int(sys.argv[2])))
+run = find_run(Workdir.at(sys.argv[1]), "minilm", "mean")
+projection = umap_2d(load_embeddings(run.paths.embeddings), UmapSettings(fit_rows=int(sys.argv[2])))
 print(json.dumps({
     "rows": len(projection.xy),
     "fitted": projection.fitted_rows,
@@ -44,14 +47,13 @@ print(json.dumps({
 
 
 def write_run(workdir: Path, rows: int, dim: int) -> Path:
-    model = resolve_model("minilm")
-    run = Workdir.at(workdir).run(model.key, "mean")
+    run = run_paths(Workdir.at(workdir), "minilm", "mean")
     run.root.mkdir(parents=True, exist_ok=True)
     vectors = clustered_vectors(rows, dim, seed=0)
     blocks = (vectors[begin : begin + 100_000] for begin in range(0, rows, 100_000))
-    meta = {"model": model.key, "pooling": "mean", "normalized": True}
+    meta = {"model": "minilm", "pooling": "mean", "normalized": True}
     save_embeddings_streamed(run.embeddings, run.vectors, blocks, rows, dim, np.arange(rows), meta)
-    inputs = {"model": model.key, "pooling": "mean", "synthetic": rows}
+    inputs = {"model": "minilm", "pooling": "mean", "synthetic": rows}
     outputs = {"rows": rows, "dim": dim, "settings": {"store": "npy"}}
     record_stage(run.manifest, "embed", inputs, outputs, embeddings_sha256=file_sha256(run.embeddings))
     return run.vectors

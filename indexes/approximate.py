@@ -8,16 +8,15 @@ All kinds use inner product on L2-normalised vectors (cosine). Search-time knobs
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import faiss
 import numpy as np
 
 from pipeline.errors import EncajesError
+from pipeline.settings import INDEX_KINDS as KINDS
+from pipeline.timing import Timings
 
-KINDS = ("auto", "exact", "hnsw", "ivf", "ivfpq")
 EXACT_BELOW = 100_000  # rows: under this, exact search is fast enough and perfect
 
 
@@ -124,13 +123,13 @@ def _top_k_without_self(
 ) -> tuple[np.ndarray, float]:
     """Top-k positions per query (one extra fetched and the query's own position dropped when the queries
     are corpus rows), and the seconds the search took."""
-    start = time.perf_counter()
-    _, found = index.search(queries, k + (own is not None))
-    seconds = time.perf_counter() - start
+    timings = Timings()
+    with timings.part("search"):
+        _, found = index.search(queries, k + (own is not None))
     if own is None:
-        return found, seconds
+        return found, timings["search"]
     kept = [row[row != self_position][:k] for row, self_position in zip(found, own, strict=True)]
-    return np.array([np.pad(r, (0, k - len(r)), constant_values=-1) for r in kept]), seconds
+    return np.array([np.pad(r, (0, k - len(r)), constant_values=-1) for r in kept]), timings["search"]
 
 
 def _share_found(truth: np.ndarray, found: np.ndarray) -> float:
@@ -241,83 +240,3 @@ def tune_search(
         trials[chosen] >= target_recall,
         [{"search_params": params, "recall_at_k": round(r, 4)} for params, r in trials.items()],
     )
-
-
-def clustered_vectors(n: int, dim: int, seed: int = 0, per_cluster: int = 20) -> np.ndarray:
-    """Synthetic unit vectors shaped like sentence embeddings: many small clusters (``n / per_cluster``)
-    on a 48-dimensional subspace, plus a little full-rank noise.
-
-    Calibrated against 50k real tweet embeddings (all-MiniLM-L6-v2, TweetEval test; 1,000 held out):
-    mean cosine to the 1st / 10th neighbour 0.655 / 0.547 (real 0.624 / 0.541); IVF recall@10 at
-    nprobe = nlist/16 0.852 (real 0.892: harder), HNSW32 at efSearch 64 0.974 (real 0.952: easier).
-    So IVF figures on these vectors are conservative and HNSW ones a little flattering;
-    ``eval/check_synthetic_vectors.py`` repeats the comparison. Generate queries in the same call as
-    the corpus, so both come from the same clusters."""
-    intrinsic = min(48, dim)
-    rng = np.random.default_rng(seed)
-    clusters = max(1, n // per_cluster)
-    centres = rng.standard_normal((clusters, intrinsic), dtype=np.float32)
-    points = centres[rng.integers(0, clusters, n)]
-    points += rng.standard_normal((n, intrinsic), dtype=np.float32)
-    projection = rng.standard_normal((intrinsic, dim), dtype=np.float32) / np.float32(np.sqrt(intrinsic))
-    vectors = points @ projection
-    del points
-    for begin in range(0, n, 100_000):  # noise and normalisation in slices: no second n x dim buffer
-        block = vectors[begin : begin + 100_000]
-        block += 0.1 * rng.standard_normal(block.shape, dtype=np.float32)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-    return vectors
-
-
-def bench_indexes(
-    n: int,
-    dim: int,
-    queries: int = 1000,
-    seed: int = 0,
-    memory_budget_bytes: float = 4e9,
-    kinds: tuple[str, ...] = ("exact", "hnsw", "ivf", "ivfpq"),
-    target_recall: float = 0.95,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, object]:
-    """Each kind (and what ``auto`` picks) on one synthetic corpus: build time, size, queries/s, speed-up
-    over exact search and recall@10 against it. Search settings are tuned to ``target_recall`` on 500
-    held-out queries, then measured on ``queries`` other held-out ones (none of them in the index)."""
-    tuning = 500
-    data = clustered_vectors(n + tuning + queries, dim, seed=seed)
-    vectors, tune_queries, held_out = data[:n], data[n : n + tuning], data[n + tuning :]
-    exact = faiss.IndexFlatIP(dim)
-    exact.add(vectors)
-    auto = choose_index(n, dim, "auto", memory_budget_bytes)
-    results = {}
-    for kind in dict.fromkeys([*kinds, auto.kind]):
-        spec = choose_index(n, dim, kind, memory_budget_bytes)
-        if log:
-            log(f"{kind}: building {spec.factory} on {n:,} x {dim}")
-        start = time.perf_counter()
-        index = exact if kind == "exact" else build_index(vectors, spec, seed)
-        build_s = time.perf_counter() - start
-        tuned = tune_search(index, exact, spec, tune_queries, target_recall)
-        measured = recall_at_k(index, exact, held_out, 10, repeats=3)
-        results[kind] = {
-            "build_s": round(build_s, 3),
-            "bytes": int(faiss.serialize_index(index).size),
-            **{k: round(v, 4) for k, v in measured.items()},
-            "factory": spec.factory,
-            "search_params": tuned.search_params,
-            "tuned_to": target_recall if kind != "exact" else None,
-            "reached_target_on_tuning_queries": tuned.reached_target,
-        }
-        if log:
-            r = results[kind]
-            speed = f"{r['speedup_over_exact']:.1f}x exact"
-            log(f"{kind}: recall@10 {r['recall_at_k']:.3f}, {speed} ({tuned.search_params or 'exact'})")
-        if kind != "exact":
-            del index
-    return {
-        "n": n,
-        "dim": dim,
-        "queries": queries,
-        "target_recall": target_recall,
-        "auto": {"kind": auto.kind, "why": auto.why, **results[auto.kind]},
-        "kinds": results,
-    }

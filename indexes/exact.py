@@ -12,8 +12,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from pipeline.atomic import write_atomic
 from pipeline.errors import EncajesError
-from pipeline.layout import write_atomic
 
 
 @dataclass

@@ -9,7 +9,8 @@ For notebooks::
     ws.search("qué calor hace hoy", k=5)
 """
 
-__version__ = "0.1.0"
+from pipeline.version import __version__
+
 __all__ = ["Workspace", "__version__", "embed_texts"]
 
 

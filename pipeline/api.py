@@ -1,26 +1,25 @@
-"""A small Python API over the stages, for notebooks: open a workdir, ingest, embed, search."""
+"""A small Python API over the stages, for notebooks: open a workdir, ingest, embed, search, run it all."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.embed import (
-    EmbedReport,
-    EmbedSettings,
-    embed_corpus,
-    find_run,
-    load_encoder,
-    resolve_settings,
-)
+from pipeline.chain import ChainResult, run_chain
+from pipeline.compare import CompareSpec, spec_from
+from pipeline.corpus import load_corpus
+from pipeline.embed import EmbedReport, embed_corpus
 from pipeline.index import IndexReport, index_run
-from pipeline.ingest import Columns, IngestReport, ingest, load_corpus
+from pipeline.ingest import IngestReport, ingest
 from pipeline.layout import Workdir
 from pipeline.models import DEFAULT_MODEL
+from pipeline.runs import find_run
 from pipeline.search import Searcher
+from pipeline.settings import Columns, EmbedSettings
 from pipeline.store import Embeddings, load_embeddings
 
 
@@ -32,7 +31,7 @@ class Workspace:
         self._searchers: dict[tuple[str, str | None], Searcher] = {}
 
     def ingest(
-        self, csv_paths: Sequence[str | Path], columns: Columns | None = None, **options
+        self, csv_paths: Sequence[str | Path], columns: Columns | None = None, **options: Any
     ) -> IngestReport:
         self._searchers.clear()
         return ingest(csv_paths, self.workdir.root, columns=columns, **options)
@@ -47,7 +46,7 @@ class Workspace:
         pooling: str | None = None,
         progress: bool = True,
         force: bool = False,
-        **settings,
+        **settings: Any,
     ) -> EmbedReport:
         self._searchers.pop((model, pooling), None)
         return embed_corpus(
@@ -58,14 +57,30 @@ class Workspace:
         )
 
     def index(
-        self, model: str = DEFAULT_MODEL, pooling: str | None = None, force: bool = False
+        self, model: str = DEFAULT_MODEL, pooling: str | None = None, force: bool = False, **settings: Any
     ) -> IndexReport:
-        return index_run(self.workdir.root, model, pooling, force=force)
+        return index_run(self.workdir.root, model, pooling, force=force, **settings)
+
+    def run(
+        self,
+        inputs: Sequence[str | Path],
+        models: Sequence[str] = (),
+        poolings: Sequence[str] = (),
+        spec: CompareSpec | None = None,
+        columns: Columns | None = None,
+        out: str | Path | None = None,
+        force: bool = False,
+        progress: bool = True,
+    ) -> ChainResult:
+        """The whole chain, as ``encajes run``: ingest, then embed, probe and plot every model x pooling
+        (``spec`` for the full comparison settings), the report, and each run's index."""
+        self._searchers.clear()
+        spec = spec or spec_from(models=models, poolings=poolings)
+        return run_chain(inputs, self.workdir.root, spec, columns, out=out, force=force, progress=progress)
 
     def embeddings(self, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Embeddings:
         """A run's vectors and row ids; for a ``vectors.npy`` run, a read-only memmap (use ``blocks``)."""
-        run, _ = find_run(self.workdir, model, pooling)
-        return load_embeddings(run.embeddings)
+        return load_embeddings(find_run(self.workdir, model, pooling).paths.embeddings)
 
     def search(
         self, query: str | Sequence[str], k: int = 10, model: str = DEFAULT_MODEL, pooling: str | None = None
@@ -86,8 +101,10 @@ class Workspace:
 
 
 def embed_texts(
-    texts: Sequence[str], model: str = DEFAULT_MODEL, pooling: str | None = None, **settings
+    texts: Sequence[str], model: str = DEFAULT_MODEL, pooling: str | None = None, **settings: Any
 ) -> np.ndarray:
     """Embed a list of texts without a workdir: L2-normalised float32, one row per text."""
-    encoder = load_encoder(resolve_settings(EmbedSettings(model=model, pooling=pooling, **settings)))
+    from pipeline.encoders.loading import encoder_for
+
+    encoder = encoder_for(EmbedSettings(model=model, pooling=pooling, **settings))
     return encoder.encode(list(texts)).vectors

@@ -18,14 +18,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.cpu_kernels import PackedLinear, onednn_available
+from pipeline.encoders.cpu_kernels import PackedLinear, onednn_available
+from pipeline.settings import EmbedBenchSettings
+from pipeline.timing import Timings
 
 IMPLEMENTATIONS = ("encajes", "sentence-transformers")
 
@@ -64,8 +66,10 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     texts = _read_texts(args.csv, args.limit)
+    timings = Timings()
     if args.impl == "encajes":
-        from pipeline.embed import EmbedSettings, load_encoder, resolve_settings
+        from pipeline.encoders.loading import load_encoder, resolve_settings
+        from pipeline.settings import EmbedSettings
 
         resolved = resolve_settings(
             EmbedSettings(
@@ -79,11 +83,10 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         )
         encoder = load_encoder(resolved)
         tokenizer = encoder.transformer.tokenizer
-        start = time.perf_counter()  # as the embed stage runs it: its token budget, its packed layers
-        vectors = encoder.encode(
-            texts, batch_size=resolved.batch_size, token_budget=resolved.token_budget
-        ).vectors
-        seconds = time.perf_counter() - start
+        with timings.part("embed"):  # as the embed stage runs it: its token budget, its packed layers
+            vectors = encoder.encode(
+                texts, batch_size=resolved.batch_size, token_budget=resolved.token_budget
+            ).vectors
     else:
         from sentence_transformers import SentenceTransformer
 
@@ -96,11 +99,10 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         )
         model.max_seq_length = args.max_length
         tokenizer = model.tokenizer
-        start = time.perf_counter()
-        vectors = model.encode(
-            texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True
-        )
-        seconds = time.perf_counter() - start
+        with timings.part("embed"):
+            vectors = model.encode(
+                texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     lengths = tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
@@ -113,7 +115,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             args.batch_size,
             len(texts),
             int(sum(len(ids) for ids in lengths)),
-            seconds,
+            timings["embed"],
             peak_kb / 1024,
             args.out,
         )
@@ -136,12 +138,13 @@ def matmul_peak(dtype: str, device: str, size: int = 2048, repeats: int = 10) ->
             product()
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            product()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        return 2 * size**3 * repeats / (time.perf_counter() - start)
+        timings = Timings()
+        with timings.part("matmul"):
+            for _ in range(repeats):
+                product()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        return 2 * size**3 * repeats / timings["matmul"]
 
     peak = flops_per_s(lambda: a @ b)
     if dev.type == "cpu" and onednn_available():
@@ -243,21 +246,7 @@ def compare_throughput(
     ratios = [p["encajes"].texts_per_s / p["sentence-transformers"].texts_per_s for p in pairs]
     first = pairs[0]["encajes"]
     flops_token = model_flops_per_token(opts["model"], first.tokens / first.texts)
-
-    def summary(impl: str) -> dict[str, Any]:
-        runs = [p[impl] for p in pairs]
-        tps = statistics.median(m.tokens_per_s for m in runs)
-        dtype = opts["dtype"] if impl == "encajes" else their_dtype
-        return {
-            "dtype": dtype,
-            "batch_size": chosen[impl],
-            "texts_per_s": [round(m.texts_per_s, 1) for m in runs],
-            "median_texts_per_s": round(statistics.median(m.texts_per_s for m in runs), 1),
-            "median_tokens_per_s": round(tps, 1),
-            "peak_rss_mb": round(max(m.peak_rss_mb for m in runs), 1),
-            "mfu": round(tps * flops_token / peaks[dtype], 4),
-            "matmul_peak_gflops": round(peaks[dtype] / 1e9, 1),
-        }
+    dtypes = {"encajes": opts["dtype"], "sentence-transformers": their_dtype}
 
     return {
         "model": opts["model"],
@@ -267,14 +256,73 @@ def compare_throughput(
         "texts": first.texts,
         "tokens": first.tokens,
         "max_length": opts["max_length"],
-        "encajes": summary("encajes"),
-        "sentence-transformers": summary("sentence-transformers"),
+        **{
+            impl: side_summary(impl, pairs, chosen[impl], dtypes[impl], peaks, flops_token) for impl in dtypes
+        },
         "ratio_per_pair": [round(r, 3) for r in ratios],
         "median_ratio": round(statistics.median(ratios), 3),
         "min_cosine": float(cosine.min()),
         "model_gflop_per_token": round(flops_token / 1e9, 4),
         "batch_size_sweeps": sweeps,
     }
+
+
+def side_summary(
+    impl: str,
+    pairs: list[dict[str, Measurement]],
+    batch_size: int,
+    dtype: str,
+    peaks: dict,
+    flops_token: float,
+) -> dict[str, Any]:
+    """One implementation's figures over the rounds: medians, peak memory and MFU."""
+    runs = [p[impl] for p in pairs]
+    tps = statistics.median(m.tokens_per_s for m in runs)
+    return {
+        "dtype": dtype,
+        "batch_size": batch_size,
+        "texts_per_s": [round(m.texts_per_s, 1) for m in runs],
+        "median_texts_per_s": round(statistics.median(m.texts_per_s for m in runs), 1),
+        "median_tokens_per_s": round(tps, 1),
+        "peak_rss_mb": round(max(m.peak_rss_mb for m in runs), 1),
+        "mfu": round(tps * flops_token / peaks[dtype], 4),
+        "matmul_peak_gflops": round(peaks[dtype] / 1e9, 1),
+    }
+
+
+@dataclass
+class EmbedBench:
+    """``encajes bench embed``'s result, printable."""
+
+    result: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.result
+
+    def lines(self) -> list[str]:
+        r = self.result
+        out = [f"{r['model']} on {r['device']}: {r['texts']:,} texts, {r['tokens']:,} tokens"]
+        for name in IMPLEMENTATIONS:
+            side = r[name]
+            out.append(
+                f"  {name:<22} {side['dtype']:<5} batch {side['batch_size']:>4}  "
+                f"{side['median_texts_per_s']:>8,.1f} texts/s  "
+                f"{side['median_tokens_per_s']:>10,.0f} tokens/s  "
+                f"peak RSS {side['peak_rss_mb']:,.0f} MB  "
+                f"MFU {side['mfu']:.1%} of {side['matmul_peak_gflops']:,.0f} GFLOP/s matmul peak"
+            )
+        out.append(f"  ratio ours/theirs per pair {r['ratio_per_pair']}, median {r['median_ratio']:.2f}x")
+        out.append(f"  min cosine between the two outputs {r['min_cosine']:.6f}")
+        return out
+
+
+def bench_embed(csv: str, settings: EmbedBenchSettings, log: Callable[[str], None] = print) -> EmbedBench:
+    """``encajes bench embed``: A B A B in fresh processes, as ``compare_throughput`` runs it."""
+    opts = {key: value for key, value in asdict(settings).items() if key not in ("rounds", "batch_sizes")}
+    result = compare_throughput(
+        {"csv": csv, **opts}, settings.rounds, list(settings.batch_sizes) or None, progress=log
+    )
+    return EmbedBench(result)
 
 
 def main(argv: list[str] | None = None) -> None:

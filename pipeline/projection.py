@@ -10,7 +10,6 @@ because UMAP cannot ``transform`` a model fitted on a precomputed graph.
 from __future__ import annotations
 
 import resource
-import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -18,17 +17,11 @@ import faiss
 import numpy as np
 
 from pipeline.errors import EncajesError
+from pipeline.settings import UmapSettings
 from pipeline.store import Embeddings
+from pipeline.timing import Timings
 
 PLACE_BLOCK_ROWS = 50_000  # rows placed at a time beside the fitted sample
-
-
-@dataclass(frozen=True)
-class UmapSettings:
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    seed: int = 0
-    fit_rows: int = 100_000  # above this, fit on a sample of this size and place the rest
 
 
 @dataclass
@@ -120,32 +113,38 @@ def umap_2d(vectors: np.ndarray | Embeddings, settings: UmapSettings) -> Project
     n = len(source)
     if n < 4:
         raise EncajesError("UMAP needs at least 4 rows.")
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
+    timings = Timings()
     fit_peak = 0.0
     if n <= settings.fit_rows:
-        xy = fit_umap(source.take(np.arange(n)), settings)
-        seconds["fit_s"] = time.perf_counter() - start
+        with timings.part("fit_s"):
+            xy = fit_umap(source.take(np.arange(n)), settings)
         fitted = n
     else:
-        rng = np.random.default_rng(settings.seed)
-        chosen = np.sort(rng.choice(n, settings.fit_rows, replace=False))
+        chosen = np.sort(np.random.default_rng(settings.seed).choice(n, settings.fit_rows, replace=False))
         sample = np.ascontiguousarray(source.take(chosen))
-        sample_xy = fit_umap(sample, settings)
-        seconds["fit_s"] = time.perf_counter() - start
+        with timings.part("fit_s"):
+            sample_xy = fit_umap(sample, settings)
         fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # does not grow with n
-        start = time.perf_counter()
-        rest = np.ones(n, dtype=bool)
-        rest[chosen] = False
-        xy = np.empty((n, 2), dtype=np.float32)
-        xy[chosen] = sample_xy
-        index = sample_index(sample, queries=n - len(chosen))
-        for begin, block in source.blocks(PLACE_BLOCK_ROWS):
-            here = rest[begin : begin + len(block)]
-            placed = place_by_neighbours(block[here], index, sample_xy, settings.n_neighbors)
-            xy[begin : begin + len(block)][here] = placed
-        seconds["place_rest_s"] = time.perf_counter() - start
+        with timings.part("place_rest_s"):
+            xy = place_rest(source, chosen, sample, sample_xy, settings)
         fitted = settings.fit_rows
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    timings = {k: round(v, 3) for k, v in seconds.items()}
-    return Projection(xy, fitted, timings, round(peak, 1), round(fit_peak, 1))
+    return Projection(xy, fitted, timings.rounded(), round(peak, 1), round(fit_peak, 1))
+
+
+def place_rest(
+    source: Embeddings, chosen: np.ndarray, sample: np.ndarray, sample_xy: np.ndarray, settings: UmapSettings
+) -> np.ndarray:
+    """Every row's coordinates: the sample's as fitted, the others placed block by block."""
+    n = len(source)
+    rest = np.ones(n, dtype=bool)
+    rest[chosen] = False
+    xy = np.empty((n, 2), dtype=np.float32)
+    xy[chosen] = sample_xy
+    index = sample_index(sample, queries=n - len(chosen))
+    for begin, block in source.blocks(PLACE_BLOCK_ROWS):
+        here = rest[begin : begin + len(block)]
+        xy[begin : begin + len(block)][here] = place_by_neighbours(
+            block[here], index, sample_xy, settings.n_neighbors
+        )
+    return xy

@@ -1,9 +1,10 @@
 """Embedding shards: each chunk of rows is written as soon as it is encoded (atomically), so memory holds
 one chunk at a time and a killed run resumes from the last finished shard.
 
-Shards live in ``<run>/shards/`` and carry the hash of the inputs they were made with in their names;
-shards of other inputs are stale and removed. Once every shard exists they are assembled into the run's
-``embeddings.pt`` (or streamed into its ``vectors.npy`` when they outgrow memory) and deleted.
+Shards live in the run's shard folder and carry the hash of the inputs they were made with in their
+names (``RunPaths.shard``); shards of other inputs are stale and removed. Once every shard exists they
+are assembled into the run's ``embeddings.pt`` (or streamed into its ``vectors.npy`` when they outgrow
+memory) and deleted.
 """
 
 from __future__ import annotations
@@ -15,23 +16,32 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import write_atomic
 from pipeline.errors import EncajesError
-from pipeline.layout import write_atomic
+from pipeline.layout import RunPaths
 
 
 @dataclass
 class ShardSet:
-    folder: Path
+    run: RunPaths
     inputs_hash: str
     rows: int
     chunk_size: int
 
+    @property
+    def folder(self) -> Path:
+        return self.run.shards
+
     def path(self, start: int) -> Path:
-        return self.folder / f"{self.inputs_hash[:16]}-{self.chunk_size}-{start:012d}.npz"
+        return self.run.shard(self.inputs_hash, self.chunk_size, start)
 
     @property
     def starts(self) -> range:
         return range(0, self.rows, self.chunk_size)
+
+    def pending(self) -> list[int]:
+        """First rows of the chunks still to encode."""
+        return [start for start in self.starts if not self.done(start)]
 
     def prepare(self) -> int:
         """Remove shards of other inputs; return how many shards of these inputs are already done."""

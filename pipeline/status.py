@@ -1,14 +1,21 @@
-"""What in a workdir is fresh, stale or missing, from the manifests and the artifacts' current hashes."""
+"""What in a workdir is fresh, stale or missing, from the manifests and the artifacts' current hashes.
+
+Nothing is loaded, converted or downloaded to find out: a model's weights are checked only where they
+already are on this machine (a folder, an installed alias, a converted e5-small) or where the hub says
+which commit a hub id is at now."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.corpus import corpus_hash, texts_hash
 from pipeline.errors import EncajesError
-from pipeline.ingest import corpus_hash, texts_hash
-from pipeline.layout import RunPaths, Workdir, file_sha256, read_manifest, stage_entry
-from pipeline.models import resolve_model, weights_fingerprint
+from pipeline.hashing import file_sha256
+from pipeline.layout import RunPaths, Workdir
+from pipeline.manifest import read_manifest, stage_entry
+from pipeline.models import folder_fingerprint, hub_revision, identify
 from pipeline.store import vectors_file_problem
 
 STAGES = ("embed", "index", "probe", "plot")
@@ -31,22 +38,45 @@ def ingest_status(work: Workdir) -> dict[str, str]:
     return _state("fresh")
 
 
-def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
-    manifest = read_manifest(run.manifest)
-    out: dict[str, dict[str, str]] = {}
-    embed = manifest.get("embed")
-    shards = list((run.root / "shards").glob("*.npz")) if (run.root / "shards").exists() else []
+def embed_status(work: Workdir, run: RunPaths, embed: dict[str, Any] | None) -> dict[str, str]:
+    shards = list(run.shards.glob("*.npz")) if run.shards.exists() else []
     if embed is None or not run.embeddings.exists():
         why = f"interrupted: {len(shards)} shard(s) done, rerun embed to resume" if shards else "run embed"
-        out["embed"] = _state("missing", why)
-    elif embed["inputs"].get("texts_sha256") != texts_hash(work):
-        out["embed"] = _state("stale", "the corpus texts changed")
-    elif file_sha256(run.embeddings) != embed.get("embeddings_sha256"):
-        out["embed"] = _state("stale", "embeddings.pt was modified after it was written")
-    elif problem := vectors_file_problem(run.embeddings):
-        out["embed"] = _state("stale", problem)
-    else:
-        out["embed"] = _weights_state(embed)
+        return _state("missing", why)
+    if embed["inputs"].get("texts_sha256") != texts_hash(work):
+        return _state("stale", "the corpus texts changed")
+    if file_sha256(run.embeddings) != embed.get("embeddings_sha256"):
+        return _state("stale", "embeddings.pt was modified after it was written")
+    if problem := vectors_file_problem(run.embeddings):
+        return _state("stale", problem)
+    return weights_state(embed["inputs"])
+
+
+def weights_state(inputs: dict[str, Any]) -> dict[str, str]:
+    """Whether the model's weights are still the ones the vectors were made with."""
+    try:
+        model = identify(inputs["model"])
+    except EncajesError as error:
+        return _state("fresh", f"model not checked: {error}")
+    recorded = inputs.get("weights")
+    if model.folder is None and model.spec is None:  # a hub id
+        revision = hub_revision(model.key)
+        if revision is None:
+            return _state("fresh", "hub model: its current revision is unknown here, not re-checked")
+        changed = recorded != f"hub:{model.key}@{revision}"
+        return _state("stale", "the model has a newer revision on the hub") if changed else _state("fresh")
+    folder = model.folder or (model.spec.find() if model.spec else None)
+    if folder is None:
+        return _state("fresh", f"{model.key} is not installed or converted here: weights not checked")
+    if folder_fingerprint(folder) != recorded:
+        return _state("stale", "the model's weights changed")
+    return _state("fresh")
+
+
+def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
+    manifest = read_manifest(run.manifest)
+    embed = manifest.get("embed")
+    out = {"embed": embed_status(work, run, embed)}
     embeddings_hash = (embed or {}).get("embeddings_sha256")
     files = {
         "index": [run.index, run.index_ids],
@@ -66,23 +96,34 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
     return out
 
 
-def _weights_state(embed: dict[str, Any]) -> dict[str, str]:
-    try:
-        model = resolve_model(embed["inputs"]["model"])
-    except EncajesError as error:
-        return _state("fresh", f"model not checked: {error}")
-    if not model.is_local:
-        return _state("fresh", "hub model: weights not re-checked")
-    if weights_fingerprint(model) != embed["inputs"].get("weights"):
-        return _state("stale", "the model's weights changed")
-    return _state("fresh")
+@dataclass
+class WorkdirStatus:
+    workdir: Path
+    ingest: dict[str, str]
+    runs: dict[str, dict[str, dict[str, str]]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workdir": str(self.workdir), "ingest": self.ingest, "runs": self.runs}
+
+    def lines(self) -> list[str]:
+        import click
+
+        colours = {"fresh": "green", "stale": "yellow", "missing": "red"}
+
+        def show(name: str, state: dict[str, str]) -> str:
+            label = click.style(f"{state['state']:<8}", fg=colours[state["state"]])
+            return f"  {name:<10} {label} {state['why']}"
+
+        out = [str(self.workdir), show("ingest", self.ingest)]
+        for run, stages in self.runs.items():
+            out += [run, *(show(stage, stages[stage]) for stage in STAGES)]
+        return out
 
 
-def workdir_status(workdir: str | Path) -> dict[str, Any]:
+def workdir_status(workdir: str | Path) -> WorkdirStatus:
     work = Workdir.at(workdir)
-    status: dict[str, Any] = {"workdir": str(work.root), "ingest": ingest_status(work), "runs": {}}
-    if status["ingest"]["state"] == "missing" or not work.runs.exists():
-        return status
-    for folder in sorted(p for p in work.runs.iterdir() if p.is_dir()):
-        status["runs"][folder.name] = run_status(work, RunPaths(folder))
-    return status
+    ingest = ingest_status(work)
+    runs = (
+        {} if ingest["state"] == "missing" else {r.root.name: run_status(work, r) for r in work.run_folders()}
+    )
+    return WorkdirStatus(work.root, ingest, runs)

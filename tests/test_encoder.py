@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cpu_kernels import PackedLinear, fuse_gelus, onednn_available, pack_linears
-from pipeline.embed import EmbedSettings, load_encoder, resolve_settings
-from pipeline.encoder import Pooling
+from pipeline.encoders.cpu_kernels import PackedLinear, fuse_gelus, onednn_available, pack_linears
+from pipeline.encoders.loading import load_encoder, resolve_settings
 from pipeline.errors import EncajesError
+from pipeline.settings import EmbedSettings
 
 TEXTS = [
     "hola",
@@ -89,8 +89,8 @@ def test_bf16_on_cpu_stays_close_to_fp32(tiny_model):
 
 
 def test_unknown_pooling_is_a_clear_error():
-    with pytest.raises(EncajesError, match="pooling"):
-        Pooling("max")
+    with pytest.raises(EncajesError, match="pooling 'max': use one of mean, cls"):
+        EmbedSettings(pooling="max")
 
 
 def test_cuda_without_gpu_is_a_clear_error(tiny_model):
@@ -114,16 +114,21 @@ def test_packed_linear_equals_linear_on_batched_input(dtype):
 
 
 @pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN")
-def test_cpu_encoder_with_packed_layers_matches_the_plain_hf_model(tiny_model):
+def test_cpu_encoder_with_packed_layers_matches_the_plain_hf_model(tmp_path, sample_csv, tiny_model):
+    """The embed report says which CPU speed-ups ran, counts the model's own parameters, and the vectors
+    are those of the untouched HF model."""
     from transformers import AutoModel
 
-    encoder = encoder_for(tiny_model)
-    assert encoder.transformer.packed_linears > 0
-    assert encoder.transformer.parameters == sum(
-        p.numel() for p in AutoModel.from_pretrained(tiny_model).parameters()
-    )
-    ours = encoder.encode(TEXTS).vectors
-    assert (ours * plain_hf_vectors(tiny_model, TEXTS)).sum(1).min() > 0.99999
+    from pipeline import Workspace
+
+    ws = Workspace(tmp_path / "w")
+    ws.ingest([sample_csv])
+    report = ws.embed(model=str(tiny_model), progress=False)
+    assert report.settings["cpu_speedups"]["packed_linears"] > 0
+    assert report.parameters == sum(p.numel() for p in AutoModel.from_pretrained(tiny_model).parameters())
+    texts = ws.corpus["text"].tolist()
+    stored = ws.embeddings(model=str(tiny_model)).vectors
+    assert (stored * plain_hf_vectors(tiny_model, texts)).sum(1).min() > 0.99999
 
 
 def plain_hf_vectors(model_path, texts) -> np.ndarray:
@@ -146,8 +151,8 @@ def test_gelu_fused_into_the_gemm_matches_the_plain_hf_model(tmp_path, hidden_ac
     model_path = write_tiny_bert(tmp_path / hidden_act, seed=3, hidden_act=hidden_act)
     encoder = encoder_for(model_path)
     layers = 2
-    assert encoder.transformer.fused_gelus == (0 if hidden_act == "relu" else layers)
-    assert encoder.transformer.cpu_attention
+    assert encoder.transformer.speedups["fused_gelus"] == (0 if hidden_act == "relu" else layers)
+    assert encoder.transformer.speedups["cpu_attention"] is True
     theirs = plain_hf_vectors(model_path, TEXTS)
     np.testing.assert_allclose(encoder.encode(TEXTS).vectors, theirs, atol=2e-5)
 
@@ -177,7 +182,7 @@ def test_a_fusion_that_changes_the_output_is_undone():
 
 
 def test_an_attention_that_changes_the_output_is_not_used(tiny_model, monkeypatch):
-    import pipeline.cpu_kernels as kernels
+    import pipeline.encoders.cpu_kernels as kernels
 
     right = kernels.cpu_attention
 
@@ -190,7 +195,6 @@ def test_an_attention_that_changes_the_output_is_not_used(tiny_model, monkeypatc
     finally:
         monkeypatch.undo()
         kernels._register_cpu_attention()  # the registry is global: later models get the right one
-    assert not encoder.transformer.cpu_attention
-    assert encoder.transformer.model.config._attn_implementation == "eager"
+    assert encoder.transformer.speedups["cpu_attention"] is False
     theirs = plain_hf_vectors(tiny_model, TEXTS)
     np.testing.assert_allclose(encoder.encode(TEXTS).vectors, theirs, atol=2e-5)

@@ -194,7 +194,7 @@ def test_duplicate_ids_keep_the_first_and_reject_the_rest(tmp_path):
     assert corpus["id"].tolist() == ["1", "2", "3"] and corpus["text"].tolist()[1] == "adios"
     assert rejects["reason"].tolist() == ["duplicate id '2' (first on a.csv line 3)"]
     assert report.rows_read == 4 and report.rows_kept == 3 and report.rows_rejected == 1
-    assert [f["rejected"] for f in report.per_file] == [0, 1]
+    assert [f["rejected"] for f in report.files] == [0, 1]
     assert report.reject_reasons == {"duplicate id": 1}
 
 
@@ -210,7 +210,7 @@ def test_very_long_field_and_nul_bytes(tmp_path):
 
 
 def test_corpus_texts_slices_across_row_groups_equal_the_column(tmp_path):
-    from pipeline.ingest import CorpusTexts
+    from pipeline.corpus import CorpusTexts
 
     frame = pd.DataFrame({"row_id": range(50), "text": [f"tweet {i}" for i in range(50)]})
     frame.to_parquet(tmp_path / "c.parquet", index=False, row_group_size=7)
@@ -228,11 +228,12 @@ def test_corpus_texts_slices_across_row_groups_equal_the_column(tmp_path):
 
 def test_streamed_ingest_across_row_groups_keeps_order_ids_and_fingerprint(tmp_path, monkeypatch):
     """Small row groups force many parquet groups and duplicate checks across batches and files."""
-    import pipeline.ingest as ingest_module
-    from pipeline.ingest import CorpusTexts, texts_fingerprint
-    from pipeline.layout import Workdir, stage_entry
+    import pipeline.corpus_writer as writer_module
+    from pipeline.corpus import CorpusTexts, texts_fingerprint
+    from pipeline.layout import Workdir
+    from pipeline.manifest import stage_entry
 
-    monkeypatch.setattr(ingest_module, "ROW_GROUP", 4)
+    monkeypatch.setattr(writer_module, "ROW_GROUP", 4)
     a = tmp_path / "a.csv"
     a.write_text("id,text\n" + "".join(f"{i},tweet {i}\n" for i in range(10)), encoding="utf-8")
     b = tmp_path / "b.csv"

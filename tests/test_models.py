@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.embed import EmbedSettings, load_encoder, resolve_settings
+from pipeline.encoders.loading import load_encoder, resolve_settings
 from pipeline.errors import EncajesError
 from pipeline.layout import run_name
 from pipeline.models import resolve_model
+from pipeline.settings import EmbedSettings
 
 SENTENCES = [
     "Hoy hace un día precioso en la playa",
@@ -79,3 +80,43 @@ def test_models_command_lists_aliases_and_is_honest_about_e5(tmp_path, monkeypat
     assert e5["prefix"] == "query: " and e5["pooling"] == "mean" and e5["layers"] == 12
     assert "dequantised" in e5["weights_from"] and "4-bit" in e5["weights_from"]
     assert e5["location"] == "converted into the cache on first use"  # listing never converts
+
+
+def _hub_snapshot(cache, repo: str, commit: str, model_folder) -> None:
+    """What the Hugging Face cache holds after downloading ``repo`` at ``commit`` (now its main)."""
+    import shutil
+
+    base = cache / f"models--{repo.replace('/', '--')}"
+    shutil.copytree(model_folder, base / "snapshots" / commit, dirs_exist_ok=True)
+    (base / "refs").mkdir(parents=True, exist_ok=True)
+    (base / "refs" / "main").write_text(commit)
+
+
+def test_a_hub_model_updated_on_the_hub_makes_its_run_stale(tmp_path, sample_csv, tiny_model, monkeypatch):
+    """Offline, the hub id resolves through the local cache; when its main moves to a new commit, the run
+    is stale (status says so), embed redoes it, and the manifest records the commit."""
+    import json
+
+    import huggingface_hub.constants
+
+    from pipeline.embed import embed_corpus
+    from pipeline.ingest import ingest
+    from pipeline.status import workdir_status
+    from tests.conftest import write_tiny_bert
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    repo, first, second = "someone/tiny-bert", "a" * 40, "b" * 40
+    _hub_snapshot(cache, repo, first, tiny_model)
+    ingest([sample_csv], tmp_path / "w")
+    before = embed_corpus(tmp_path / "w", EmbedSettings(model=repo), progress=False)
+    assert before.settings["model_revision"] == first
+    assert embed_corpus(tmp_path / "w", EmbedSettings(model=repo), progress=False).skipped
+
+    _hub_snapshot(cache, repo, second, write_tiny_bert(tmp_path / "newer", seed=7))
+    (run,) = workdir_status(tmp_path / "w").runs.values()
+    assert run["embed"] == {"state": "stale", "why": "the model has a newer revision on the hub"}
+    after = embed_corpus(tmp_path / "w", EmbedSettings(model=repo), progress=False)
+    assert not after.skipped and after.settings["model_revision"] == second
+    manifest = json.loads((after.run_dir / "manifest.json").read_text())
+    assert manifest["embed"]["inputs"]["weights"] == f"hub:{repo}@{second}"

@@ -8,7 +8,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from pipeline.plot import UmapSettings, display_label, emoji_name, plot_run
+from pipeline.figures import display_label, emoji_name
+from pipeline.plot import plot_run
+from pipeline.settings import UmapSettings
 
 
 def test_labels_read_as_names_where_the_font_cannot_draw_them():
@@ -57,7 +59,7 @@ def test_umap_graph_is_faiss_knn_with_self_first():
 
 
 def test_umap_beyond_fit_rows_fits_a_sample_and_places_the_rest_near_their_neighbours():
-    from pipeline.projection import UmapSettings, umap_2d
+    from pipeline.projection import umap_2d
 
     rng = np.random.default_rng(1)
     centres = rng.standard_normal((3, 16)) * 4
@@ -77,12 +79,13 @@ def test_html_map_of_a_large_run_shows_a_sample_with_the_right_texts(
     tmp_path, sample_csv, tiny_model, monkeypatch
 ):
     import pipeline.plot as plot
+    import pipeline.umap_page as umap_page
     from pipeline import Workspace
 
     ws = Workspace(tmp_path / "w")
     ws.ingest([sample_csv])
     ws.embed(model=str(tiny_model), progress=False)
-    monkeypatch.setattr(plot, "HTML_MAX_POINTS", 5)
+    monkeypatch.setattr(umap_page, "HTML_MAX_POINTS", 5)
     report = plot.plot_run(tmp_path / "w", str(tiny_model), settings=UmapSettings(n_neighbors=4))
     assert len(pd.read_parquet(report.umap)) == 8  # the parquet map keeps every row
     page = report.html.read_text(encoding="utf-8")

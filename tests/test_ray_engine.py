@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.embed import EmbedSettings, EngineSettings, embed_corpus
+from pipeline.embed import embed_corpus
 from pipeline.errors import EncajesError
 from pipeline.ingest import ingest
+from pipeline.settings import EmbedSettings, EngineSettings
 from tests.conftest import SAMPLE_ROWS, write_csv
 
 ray = pytest.importorskip("ray")  # a dev dependency: present in CI, optional for users
@@ -43,5 +44,5 @@ def test_ray_engine_equals_local_engine_row_for_row_and_resumes(tmp_path, tiny_m
 
 
 def test_unknown_engine_is_a_clear_error():
-    with pytest.raises(EncajesError, match="local or ray"):
+    with pytest.raises(EncajesError, match="use one of local, ray"):
         EngineSettings("spark")

@@ -22,20 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_second_writer_is_refused_with_the_holder_named(tmp_path, sample_csv):
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from pipeline.lock import workdir_lock\n"
-            "with workdir_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(30)",
-            str(tmp_path / "w"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock(tmp_path / "w", 30)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(EncajesError, match=rf"pid {holder.pid}.*another --workdir"):
             ingest([sample_csv], tmp_path / "w")
     finally:
@@ -44,27 +32,75 @@ def test_a_second_writer_is_refused_with_the_holder_named(tmp_path, sample_csv):
     assert ingest([sample_csv], tmp_path / "w").rows_kept == 8  # a killed holder leaves no stale lock
 
 
+def hold_lock(workdir: Path, seconds: float) -> subprocess.Popen:
+    """Another process that holds the workdir's lock for ``seconds``; returns once it has it."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from pipeline.lock import workdir_lock\n"
+            "with workdir_lock(Path(sys.argv[1])):\n"
+            "    print('locked', flush=True); time.sleep(float(sys.argv[2]))",
+            str(workdir),
+            str(seconds),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_writer_waits_for_the_lock_with_encajes_lock_wait(tmp_path, sample_csv, monkeypatch):
+    holder = hold_lock(tmp_path / "w", 2.0)
+    try:
+        monkeypatch.setenv("ENCAJES_LOCK_WAIT", "0.5")  # shorter than the holder: refused after waiting
+        start = time.monotonic()
+        with pytest.raises(EncajesError, match=rf"pid {holder.pid}"):
+            ingest([sample_csv], tmp_path / "w")
+        assert time.monotonic() - start >= 0.5
+        monkeypatch.setenv("ENCAJES_LOCK_WAIT", "60")  # longer: it waits, then writes
+        assert ingest([sample_csv], tmp_path / "w").rows_kept == 8
+        assert holder.poll() is not None, "it wrote while the holder still held the lock"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_fresh_stage_is_read_while_another_process_writes(tmp_path, sample_csv):
+    """Readers never wait: a skipped stage needs no lock."""
+    assert not ingest([sample_csv], tmp_path / "w").skipped
+    holder = hold_lock(tmp_path / "w", 30)
+    try:
+        assert ingest([sample_csv], tmp_path / "w").skipped
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_the_lock_is_reentrant_within_a_process(tmp_path, sample_csv):
     with workdir_lock(tmp_path / "w"):
         assert ingest([sample_csv], tmp_path / "w").rows_kept == 8
 
 
 def test_status_follows_changes(tmp_path, tiny_model):
-    from pipeline.embed import EmbedSettings, embed_corpus
+    from pipeline.embed import embed_corpus
     from pipeline.index import index_run
+    from pipeline.settings import EmbedSettings
 
     csv_path = write_csv(tmp_path / "t.csv", SAMPLE_ROWS)
-    assert workdir_status(tmp_path / "w")["ingest"]["state"] == "missing"
+    assert workdir_status(tmp_path / "w").ingest["state"] == "missing"
     ingest([csv_path], tmp_path / "w")
     embed_corpus(tmp_path / "w", EmbedSettings(model=str(tiny_model)), progress=False)
     index_run(tmp_path / "w", str(tiny_model))
-    (run,) = workdir_status(tmp_path / "w")["runs"].values()
+    (run,) = workdir_status(tmp_path / "w").runs.values()
     assert run["embed"]["state"] == run["index"]["state"] == "fresh" and run["probe"]["state"] == "missing"
 
     write_csv(csv_path, [(*row[:1], row[1] + " hoy", *row[2:]) for row in SAMPLE_ROWS])
-    assert workdir_status(tmp_path / "w")["ingest"]["state"] == "stale"
+    assert workdir_status(tmp_path / "w").ingest["state"] == "stale"
     ingest([csv_path], tmp_path / "w")
-    (run,) = workdir_status(tmp_path / "w")["runs"].values()
+    (run,) = workdir_status(tmp_path / "w").runs.values()
     assert run["embed"] == {"state": "stale", "why": "the corpus texts changed"}
     assert run["index"]["state"] == "stale"
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import pipeline.embed as embed_module
-from pipeline.embed import EmbedSettings, embed_corpus, load_encoder, resolve_settings
-from pipeline.encoder import Encoder, length_batches
+from pipeline.embed import embed_corpus
+from pipeline.encoders.encoder import Encoder, length_batches
+from pipeline.encoders.loading import load_encoder, resolve_settings
 from pipeline.ingest import ingest
+from pipeline.settings import EmbedSettings
 
 TEXTS = [
     "hola",
@@ -41,61 +42,85 @@ def test_chunks_and_budgets_do_not_change_the_vectors(tiny_model):
     np.testing.assert_allclose(np.concatenate([c.vectors for c in chunks]), whole, atol=1e-5)
 
 
+def dies_after(chunks: int):
+    """``Encoder.encode_chunks`` that stops as if killed while chunk ``chunks + 1`` was being written."""
+    original = Encoder.encode_chunks
+
+    def encode_chunks(self, *args, **kwargs):
+        for i, chunk in enumerate(original(self, *args, **kwargs)):
+            if i == chunks:
+                raise KeyboardInterrupt
+            yield chunk
+
+    return encode_chunks
+
+
+def vectors_of(workdir):
+    (path,) = (workdir / "runs").glob("*/embeddings.pt")
+    return torch.load(path, weights_only=True)
+
+
 def test_killed_embed_resumes_from_its_shards_and_ends_bitwise_equal(
     tmp_path, sample_csv, tiny_model, monkeypatch
 ):
-    monkeypatch.setattr(embed_module, "CHUNK_ROWS", 3)  # 8 rows -> shards at 0, 3, 6
-    settings = EmbedSettings(model=str(tiny_model))
+    settings = EmbedSettings(model=str(tiny_model), chunk_rows=3)  # 8 rows -> shards at 0, 3, 6
     for name in ("clean", "killed"):
         ingest([sample_csv], tmp_path / name)
     embed_corpus(tmp_path / "clean", settings, progress=False)
 
-    original = Encoder.encode_chunks
-
-    def dies_after_two_chunks(self, *args, **kwargs):
-        for i, chunk in enumerate(original(self, *args, **kwargs)):
-            if i == 2:
-                raise KeyboardInterrupt  # as if killed while the third chunk was being written
-            yield chunk
-
-    monkeypatch.setattr(Encoder, "encode_chunks", dies_after_two_chunks)
-    with pytest.raises(KeyboardInterrupt):
-        embed_corpus(tmp_path / "killed", settings, progress=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(Encoder, "encode_chunks", dies_after(2))
+        with pytest.raises(KeyboardInterrupt):
+            embed_corpus(tmp_path / "killed", settings, progress=False)
     run_dir = next((tmp_path / "killed" / "runs").iterdir())
     assert not (run_dir / "embeddings.pt").exists()
     assert len(list((run_dir / "shards").glob("*.npz"))) == 2
-    monkeypatch.setattr(Encoder, "encode_chunks", original)
 
     report = embed_corpus(tmp_path / "killed", settings, progress=False)
     assert report.resumed_shards == 2 and not (run_dir / "shards").exists()
-    clean = torch.load(next((tmp_path / "clean" / "runs").iterdir()) / "embeddings.pt", weights_only=True)
-    resumed = torch.load(run_dir / "embeddings.pt", weights_only=True)
+    clean, resumed = vectors_of(tmp_path / "clean"), vectors_of(tmp_path / "killed")
     assert torch.equal(clean["embeddings"], resumed["embeddings"])
     assert torch.equal(clean["row_ids"], resumed["row_ids"])
 
 
-def test_shards_of_other_settings_are_not_reused(tmp_path, sample_csv, tiny_model, monkeypatch):
-    monkeypatch.setattr(embed_module, "CHUNK_ROWS", 3)
-    ingest([sample_csv], tmp_path / "w")
-    first = embed_corpus(tmp_path / "w", EmbedSettings(model=str(tiny_model), max_length=8), progress=False)
-    shards = first.run_dir / "shards"
-    shards.mkdir()
-    (shards / "0123456789abcdef-3-000000000000.npz").write_bytes(b"stale")
-    second = embed_corpus(tmp_path / "w", EmbedSettings(model=str(tiny_model), max_length=16), progress=False)
-    assert second.resumed_shards == 0 and not second.skipped
+def test_a_run_interrupted_at_one_max_length_is_not_resumed_at_another(
+    tmp_path, sample_csv, tiny_model, monkeypatch
+):
+    """Both settings write into the same run folder; only the inputs hash in the shard names keeps the
+    shards of max_length 4 out of a run at max_length 16."""
+    short, full = (EmbedSettings(model=str(tiny_model), chunk_rows=3, max_length=n) for n in (4, 16))
+    for name in ("clean", "w"):
+        ingest([sample_csv], tmp_path / name)
+    embed_corpus(tmp_path / "clean", full, progress=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(Encoder, "encode_chunks", dies_after(2))
+        with pytest.raises(KeyboardInterrupt):
+            embed_corpus(tmp_path / "w", short, progress=False)
+    assert len(list((tmp_path / "w").glob("runs/*/shards/*.npz"))) == 2
+
+    resumed = embed_corpus(tmp_path / "w", full, progress=False)
+    assert resumed.resumed_shards == 0 and not resumed.skipped
+    assert torch.equal(vectors_of(tmp_path / "w")["embeddings"], vectors_of(tmp_path / "clean")["embeddings"])
 
 
-def test_out_of_memory_halves_the_batch_and_gives_the_same_vectors(tiny_model, monkeypatch):
-    encoder = load_encoder(resolve_settings(EmbedSettings(model=str(tiny_model))))
-    expected = encoder.encode(TEXTS, batch_size=8).vectors
-    real_forward = encoder.transformer.forward
+def test_out_of_memory_halves_the_batch_and_gives_the_same_vectors(
+    tmp_path, sample_csv, tiny_model, monkeypatch
+):
+    from pipeline.encoders.transformer import Transformer
 
-    def small_gpu(input_ids, mask):
+    settings = EmbedSettings(model=str(tiny_model), batch_size=8)
+    for name in ("clean", "small-gpu"):
+        ingest([sample_csv], tmp_path / name)
+    embed_corpus(tmp_path / "clean", settings, progress=False)
+    real_forward = Transformer.forward
+
+    def small_gpu(self, input_ids, mask):
         if len(input_ids) > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_forward(input_ids, mask)
+        return real_forward(self, input_ids, mask)
 
-    monkeypatch.setattr(encoder.transformer, "forward", small_gpu)
-    got = encoder.encode(TEXTS, batch_size=8, token_budget=10_000).vectors
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert encoder.oom_splits >= 2
+    monkeypatch.setattr(Transformer, "forward", small_gpu)
+    report = embed_corpus(tmp_path / "small-gpu", settings, progress=False)
+    assert report.oom_splits >= 2 and any("out of GPU memory" in line for line in report.lines())
+    got, expected = vectors_of(tmp_path / "small-gpu"), vectors_of(tmp_path / "clean")
+    np.testing.assert_allclose(got["embeddings"].numpy(), expected["embeddings"].numpy(), atol=1e-5)

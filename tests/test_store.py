@@ -9,12 +9,13 @@ import torch
 
 import pipeline.store as store_module
 from indexes.exact import BlockScanIP
-from pipeline.embed import EmbedSettings, embed_corpus
+from pipeline.embed import embed_corpus
 from pipeline.errors import EncajesError
 from pipeline.index import index_run
 from pipeline.ingest import ingest
-from pipeline.probe import ProbeSettings, probe_run
-from pipeline.projection import UmapSettings, umap_2d
+from pipeline.probe import probe_run
+from pipeline.projection import umap_2d
+from pipeline.settings import EmbedSettings, ProbeSettings, UmapSettings
 from pipeline.store import Embeddings, load_embeddings
 from tests.conftest import SAMPLE_ROWS, write_csv
 
@@ -126,7 +127,7 @@ def test_status_rehashes_the_vectors_file(two_stores):
     tmp_path, runs = two_stores
 
     def embed_state() -> dict[str, str]:
-        (run,) = workdir_status(tmp_path / "npy")["runs"].values()
+        (run,) = workdir_status(tmp_path / "npy").runs.values()
         return run["embed"]
 
     assert embed_state()["state"] == "fresh"
@@ -145,3 +146,23 @@ def test_status_rehashes_the_vectors_file(two_stores):
     assert embed_state()["why"].startswith("vectors.npy is missing")
     vectors.write_bytes(original)
     assert embed_state()["state"] == "fresh"
+
+
+def test_auto_store_switches_to_vectors_npy_past_the_memory_limit(tmp_path, tiny_model, monkeypatch):
+    """Under the limit the vectors stay in embeddings.pt; past it, embed streams them to vectors.npy."""
+    import pipeline.embed as embed_module
+
+    csv = write_csv(tmp_path / "tweets.csv", ROWS)  # 48 rows x 32 dims x 4 bytes = 6,144 bytes
+    for name, limit in (("small", 6144), ("large", 6143)):
+        monkeypatch.setattr(embed_module, "IN_MEMORY_LIMIT_BYTES", limit)
+        ingest([csv], tmp_path / name)
+        report = embed_corpus(tmp_path / name, EmbedSettings(model=str(tiny_model)), progress=False)
+        stored = load_embeddings(report.embeddings)
+        assert report.settings["store"] == ("pt" if name == "small" else "npy")
+        assert (stored.file is None) == (name == "small")
+        assert (report.run_dir / "vectors.npy").exists() == (name == "large")
+    small, large = (
+        load_embeddings(tmp_path / n / "runs" / report.run_dir.name / "embeddings.pt")
+        for n in ("small", "large")
+    )
+    np.testing.assert_array_equal(np.asarray(large.vectors), small.vectors)

@@ -12,9 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.compare import CompareResult
-from pipeline.layout import write_text_atomic
-from pipeline.plot import display_label
+from pipeline.atomic import write_text_atomic
+from pipeline.comparison import CompareResult, test_sentences
+from pipeline.figures import display_label
+from pipeline.layout import ReportPaths
 
 
 def _ci(row: pd.Series, prefix: str) -> str:
@@ -47,19 +48,6 @@ def headline_rows(result: CompareResult) -> tuple[list[dict[str, str]], set[tupl
             if row[f"{probe}_macro_f1"] == table[f"{probe}_macro_f1"].max():
                 best.add((i, column))
     return rows, best
-
-
-def test_sentences(result: CompareResult) -> list[str]:
-    out = []
-    for probe, test in result.tests.items():
-        name = "logistic regression" if probe == "logistic" else "kNN"
-        verdict = "significant" if test["significant"] else "not significant"
-        out.append(
-            f"{name}: **{test['best']}** beats {test['runner_up']} by {test['difference']:+.3f} macro-F1 "
-            f"(95% CI [{test['low']:+.3f}, {test['high']:+.3f}], paired bootstrap over the same test rows, "
-            f"{test['resamples']} resamples, one-sided p = {test['p_value']:.3f}): {verdict} at 0.05."
-        )
-    return out
 
 
 def _bold(rows: list[dict[str, str]], best: set[tuple[int, str]]) -> list[dict[str, str]]:
@@ -196,23 +184,11 @@ Best figures are highlighted.</p>
 </body></html>"""
 
 
-def write_report(result: CompareResult, out_dir: Path) -> dict[str, str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "markdown": out_dir / "report.md",
-        "html": out_dir / "report.html",
-        "json": out_dir / "report.json",
-    }
-    write_text_atomic(paths["markdown"], render_markdown(result, out_dir))
-    write_text_atomic(paths["html"], render_html(result, out_dir))
-    payload = {
-        "workdir": str(result.workdir),
-        "runs": result.table().to_dict(orient="records"),
-        "tests": result.tests,
-        "per_class_f1": json.loads(result.per_class_f1().to_json()),
-        "skipped": {f"{r.model} · {r.pooling}": r.skipped for r in result.runs},
-        "seconds": result.seconds,
-    }
-    write_text_atomic(paths["json"], json.dumps(payload, indent=2, ensure_ascii=False, default=str))
-    result.report = {k: str(v) for k, v in paths.items()}
+def write_report(result: CompareResult, paths: ReportPaths) -> dict[str, str]:
+    """report.md, report.html and report.json in ``paths``; also kept in ``result.report``."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(paths.markdown, render_markdown(result, paths.root))
+    write_text_atomic(paths.html, render_html(result, paths.root))
+    write_text_atomic(paths.json, json.dumps(result.payload(), indent=2, ensure_ascii=False, default=str))
+    result.report = {"markdown": str(paths.markdown), "html": str(paths.html), "json": str(paths.json)}
     return result.report

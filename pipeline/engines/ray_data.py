@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 
-from pipeline.encoder import EncodedChunk
+from pipeline.encoders.encoder import EncodedChunk
+from pipeline.encoders.loading import ResolvedSettings, load_encoder, resolve_settings
+from pipeline.engines.base import EncodeJob, EngineRun
 from pipeline.errors import EncajesError
+from pipeline.settings import EmbedSettings, EngineSettings
 
 
 class ChunkEncoder:
     """Ray Data actor: loads the model once, then encodes one chunk (one batch row) per call."""
 
-    def __init__(self, resolved: Any, threads: int) -> None:
+    def __init__(self, resolved: ResolvedSettings, threads: int) -> None:
         import torch
-
-        from pipeline.embed import load_encoder
 
         if resolved.device.type == "cpu":
             torch.set_num_threads(max(1, threads))
@@ -58,7 +58,7 @@ class ChunkEncoder:
         }
 
 
-def connect(engine: Any) -> dict[str, float]:
+def connect(engine: EngineSettings) -> dict[str, float]:
     """Join the cluster at ``RAY_ADDRESS``, or start a local one; returns the cluster's resources."""
     try:
         import ray
@@ -84,13 +84,11 @@ def connect(engine: Any) -> dict[str, float]:
     return dict(ray.cluster_resources())
 
 
-def worker_settings(settings: Any, resources: dict[str, float]) -> Any:
+def worker_settings(settings: EmbedSettings, resources: dict[str, float]) -> ResolvedSettings:
     """Where the actors run: on GPUs, one per actor, when the cluster has them and ``--device`` is auto or
     cuda (the driver itself may have none); otherwise on CPU slots. Resolved exactly as the local engine
     would on that device, so ``dtype auto`` means the same thing on both engines."""
     import torch
-
-    from pipeline.embed import resolve_settings
 
     has_gpus = resources.get("GPU", 0) >= 1
     if settings.device.startswith("cuda") and not has_gpus:
@@ -99,54 +97,38 @@ def worker_settings(settings: Any, resources: dict[str, float]) -> Any:
     return resolve_settings(settings, on=torch.device("cuda" if on_gpu else "cpu"))
 
 
-def describe(resolved: Any) -> dict[str, Any]:
-    """What the report needs about the model, from its config alone: the driver loads no weights."""
+def model_dim(resolved: ResolvedSettings) -> int:
+    """The vectors' dimension, from the model's config alone: the driver loads no weights."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(resolved.model.source, trust_remote_code=resolved.trust_remote_code)
-    return {
-        "dim": int(config.hidden_size),
-        "parameters": 0,
-        "revision": getattr(config, "_commit_hash", "") or "",
-    }
+    pinned = {"revision": resolved.model.revision} if resolved.model.revision else {}
+    config = AutoConfig.from_pretrained(
+        resolved.model.source, trust_remote_code=resolved.trust_remote_code, **pinned
+    )
+    return int(config.hidden_size)
 
 
-def encode_on_ray(
-    texts: Sequence[str],
-    starts: list[int],
-    chunk_rows: int,
-    resolved: Any,
-    engine: Any,
-    progress: bool = False,
-    desc: str = "embedding",
-) -> Iterator[EncodedChunk]:
-    """Chunks ``texts[start : start + chunk_rows]`` for each start, encoded by ``engine.workers`` actors and
-    yielded as they finish (in any order: each carries its start)."""
-    import pandas as pd
+def encode_on_ray(job: EncodeJob, engine: EngineSettings) -> Iterator[EncodedChunk]:
+    """The job's chunks, encoded by ``engine.workers`` actors and yielded as they finish (in any order:
+    each carries its start)."""
     import ray
     import ray.data
     from tqdm.auto import tqdm
 
-    if not starts:
+    if not job.starts:
         return
-    # Each chunk goes to the object store as its own block as soon as it is read (the store spills to
-    # disk when full): the driver holds references, never the whole corpus's text.
-    blocks = [
-        ray.put(pd.DataFrame({"start": [s], "texts": [list(texts[s : s + chunk_rows])]})) for s in starts
-    ]
-    dataset = ray.data.from_pandas_refs(blocks)
-    on_gpu = resolved.device.type == "cuda"
-    encoded = dataset.map_batches(
+    encoded = _dataset(job, engine).map_batches(
         ChunkEncoder,
-        fn_constructor_kwargs={"resolved": resolved, "threads": engine.cpus_per_worker},
+        fn_constructor_kwargs={"resolved": job.resolved, "threads": engine.cpus_per_worker},
         batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=min(engine.workers, len(blocks))),
-        num_cpus=1 if on_gpu else engine.cpus_per_worker,
-        **({"num_gpus": 1} if on_gpu else {}),
+        compute=ray.data.ActorPoolStrategy(size=min(engine.workers, len(job.starts))),
+        **_resources(job.resolved, engine),
     )
-    total = sum(min(chunk_rows, len(texts) - s) for s in starts)
-    with tqdm(total=total, unit="text", desc=f"{desc} on ray", disable=not progress, leave=False) as bar:
+    total = sum(min(job.chunk_rows, len(job.texts) - s) for s in job.starts)
+    with tqdm(
+        total=total, unit="text", desc=f"{job.desc} on ray", disable=not job.progress, leave=False
+    ) as bar:
         for batch in encoded.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
             for start, blob, rows, tokens, truncated in zip(
                 batch["start"],
@@ -159,3 +141,36 @@ def encode_on_ray(
                 bar.update(int(rows))
                 vectors = np.frombuffer(blob, dtype=np.float32).reshape(int(rows), -1)
                 yield EncodedChunk(int(start), vectors, int(tokens), int(truncated))
+
+
+def _dataset(job: EncodeJob, engine: EngineSettings):
+    """Each chunk goes to the object store as its own block as soon as it is read (the store spills to
+    disk when full): the driver holds references, never the whole corpus's text."""
+    import pandas as pd
+    import ray
+    import ray.data
+
+    blocks = [
+        ray.put(pd.DataFrame({"start": [s], "texts": [list(job.texts[s : s + job.chunk_rows])]}))
+        for s in job.starts
+    ]
+    return ray.data.from_pandas_refs(blocks)
+
+
+def _resources(resolved: ResolvedSettings, engine: EngineSettings) -> dict[str, int]:
+    """One GPU an actor on GPUs; else ``cpus_per_worker`` CPU slots."""
+    if resolved.device.type == "cuda":
+        return {"num_cpus": 1, "num_gpus": 1}
+    return {"num_cpus": engine.cpus_per_worker}
+
+
+class RayEngine:
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+
+    def resolve(self, settings: EmbedSettings) -> ResolvedSettings:
+        return worker_settings(settings, connect(self.settings))
+
+    def start(self, job: EncodeJob) -> EngineRun:
+        chunks = encode_on_ray(job, self.settings)
+        return EngineRun(dim=model_dim(job.resolved), parameters=0, chunks=chunks)

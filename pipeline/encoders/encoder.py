@@ -1,0 +1,150 @@
+"""Transformer -> Pooling -> normalize over length-sorted batches, chunk by chunk.
+
+Inputs are sorted by token length and padded per batch (little compute spent on padding); results come
+back in input order. The next chunk is tokenised in a worker thread while the model runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pipeline.encoders.pooling import Pooling, normalize
+from pipeline.encoders.transformer import Transformer
+from pipeline.errors import EncajesError
+
+
+@dataclass
+class EncodeResult:
+    vectors: np.ndarray  # float32, (n, dim), rows in input order
+    seconds: float
+    tokens: int
+    truncated: int
+
+    @property
+    def texts_per_second(self) -> float:
+        return len(self.vectors) / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass
+class EncodedChunk:
+    """Vectors for texts[start : start + len(vectors)], in input order."""
+
+    start: int
+    vectors: np.ndarray
+    tokens: int
+    truncated: int
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, token_budget: int | None) -> list[np.ndarray]:
+    """Row groups, longest first, each at most ``batch_size`` rows and (if given) ``token_budget``
+    padded tokens: short texts travel in bigger batches, and little compute goes to padding."""
+    order = np.argsort(-lengths, kind="stable")  # longest first: an out-of-memory shows up at once
+    batches, begin = [], 0
+    while begin < len(order):
+        width = int(lengths[order[begin]])  # the longest row sets the padded width
+        rows = batch_size if token_budget is None else max(1, min(batch_size, token_budget // max(width, 1)))
+        batches.append(order[begin : begin + rows])
+        begin += rows
+    return batches
+
+
+class Encoder:
+    """Transformer -> Pooling -> Normalize, over length-sorted batches, chunk by chunk."""
+
+    def __init__(self, transformer: Transformer, pooling: Pooling, prefix: str = "") -> None:
+        self.transformer = transformer
+        self.pooling = pooling
+        self.prefix = prefix
+        self.oom_splits = 0  # batches halved after running out of GPU memory
+
+    @property
+    def dim(self) -> int:
+        return self.transformer.dim
+
+    def _tokenize_chunk(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
+        return self.transformer.tokenize([self.prefix + text for text in texts])
+
+    def encode_chunks(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        chunk_size: int = 4096,
+        token_budget: int | None = None,
+        skip: Callable[[int], bool] | None = None,
+        progress: bool = False,
+        desc: str = "embedding",
+    ) -> Iterator[EncodedChunk]:
+        """Encode ``texts`` ``chunk_size`` at a time; the next chunk is tokenised in a worker thread while
+        the model runs, and only one chunk's tokens are held at once. ``skip(start)`` leaves a chunk out
+        (already done)."""
+        if batch_size < 1:
+            raise EncajesError("--batch-size must be at least 1.")
+        starts = [s for s in range(0, len(texts), chunk_size) if not (skip and skip(s))]
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool,
+            torch.inference_mode(),
+            tqdm(total=len(texts), unit="text", desc=desc, disable=not progress, leave=False) as bar,
+        ):
+            bar.update(len(texts) - sum(min(chunk_size, len(texts) - s) for s in starts))
+            pending = (
+                pool.submit(self._tokenize_chunk, texts[starts[0] : starts[0] + chunk_size])
+                if starts
+                else None
+            )
+            for i, start in enumerate(starts):
+                token_ids, truncated = pending.result()
+                if i + 1 < len(starts):
+                    following = starts[i + 1]
+                    pending = pool.submit(self._tokenize_chunk, texts[following : following + chunk_size])
+                lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+                out = np.empty((len(token_ids), self.dim), dtype=np.float32)
+                for rows in length_batches(lengths, batch_size, token_budget):
+                    out[rows] = self._embed_rows([token_ids[r] for r in rows])
+                    bar.update(len(rows))
+                yield EncodedChunk(start, out, int(lengths.sum()), truncated)
+
+    def _embed_rows(self, batch: list[list[int]]) -> np.ndarray:
+        """One padded batch -> pooled, normalised vectors. Out of GPU memory: halve the batch and go on
+        (rows never depend on their batch-mates, so the result is the same)."""
+        try:
+            input_ids, mask = self.transformer.collate(batch)
+            return normalize(self.pooling(self.transformer.forward(input_ids, mask), mask)).cpu().numpy()
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.oom_splits += 1
+            half = len(batch) // 2
+            return np.concatenate([self._embed_rows(batch[:half]), self._embed_rows(batch[half:])])
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        progress: bool = False,
+        desc: str = "embedding",
+        token_budget: int | None = None,
+    ) -> EncodeResult:
+        """All texts at once, in input order."""
+        start = time.perf_counter()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        tokens = truncated = 0
+        for chunk in self.encode_chunks(
+            texts, batch_size, token_budget=token_budget, progress=progress, desc=desc
+        ):
+            out[chunk.start : chunk.start + len(chunk.vectors)] = chunk.vectors
+            tokens += chunk.tokens
+            truncated += chunk.truncated
+        return EncodeResult(out, time.perf_counter() - start, tokens, truncated)

@@ -1,0 +1,93 @@
+"""Settings -> a loaded encoder: every ``auto``/``None`` in ``EmbedSettings`` decided once, here, for the
+embed stage, search queries, similarity, the API and the benchmark alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pipeline.encoders.encoder import Encoder
+from pipeline.encoders.pooling import Pooling
+from pipeline.encoders.transformer import Transformer
+from pipeline.errors import EncajesError
+from pipeline.models import ResolvedModel, resolve_model
+from pipeline.settings import EmbedSettings
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EncajesError(
+            "--device cuda was asked for, but torch sees no CUDA GPU: use --device cpu or auto."
+        )
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> str:
+    """``auto`` is fp32 on CPU (reproducible) and bf16 (or fp16 on older GPUs) on CUDA."""
+    if dtype == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        # a Ray driver may decide for GPU workers without a GPU of its own: assume a recent one
+        return "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "fp16"
+    if dtype == "fp16" and device.type == "cpu":
+        raise EncajesError("fp16 is slow and inexact on CPU: use --dtype fp32 or bf16 there.")
+    return dtype
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """Settings with every ``auto``/``None`` decided: what the manifest records."""
+
+    model: ResolvedModel
+    pooling: str
+    max_length: int
+    prefix: str
+    dtype: str
+    device: torch.device
+    batch_size: int
+    trust_remote_code: bool
+    token_budget: int
+
+    def vector_inputs(self) -> dict[str, Any]:
+        """The inputs the vectors depend on (the device and batch size only move them by float noise)."""
+        return {
+            "model": self.model.key,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "prefix": self.prefix,
+            "dtype": self.dtype,
+        }
+
+
+def resolve_settings(settings: EmbedSettings, on: torch.device | None = None) -> ResolvedSettings:
+    """``on``: the device the encoder will run on when that is not this process's (Ray workers)."""
+    model = resolve_model(settings.model)
+    device = on or pick_device(settings.device)
+    batch_size = settings.batch_size or (256 if device.type == "cuda" else 64)
+    return ResolvedSettings(
+        model=model,
+        pooling=settings.pooling or model.default_pooling,
+        max_length=settings.max_length,
+        prefix=model.default_prefix if settings.prefix is None else settings.prefix,
+        dtype=pick_dtype(settings.dtype, device),
+        device=device,
+        batch_size=batch_size,
+        trust_remote_code=settings.trust_remote_code,
+        token_budget=settings.token_budget or (batch_size * 64 if device.type == "cuda" else 1024),
+    )
+
+
+def load_encoder(resolved: ResolvedSettings) -> Encoder:
+    transformer = Transformer.load(
+        resolved.model, resolved.device, resolved.dtype, resolved.max_length, resolved.trust_remote_code
+    )
+    return Encoder(transformer, Pooling(resolved.pooling), prefix=resolved.prefix)
+
+
+def encoder_for(settings: EmbedSettings) -> Encoder:
+    """Resolve and load in one step."""
+    return load_encoder(resolve_settings(settings))

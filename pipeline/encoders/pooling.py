@@ -1,0 +1,28 @@
+"""Token embeddings -> one unit vector per text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """``mean`` averages real tokens only (padding ignored); ``cls`` takes token 0. The mode comes from
+    validated settings (``pipeline.settings.POOLINGS``)."""
+
+    mode: str = "mean"
+
+    def __call__(self, token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = token_embeddings.float()  # pool in fp32 whatever the compute dtype
+        if self.mode == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def normalize(vectors: torch.Tensor) -> torch.Tensor:
+    """L2-normalise rows, so inner product is cosine similarity."""
+    return F.normalize(vectors, p=2, dim=-1)

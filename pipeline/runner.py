@@ -1,0 +1,88 @@
+"""One runner for every stage: lock -> freshness -> compute -> atomic outputs -> manifest -> report.
+
+A stage says what its inputs are (parameters and hashes of upstream artifacts), which files it writes
+and how to compute them; the runner decides whether to run it at all. A fresh stage is answered from its
+manifest without taking the lock, so reading a workdir never waits for a writer; otherwise the runner
+takes the workdir's lock, checks again (another writer may have just made it), computes and records.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pipeline.layout import Workdir
+from pipeline.lock import workdir_lock
+from pipeline.manifest import is_fresh, record_stage, stage_entry
+from pipeline.runs import Run
+from pipeline.stage_report import StageReport
+from pipeline.timing import Timings
+
+R = TypeVar("R", bound=StageReport)
+
+
+class Stage(ABC, Generic[R]):
+    """A stage of the chain, as the runner sees it."""
+
+    name: ClassVar[str]  # its key in the manifest
+    work: Workdir
+
+    @property
+    @abstractmethod
+    def manifest(self) -> Path:
+        """The manifest that records this stage."""
+
+    @abstractmethod
+    def inputs(self) -> dict[str, Any]:
+        """Everything the outputs depend on: while it is unchanged and the outputs exist, the stage is
+        fresh."""
+
+    @abstractmethod
+    def outputs(self) -> list[Path]:
+        """The files the stage writes, each atomically."""
+
+    @abstractmethod
+    def compute(self, inputs: dict[str, Any], timings: Timings) -> R:
+        """Write the outputs and return the report."""
+
+    @abstractmethod
+    def rebuild(self, entry: dict[str, Any]) -> R:
+        """The report of a fresh stage, from its manifest entry."""
+
+    def fresh(self, entry: dict[str, Any], inputs: dict[str, Any]) -> bool:
+        return is_fresh(entry, inputs, self.outputs())
+
+    def recorded_extras(self, report: R) -> dict[str, Any]:
+        """Manifest fields beside inputs and outputs that downstream stages read (e.g. an output's hash)."""
+        return {}
+
+
+class RunStage(Stage[R]):
+    """A stage on one embedded run (index, probe, plot): the run's manifest records it."""
+
+    def __init__(self, work: Workdir, run: Run, settings: Any) -> None:
+        self.work, self.run, self.settings = work, run, settings
+
+    @property
+    def manifest(self) -> Path:
+        return self.run.paths.manifest
+
+
+def run_stage(stage: Stage[R], force: bool = False) -> R:
+    """The stage's report: rebuilt from its manifest when fresh, else computed under the workdir's lock."""
+    if not force and (report := _reuse(stage)) is not None:
+        return report
+    with workdir_lock(stage.work.root):
+        if not force and (report := _reuse(stage)) is not None:
+            return report
+        inputs = stage.inputs()
+        report = stage.compute(inputs, Timings())
+        record_stage(stage.manifest, stage.name, inputs, report.record(), **stage.recorded_extras(report))
+        return report
+
+
+def _reuse(stage: Stage[R]) -> R | None:
+    inputs = stage.inputs()
+    entry = stage_entry(stage.manifest, stage.name)
+    return stage.rebuild(entry) if entry and stage.fresh(entry, inputs) else None

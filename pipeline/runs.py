@@ -1,0 +1,60 @@
+"""Finding a run: the folder that ``encajes embed --model M --pooling P`` wrote, from the name alone.
+
+Locating a run never loads, converts or downloads a model: ``index``, ``probe``, ``plot``, ``search``
+and ``status`` only need to know what the name means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import EncajesError
+from pipeline.layout import RunPaths, Workdir
+from pipeline.manifest import stage_entry
+from pipeline.models import DEFAULT_MODEL, identify
+from pipeline.settings import EmbedSettings
+
+
+@dataclass(frozen=True)
+class Run:
+    """An embedded run: its files and what its embed stage recorded."""
+
+    paths: RunPaths
+    embed: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return self.embed["inputs"]["model"]
+
+    @property
+    def pooling(self) -> str:
+        return self.embed["inputs"]["pooling"]
+
+    @property
+    def title(self) -> str:
+        return f"{self.model} · {self.pooling}"
+
+    @property
+    def embeddings_sha256(self) -> str | None:
+        return self.embed.get("embeddings_sha256")
+
+
+def run_paths(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> RunPaths:
+    """Where the run of (model, pooling) lives, whether or not it exists yet."""
+    EmbedSettings(model=model, pooling=pooling)  # the one check of the names
+    name = identify(model)
+    return work.run(name.key, pooling or name.default_pooling)
+
+
+def find_run(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Run:
+    """The finished run of (model, pooling), or an error that says which embed to run."""
+    paths = run_paths(work, model, pooling)
+    entry = stage_entry(paths.manifest, "embed")
+    if entry is None or not paths.embeddings.exists():
+        pooling = paths.root.name.rsplit("__", 1)[1]
+        raise EncajesError(
+            f"No embeddings for model {model!r} with {pooling} pooling in {work.root}: run "
+            f"`encajes embed --workdir {work.root} --model {model} --pooling {pooling}` first."
+        )
+    return Run(paths, entry)

@@ -1,0 +1,224 @@
+"""Every setting a user can give, with its default, its vocabulary and its help text: the CLI's options
+are generated from these fields (``pipeline.cli_options``), so a knob is declared once, here.
+
+Only dataclasses and vocabularies live here, so the CLI can read them without importing torch. Each class
+validates itself when built, with a message that names the option to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.errors import EncajesError
+from pipeline.models import DEFAULT_MODEL
+
+POOLINGS = ("mean", "cls")
+DTYPES = ("fp32", "bf16", "fp16")
+STORES = ("auto", "pt", "npy")
+ENGINES = ("local", "ray")
+INDEX_KINDS = ("auto", "exact", "hnsw", "ivf", "ivfpq")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How a field appears on the command line. ``names``: its spellings (default ``--field-name``)."""
+
+    help: str
+    names: tuple[str, ...] = ()
+    choices: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+def option(default: Any, help: str, *names: str, **limits: Any) -> Any:
+    """A dataclass field that is also a command-line option."""
+    return field(default=default, metadata={"flag": Flag(help, names, **limits)})
+
+
+def _choose(value: str | None, choices: tuple[str, ...], what: str) -> None:
+    if value is not None and value not in choices:
+        raise EncajesError(f"Unknown {what} {value!r}: use one of {', '.join(choices)}.")
+
+
+def _at_least(value: float | None, low: float, what: str) -> None:
+    if value is not None and value < low:
+        raise EncajesError(f"{what} must be at least {low:g}.")
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """Everything that decides the vectors (plus batch size and device, which only decide the speed)."""
+
+    model: str = option(
+        DEFAULT_MODEL,
+        "Alias (see `encajes models`), Hugging Face hub id (owner/name) or a local model folder.",
+        "--model",
+        "-m",
+    )
+    pooling: str | None = option(
+        None,
+        "Pooling: mean (over real tokens) or cls (token 0). Default: the model's own (mean).",
+        choices=POOLINGS,
+    )
+    max_length: int = option(128, "Tokens per text; longer texts are cut and counted.", min=2)
+    prefix: str | None = option(
+        None, "Text put before every input, e.g. 'query: ' for e5 models. Default: the model's own."
+    )
+    dtype: str = option(
+        "auto",
+        "Compute precision. auto: fp32 on CPU, bf16 (fp16 on older GPUs) on CUDA.",
+        choices=("auto", *DTYPES),
+    )
+    device: str = option("auto", "auto, cpu or cuda (cuda:1, ...).")
+    batch_size: int | None = option(None, "Texts per batch. Default: 64 on CPU, 256 on GPU.", min=1)
+    trust_remote_code: bool = option(False, "Allow a hub model to run its own Python code.")
+    # padded tokens per batch; None: 1024 on CPU (keeps activations cache-sized), 64 x rows on GPU
+    token_budget: int | None = None
+    chunk_rows: int | None = option(
+        None, "Rows per shard written to disk (4096): a killed run resumes from the last shard.", min=1
+    )
+    # Not an input of the vectors (they are the same either way): where they are kept.
+    store: str = option(
+        "auto",
+        "pt: vectors inside embeddings.pt; npy: in a vectors.npy beside it that every stage reads block "
+        "by block (for corpora beyond memory); auto: npy past 2 GiB of vectors (1.4M rows at 384-d).",
+        choices=STORES,
+    )
+
+    def __post_init__(self) -> None:
+        _choose(self.pooling, POOLINGS, "pooling")
+        _choose(self.dtype, ("auto", *DTYPES), "--dtype")
+        _choose(self.store, STORES, "--store")
+        _at_least(self.max_length, 2, "--max-length (room for the special tokens)")
+        _at_least(self.batch_size, 1, "--batch-size")
+        _at_least(self.chunk_rows, 1, "--chunk-rows")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Who runs the encoder: this process (``local``) or a Ray Data actor pool (``ray``). Speed only."""
+
+    name: str = option(
+        "local",
+        "ray: a Ray Data actor pool (RAY_ADDRESS's cluster, else a local one); same shards and vectors.",
+        "--engine",
+        choices=ENGINES,
+    )
+    workers: int = option(
+        2,
+        "--engine ray: actors, each with one model replica (one GPU each when the cluster has GPUs).",
+        min=1,
+    )
+    cpus_per_worker: int = option(1, "--engine ray on CPU: threads per actor.", min=1)
+
+    def __post_init__(self) -> None:
+        _choose(self.name, ENGINES, "--engine")
+        _at_least(self.workers, 1, "--workers")
+        _at_least(self.cpus_per_worker, 1, "--cpus-per-worker")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    kind: str = option(
+        "auto",
+        "auto: exact under 100k rows, else IVF with fast-scan PQ, re-ranked with the full vectors "
+        "(or 8-bit copies) when they fit --memory-budget-gb.",
+        choices=INDEX_KINDS,
+    )
+    memory_budget_gb: float = option(
+        4.0, "Memory the index may use (decides how auto's candidates are re-ranked).", min=0
+    )
+    target_recall: float = option(
+        0.95,
+        "Approximate kinds: the search setting (nprobe, efSearch) is tuned to reach this recall@10.",
+        min=0,
+        max=1,
+    )
+
+    def __post_init__(self) -> None:
+        _choose(self.kind, INDEX_KINDS, "index kind")
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    k: int = option(10, "Neighbours in the kNN vote.", "--k", min=1)
+    C: float = option(1.0, "Inverse regularisation of the logistic regression.", "--C")
+    max_iter: int = option(1000, "Logistic regression iterations.", min=1)
+    include_val: bool = option(False, "Train the probes on train + val (default: train only).")
+    seed: int = option(0, "Seed of the 80/20 split (corpora without splits), bootstrap and UMAP.")
+    test_size: float = 0.2
+    bootstrap: int = option(1000, "Resamples for the macro-F1 interval.", min=100)
+
+
+@dataclass(frozen=True)
+class UmapSettings:
+    n_neighbors: int = option(15, "UMAP n_neighbors.", min=2)
+    min_dist: float = option(0.1, "UMAP min_dist.")
+    seed: int = option(0, "UMAP random_state.")
+    fit_rows: int = option(
+        100_000,
+        "Above this many rows, UMAP fits on a sample this size; the rest are placed by their nearest "
+        "sample points.",
+        "--umap-fit-rows",
+        min=4,
+    )
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which input columns hold what. ``None`` means: use the default name if the file has it."""
+
+    text: str = option("text", "Column with the tweet text.", "--text-col")
+    label: str | None = option(None, "Column with the label (default: 'label' if present).", "--label-col")
+    id: str | None = option(None, "Column with your row ids (default: 'id' if present).", "--id-col")
+    split: str | None = option(
+        None, "Column with train/val/test (default: 'split' if present).", "--split-col"
+    )
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    delimiter: str = option(",", "Field separator, e.g. ';' or $'\\t'.")
+    encoding: str = option("utf-8", "File encoding, e.g. latin-1.")
+
+
+@dataclass(frozen=True)
+class EmbedBenchSettings:
+    """``encajes bench embed``: the same texts through encajes and sentence-transformers."""
+
+    model: str = option(DEFAULT_MODEL, "Alias, hub id or folder.", "--model", "-m")
+    dtype: str = option("fp32", "Precision of both implementations.", choices=DTYPES)
+    their_dtype: str | None = option(
+        None,
+        "Precision of sentence-transformers, if not --dtype (e.g. ours bf16 vs their fp32).",
+        choices=DTYPES,
+    )
+    device: str = option("auto", "auto, cpu or cuda.")
+    max_length: int = option(128, "Tokens per text, both sides.", min=2)
+    rounds: int = option(3, "A/B pairs, each in fresh processes.", min=1)
+    batch_sizes: tuple[int, ...] = option(
+        (),
+        "Candidate batch sizes (repeat); each side runs with its fastest. Default: 32, 64, 128.",
+        "--batch-size",
+    )
+    limit: int | None = option(None, "Only the first N texts.", min=1)
+
+
+@dataclass(frozen=True)
+class IndexBenchSettings:
+    """``encajes bench index``: every index kind on calibrated synthetic vectors."""
+
+    n: int = option(100_000, "Vectors.", "--n", min=1000)
+    dim: int = option(384, "Dimension.", min=8)
+    queries: int = option(1000, "Held-out query vectors (not in the index).", min=10)
+    memory_budget_gb: float = option(4.0, "Budget for auto.", min=0)
+    kinds: tuple[str, ...] = option(
+        (),
+        "Kinds to build (repeatable). Default: all; what auto picks is always added.",
+        "--kind",
+        choices=INDEX_KINDS[1:],
+    )
+    target_recall: float = option(
+        0.95, "Search settings are tuned to reach this recall@10 on 500 held-out queries.", min=0, max=1
+    )

@@ -1,0 +1,35 @@
+"""Search embeds a query exactly as its run embedded the corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline import Workspace, embed_texts
+
+
+def test_text_search_embeds_the_query_at_the_corpus_dtype(tmp_path, sample_csv, tiny_model):
+    ws = Workspace(tmp_path / "w")
+    ws.ingest([sample_csv])
+    ws.embed(model=str(tiny_model), dtype="bf16", progress=False)
+    query = "me gusta la playa y el sol"
+    hits = ws.search(query, k=8, model=str(tiny_model))
+    stored = ws.embeddings(model=str(tiny_model))
+    by_row = dict(zip(stored.row_ids.tolist(), stored.vectors, strict=True))
+    bf16, fp32 = (embed_texts([query], model=str(tiny_model), dtype=d)[0] for d in ("bf16", "fp32"))
+    expected = np.array([by_row[row] @ bf16 for row in hits["row_id"]])
+    other = np.array([by_row[row] @ fp32 for row in hits["row_id"]])
+    assert np.abs(expected - other).max() > 1e-4  # the two precisions give scores the test tells apart
+    np.testing.assert_allclose(hits["score"].to_numpy(), expected, atol=1e-6)
+
+
+def test_queries_use_the_runs_prefix_and_max_length_with_one_encoder(tmp_path, sample_csv, tiny_model):
+    from pipeline.search import Searcher
+
+    ws = Workspace(tmp_path / "w")
+    ws.ingest([sample_csv])
+    ws.embed(model=str(tiny_model), prefix="hola ", max_length=8, progress=False)
+    searcher = Searcher.open(str(tmp_path / "w"), str(tiny_model))
+    first = searcher.search_texts(["gol"], k=1)
+    assert searcher.encoder is searcher.encoder  # loaded on the first text query, then kept
+    assert searcher.encoder.prefix == "hola " and searcher.encoder.transformer.max_length == 8
+    assert first["text"].tolist() == searcher.search_texts(["gol"], k=1)["text"].tolist()
