@@ -4,22 +4,22 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from pipeline.cli_bench import bench
 from pipeline.cli_options import (
     CONTEXT,
     announce,
-    build,
     command,
     force_option,
     grid_options,
     progress_option,
     run_options,
+    settings_from_options,
     settings_options,
     spec_from_options,
     workdir_option,
@@ -27,10 +27,8 @@ from pipeline.cli_options import (
 from pipeline.settings import (
     Columns,
     CsvFormat,
-    EmbedBenchSettings,
     EmbedSettings,
     EngineSettings,
-    IndexBenchSettings,
     IndexSettings,
     ProbeSettings,
     UmapSettings,
@@ -59,7 +57,7 @@ def main() -> None:
 @click.argument("csv_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @workdir_option
 @settings_options(Columns, CsvFormat)
-@force_option("Ingest again")
+@force_option("Ingest again even if these files were ingested unchanged.")
 def ingest(csv_files: tuple[str, ...], workdir: str, force: bool, **kw: Any) -> Printable:
     """Read CSV file(s) into WORKDIR/corpus.parquet; unusable rows go to WORKDIR/rejects.csv.
 
@@ -74,14 +72,16 @@ def ingest(csv_files: tuple[str, ...], workdir: str, force: bool, **kw: Any) -> 
     """
     from pipeline.ingest import ingest as run_ingest
 
-    fmt = build(CsvFormat, kw)
-    return run_ingest(csv_files, workdir, build(Columns, kw), fmt.delimiter, fmt.encoding, force=force)
+    fmt = settings_from_options(CsvFormat, kw)
+    return run_ingest(
+        csv_files, workdir, settings_from_options(Columns, kw), fmt.delimiter, fmt.encoding, force=force
+    )
 
 
 @command(main)
 @workdir_option
 @settings_options(EmbedSettings, EngineSettings)
-@force_option("Embed again")
+@force_option("Embed again even if the embeddings are fresh.")
 @progress_option
 def embed(workdir: str, force: bool, progress: bool, **kw: Any) -> Printable:
     """Embed every corpus row into WORKDIR/runs/<model>__<pooling>/embeddings.pt.
@@ -100,7 +100,7 @@ def embed(workdir: str, force: bool, progress: bool, **kw: Any) -> Printable:
     """
     from pipeline.embed import embed_corpus
 
-    settings, engine = build(EmbedSettings, kw), build(EngineSettings, kw)
+    settings, engine = settings_from_options(EmbedSettings, kw), settings_from_options(EngineSettings, kw)
     return embed_corpus(workdir, settings, force=force, progress=progress, engine=engine)
 
 
@@ -108,7 +108,7 @@ def embed(workdir: str, force: bool, progress: bool, **kw: Any) -> Printable:
 @workdir_option
 @run_options
 @settings_options(IndexSettings)
-@force_option("Rebuild")
+@force_option("Rebuild even if the index is fresh.")
 def index(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any) -> Printable:
     """Build a FAISS inner-product (= cosine) index for one run: exact for small corpora, approximate
     for large ones.
@@ -161,8 +161,8 @@ def search(
     """Print the k nearest tweets to QUERY (or to a corpus row, or to each line of a file).
 
     Uses the run that `encajes embed` wrote for the same --model/--pooling, and embeds queries with the
-    settings that run was embedded with; the exact index is built first if it is missing or older than
-    the embeddings.
+    settings (and hub commit) that run was embedded with. If the run has no index for its current
+    embeddings, one is built first (exact below 100,000 rows, see `encajes index`).
 
     \b
     Examples:
@@ -179,7 +179,7 @@ def search(
 @workdir_option
 @run_options
 @settings_options(ProbeSettings)
-@force_option("Refit")
+@force_option("Refit even if the results are fresh.")
 def probe(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any) -> Printable:
     """Score how well a run's embeddings predict the labels: logistic regression and kNN.
 
@@ -194,14 +194,14 @@ def probe(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any)
     """
     from pipeline.probe import probe_run
 
-    return probe_run(workdir, model, pooling, build(ProbeSettings, kw), force=force)
+    return probe_run(workdir, model, pooling, settings_from_options(ProbeSettings, kw), force=force)
 
 
 @command(main)
 @workdir_option
 @run_options
 @settings_options(UmapSettings)
-@force_option("Redraw")
+@force_option("Redraw even if the map is fresh.")
 def plot(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any) -> Printable:
     """Draw a run's embeddings with UMAP (cosine, fixed seed), coloured by label.
 
@@ -216,7 +216,7 @@ def plot(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any) 
     """
     from pipeline.plot import plot_run
 
-    return plot_run(workdir, model, pooling, build(UmapSettings, kw), force=force)
+    return plot_run(workdir, model, pooling, settings_from_options(UmapSettings, kw), force=force)
 
 
 @command(main)
@@ -268,7 +268,7 @@ def run_all(csv_files: tuple[str, ...], workdir: str, **kw: Any) -> Printable:
     from pipeline.chain import run_chain
 
     spec = spec_from_options(kw)
-    columns, fmt = build(Columns, kw), build(CsvFormat, kw)
+    columns, fmt = settings_from_options(Columns, kw), settings_from_options(CsvFormat, kw)
     return run_chain(csv_files, workdir, spec, columns, fmt, kw["out"], kw["force"], kw["progress"], announce)
 
 
@@ -346,48 +346,7 @@ def models() -> Printable:
     return describe_models()
 
 
-@main.group(context_settings=CONTEXT)
-def bench() -> None:
-    """Benchmarks that compare two things in one run and report the ratio."""
-
-
-@command(bench, "embed")
-@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
-@settings_options(EmbedBenchSettings)
-def bench_embed(csv_file: str, **kw: Any) -> Printable:
-    """Embed CSV_FILE's texts with encajes and with sentence-transformers' encode, A B A B.
-
-    Same model, device and precision on both sides, each with its best batch size (swept on the first
-    1,000 texts). Prints texts/s and tokens/s per run, peak RSS, the ratio ours/theirs per pair and its
-    median, the minimum per-row cosine between the two outputs, and MFU: model FLOP/s over a matmul
-    peak measured on the same device at the same precision.
-
-    \b
-    Example:
-      encajes bench embed ../shared/data/tweeteval_emoji/val.csv --dtype bf16 --json
-    """
-    from pipeline.benchmark import bench_embed as run_bench
-
-    return run_bench(csv_file, build(EmbedBenchSettings, kw), log=functools.partial(click.echo, err=True))
-
-
-@command(bench, "index")
-@settings_options(IndexBenchSettings)
-def bench_index(**kw: Any) -> Printable:
-    """Build index kinds on synthetic clustered unit vectors and compare them with exact search.
-
-    Each kind's search setting (nprobe, efSearch) is tuned to --target-recall on 500 held-out queries;
-    then build time, size, queries/s, the speed-up over exact search and recall@10 against it are
-    measured on --queries other held-out queries. The vectors are calibrated to be as hard to search as
-    real tweet embeddings (see eval/check_synthetic_vectors.py).
-
-    \b
-    Example:
-      encajes bench index --n 1000000 --dim 384 --kind exact --kind ivfpq --json
-    """
-    from indexes.bench import bench_index as run_bench
-
-    return run_bench(build(IndexBenchSettings, kw), log=functools.partial(click.echo, err=True))
+main.add_command(bench)
 
 
 if __name__ == "__main__":

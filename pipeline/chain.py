@@ -14,6 +14,7 @@ from pipeline.comparison_report import write_report
 from pipeline.index import IndexReport, index_run
 from pipeline.ingest import IngestReport, ingest
 from pipeline.layout import Workdir
+from pipeline.lock import workdir_lock
 from pipeline.settings import Columns, CsvFormat
 
 
@@ -26,8 +27,11 @@ def compare_and_report(
     on_step: Callable[[str], None] | None = None,
 ) -> CompareResult:
     """``compare``, then the report in ``out`` (default: the workdir's report folder)."""
-    result = compare(workdir, spec, force=force, progress=progress, on_step=on_step)
-    write_report(result, Workdir.at(workdir).report(out))
+    work = Workdir.at(workdir)
+    work.require_corpus()
+    with workdir_lock(work.root):  # the report is written by the comparison that made it
+        result = compare(work.root, spec, force=force, progress=progress, on_step=on_step)
+        write_report(result, work.report(out))
     return result
 
 

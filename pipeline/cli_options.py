@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import types
-import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,14 +16,14 @@ import click
 from click.core import ParameterSource
 
 from pipeline.errors import EncajesError
-from pipeline.settings import EmbedSettings, Flag, ProbeSettings, UmapSettings
+from pipeline.settings import GRID_DEFAULTS, EmbedSettings, Flag, ProbeSettings, UmapSettings, field_type
 from pipeline.stage_report import Printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_WORKDIR = "work/demo"
 T = TypeVar("T")
-GIVEN = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT}
+TYPED_BY_USER = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT}
 
 
 def flagged_fields(
@@ -39,41 +37,32 @@ def flagged_fields(
     ]
 
 
-def _base_type(cls: type, name: str) -> tuple[type, bool]:
-    """``int | None`` -> (int, False); ``tuple[int, ...]`` -> (int, True): a repeatable option."""
-    hint = typing.get_type_hints(cls)[name]
-    if isinstance(hint, types.UnionType):
-        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
-    if typing.get_origin(hint) is tuple:
-        return typing.get_args(hint)[0], True
-    return hint, False
-
-
 def _click_type(base: type, flag: Flag) -> Any:
     if flag.choices:
         return click.Choice(flag.choices)
-    limited = flag.min is not None or flag.max is not None
+    low, open_low = (flag.above, True) if flag.above is not None else (flag.min, False)
+    limited = low is not None or flag.max is not None
     if base is int:
-        return click.IntRange(min=flag.min, max=flag.max) if limited else int
+        return click.IntRange(min=low, max=flag.max, min_open=open_low) if limited else int
     if base is float:
-        return click.FloatRange(min=flag.min, max=flag.max) if limited else float
+        return click.FloatRange(min=low, max=flag.max, min_open=open_low) if limited else float
     return str
 
 
 def option_for(cls: type, f: dataclasses.Field, multiple: bool = False) -> Callable[[F], F]:
     """One field as a click option; ``multiple``: repeatable, for a grid of values (no default)."""
     flag: Flag = f.metadata["flag"]
-    base, repeatable = _base_type(cls, f.name)
+    base, repeatable = field_type(cls, f.name)
     names = list(flag.names or (f"--{f.name.replace('_', '-')}",))
     if repeatable:
         return click.option(*names, f.name, multiple=True, type=_click_type(base, flag), help=flag.help)
-    if base is bool and not multiple:
-        if f.default is True:
-            names[0] = f"{names[0]}/--no-{names[0].removeprefix('--')}"
-            return click.option(*names, f.name, default=True, show_default=True, help=flag.help)
+    if base is bool:  # off by default: a flag that turns it on
         return click.option(*names, f.name, is_flag=True, help=flag.help)
     if multiple:
-        help = f"{flag.help.split('. Default')[0].rstrip('.')}. Repeat to compare several."
+        default = ", ".join(GRID_DEFAULTS[f.name])
+        help = (
+            f"{flag.help.split('. Default')[0].rstrip('.')}. Repeat to compare several. Default: {default}."
+        )
         return click.option(*names, f.name + "s", multiple=True, type=_click_type(base, flag), help=help)
     shown = f.default is not None and f.default is not False
     return click.option(
@@ -107,18 +96,18 @@ def grid_option(cls: type, name: str) -> Callable[[F], F]:
     return option_for(cls, f, multiple=True)
 
 
-def build(cls: type[T], values: dict[str, Any]) -> T:
+def settings_from_options(cls: type[T], values: dict[str, Any]) -> T:
     """The settings object from a command's keyword arguments."""
     return cls(**{f.name: values[f.name] for f in flagged_fields(cls) if f.name in values})
 
 
-def given(cls: type, values: dict[str, Any], exclude: Iterable[str] = ()) -> dict[str, Any]:
+def typed_options(cls: type, values: dict[str, Any], exclude: Iterable[str] = ()) -> dict[str, Any]:
     """Only the fields the user typed (or set through the environment): what overrides a config file."""
     context = click.get_current_context()
     return {
         f.name: values[f.name]
         for f in flagged_fields(cls, exclude=exclude)
-        if f.name in values and context.get_parameter_source(f.name) in GIVEN
+        if f.name in values and context.get_parameter_source(f.name) in TYPED_BY_USER
     }
 
 
@@ -134,13 +123,13 @@ workdir_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead.")
 progress_option = click.option(
-    "--progress/--no-progress", default=True, show_default=True, help="Progress bars."
+    "--progress/--no-progress", default=True, show_default=True, help="Show progress bars."
 )
 run_options = settings_options(EmbedSettings, only=("model", "pooling"))  # --model/--pooling pick a run
 
 
-def force_option(what: str) -> Callable:
-    return click.option("--force", is_flag=True, help=f"{what} even if fresh.")
+def force_option(help: str) -> Callable:
+    return click.option("--force", is_flag=True, help=help)
 
 
 def command(group: click.Group, name: str | None = None) -> Callable:
@@ -184,7 +173,9 @@ def grid_options(f: Callable) -> Callable:
                 help="TOML file with models, poolings and [embed]/[probe]/[umap] settings; options given "
                 "on the command line override it.",
             ),
-            settings_options(EmbedSettings, ProbeSettings, UmapSettings, exclude=("model", "pooling")),
+            settings_options(
+                EmbedSettings, ProbeSettings, UmapSettings, exclude=("model", "pooling", "revision")
+            ),
             click.option("--plots/--no-plots", default=True, show_default=True, help="Draw UMAP maps."),
             click.option(
                 "--out",
@@ -192,7 +183,7 @@ def grid_options(f: Callable) -> Callable:
                 default=None,
                 help="Report folder. Default: WORKDIR/report.",
             ),
-            force_option("Redo every stage"),
+            force_option("Redo every stage even if fresh."),
             progress_option,
         ]
     ):
@@ -204,14 +195,14 @@ def spec_from_options(kw: dict[str, Any]) -> Any:
     """The comparison: the config file (if any), with every option the user typed on top."""
     from pipeline.compare import spec_from
 
-    typed = click.get_current_context().get_parameter_source("plots") in GIVEN
+    typed = click.get_current_context().get_parameter_source("plots") in TYPED_BY_USER
     plots = kw["plots"] if typed else None
     return spec_from(
         Path(kw["config"]) if kw["config"] else None,
         models=kw["models"],
         poolings=kw["poolings"],
-        embed=given(EmbedSettings, kw, exclude=("model", "pooling")),
-        probe=given(ProbeSettings, kw),
-        umap=given(UmapSettings, kw),
+        embed=typed_options(EmbedSettings, kw, exclude=("model", "pooling", "revision")),
+        probe=typed_options(ProbeSettings, kw),
+        umap=typed_options(UmapSettings, kw),
         plots=plots,
     )

@@ -17,18 +17,18 @@ from pipeline.comparison import CompareResult, RunResult
 from pipeline.embed import embed_corpus
 from pipeline.errors import EncajesError
 from pipeline.layout import Workdir
+from pipeline.lock import workdir_lock
 from pipeline.metrics import paired_bootstrap
-from pipeline.models import DEFAULT_MODEL
 from pipeline.plot import plot_run
 from pipeline.probe import probe_run
-from pipeline.settings import EmbedSettings, ProbeSettings, UmapSettings
+from pipeline.settings import GRID_DEFAULTS, EmbedSettings, ProbeSettings, UmapSettings
 from pipeline.timing import Timings
 
 
 @dataclass(frozen=True)
 class CompareSpec:
-    models: tuple[str, ...] = (DEFAULT_MODEL,)
-    poolings: tuple[str, ...] = ("mean",)
+    models: tuple[str, ...] = GRID_DEFAULTS["model"]
+    poolings: tuple[str, ...] = GRID_DEFAULTS["pooling"]
     embed: dict[str, Any] = field(default_factory=dict)  # EmbedSettings fields other than model/pooling
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     umap: UmapSettings = field(default_factory=UmapSettings)
@@ -47,14 +47,18 @@ def load_spec(path: Path) -> CompareSpec:
     known = {"models", "poolings", "embed", "probe", "umap", "plots"}
     if unknown := set(data) - known:
         raise EncajesError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}.")
-    return CompareSpec(
-        models=tuple(data.get("models", [DEFAULT_MODEL])),
-        poolings=tuple(data.get("poolings", ["mean"])),
-        embed=_checked(data.get("embed", {}), EmbedSettings, path, "embed", exclude={"model", "pooling"}),
-        probe=ProbeSettings(**_checked(data.get("probe", {}), ProbeSettings, path, "probe")),
-        umap=UmapSettings(**_checked(data.get("umap", {}), UmapSettings, path, "umap")),
-        plots=bool(data.get("plots", True)),
-    )
+    try:
+        return CompareSpec(
+            models=_names(data, "models", path) or GRID_DEFAULTS["model"],
+            poolings=_names(data, "poolings", path) or GRID_DEFAULTS["pooling"],
+            embed=_embed_table(data.get("embed", {}), path),
+            probe=ProbeSettings(**_checked(data.get("probe", {}), ProbeSettings, path, "probe")),
+            umap=UmapSettings(**_checked(data.get("umap", {}), UmapSettings, path, "umap")),
+            plots=bool(data.get("plots", True)),
+        )
+    except EncajesError as error:  # a value out of range: say which file it came from
+        message = str(error)
+        raise EncajesError(message if message.startswith(str(path)) else f"{path}: {message}") from None
 
 
 def spec_from(
@@ -79,6 +83,21 @@ def spec_from(
     )
 
 
+def _names(data: dict[str, Any], key: str, path: Path) -> tuple[str, ...]:
+    """A list of strings from the file (``models = ["minilm"]``), never a string read letter by letter."""
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise EncajesError(f'{path}: {key} must be a list of names, e.g. {key} = ["{value}"].')
+    return tuple(value)
+
+
+def _embed_table(table: dict, path: Path) -> dict[str, Any]:
+    """The [embed] table, checked now (not when its run's turn comes)."""
+    table = _checked(table, EmbedSettings, path, "embed", exclude={"model", "pooling"})
+    EmbedSettings(**table)
+    return table
+
+
 def _checked(table: dict, cls: type, path: Path, name: str, exclude: set[str] = frozenset()) -> dict:
     allowed = {f.name for f in fields(cls)} - set(exclude)
     if unknown := set(table) - allowed:
@@ -99,7 +118,7 @@ def compare(
     work.require_corpus()
     if not spec.models or not spec.poolings:
         raise EncajesError("Give at least one --model and one --pooling.")
-    with timings.part("seconds"):
+    with timings.part("seconds"), workdir_lock(work.root):  # one comparison writes at a time
         results = [
             _one_run(work, model, pooling, spec, force, progress, on_step) for model, pooling in spec.runs()
         ]

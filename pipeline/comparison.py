@@ -87,8 +87,12 @@ class CompareResult:
             knn = f"{row.knn_macro_f1:.3f} [{row.knn_ci_low:.3f}, {row.knn_ci_high:.3f}]"
             out.append(f"{str(row.model)[-28:]:<28} {row.pooling:<7} {row.dim:>4}  {lr:<24} {knn:<24}")
         out += [sentence.replace("**", "") for sentence in test_sentences(self)]
-        done = sum(not any(r.skipped.values()) for r in self.runs)
-        out.append(f"{len(self.runs)} runs ({done} computed, the rest reused) in {self.seconds:.1f}s")
+        stages = [done for r in self.runs for name, done in r.skipped.items() if name != "plot" or r.plot]
+        computed = sum(not skipped for skipped in stages)
+        out.append(
+            f"{len(self.runs)} runs: {computed} of {len(stages)} stages computed, the rest reused "
+            f"({self.seconds:.1f}s)"
+        )
         if self.report:
             out.append(f"report: {self.report['html']}  (and report.md, report.json)")
         return out

@@ -102,7 +102,7 @@ class EmbedStage(Stage[EmbedReport]):
         """embeddings.pt, and vectors.npy if the last embed stored its vectors there."""
         recorded = (stage_entry(self.manifest, self.name) or {}).get("outputs", {}).get("settings", {})
         in_npy = recorded.get("store") == "npy"
-        return [self.run.embeddings, self.run.vectors] if in_npy else [self.run.embeddings]
+        return [*self.run.outputs(self.name), *([self.run.vectors] if in_npy else [])]
 
     def rebuild(self, entry: dict[str, Any]) -> EmbedReport:
         return EmbedReport.rebuild(entry["outputs"], run_dir=self.run.root, embeddings=self.run.embeddings)

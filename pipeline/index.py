@@ -84,7 +84,7 @@ class IndexStage(RunStage[IndexReport]):
         }
 
     def outputs(self) -> list[Path]:
-        return [self.run.paths.index, self.run.paths.index_ids]
+        return self.run.paths.outputs(self.name)
 
     def fresh(self, entry: dict[str, Any], inputs: dict[str, Any]) -> bool:
         if super().fresh(entry, inputs):

@@ -90,6 +90,15 @@ class RunPaths:
     def umap_html(self) -> Path:
         return self.root / "umap.html"
 
+    def outputs(self, stage: str) -> list[Path]:
+        """The files a stage writes into the run (embed's vectors.npy only when it chose that store)."""
+        return {
+            "embed": [self.embeddings],
+            "index": [self.index, self.index_ids],
+            "probe": [self.probe, self.predictions, self.confusion_png],
+            "plot": [self.umap, self.umap_png, self.umap_html],
+        }[stage]
+
     def shard(self, inputs_hash: str, chunk_rows: int, start: int) -> Path:
         """One finished chunk, named by the hash of its inputs: shards of other settings never match."""
         return self.shards / f"{inputs_hash[:16]}-{chunk_rows}-{start:012d}.npz"

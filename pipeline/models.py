@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,17 +150,13 @@ class ResolvedModel:
     """A model made loadable: ``source`` goes to ``from_pretrained`` with ``revision`` (the hub commit it
     resolved to, None for folders)."""
 
-    name: ModelName
+    identity: ModelName
     source: str
     revision: str | None = None
 
     @property
-    def spec(self) -> ModelSpec | None:
-        return self.name.spec
-
-    @property
     def key(self) -> str:
-        return self.name.key
+        return self.identity.key
 
     @property
     def is_local(self) -> bool:
@@ -167,17 +164,20 @@ class ResolvedModel:
 
     @property
     def default_pooling(self) -> str:
-        return self.name.default_pooling
+        return self.identity.default_pooling
 
     @property
     def default_prefix(self) -> str:
-        return self.name.default_prefix
+        return self.identity.default_prefix
 
 
-def resolve_model(name: str) -> ResolvedModel:
+def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
     """``identify``, then locate the weights: an alias's folder (converted on first use), a folder as it
-    is, a hub id pinned to the commit the hub (or, offline, the local cache) gives for it now."""
+    is, a hub id pinned to the commit that ``revision`` (default: main) points to, as the hub (or, offline,
+    the local cache) says now."""
     model = identify(name)
+    if revision and (model.spec is not None or model.folder is not None):
+        raise EncajesError(f"--revision applies to hub ids only, not to {name!r}.")
     if model.spec is not None:
         folder = model.spec.locate()
         if not (folder / "config.json").exists():
@@ -185,21 +185,23 @@ def resolve_model(name: str) -> ResolvedModel:
         return ResolvedModel(model, str(folder))
     if model.folder is not None:
         return ResolvedModel(model, str(model.folder))
-    return ResolvedModel(model, model.key, revision=hub_revision(model.key))
+    return ResolvedModel(model, model.key, revision=hub_revision(model.key, revision))
 
 
-def hub_revision(repo_id: str) -> str | None:
-    """The commit ``main`` of a hub id points to: asked of the hub when online, else the one the local
-    Hugging Face cache holds; None when neither knows."""
+def hub_revision(repo_id: str, revision: str | None = None, local_only: bool = False) -> str | None:
+    """The commit a hub id's ``revision`` (default: main) points to: a full commit hash as it is; else
+    asked of the hub when online (and not ``local_only``), else read from the local Hugging Face cache;
+    None when neither knows."""
     import huggingface_hub
-    from huggingface_hub import constants
 
-    if not constants.HF_HUB_OFFLINE:
+    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    if not (local_only or huggingface_hub.is_offline_mode()):
         try:
-            return huggingface_hub.HfApi().model_info(repo_id, timeout=10).sha
+            return huggingface_hub.HfApi().model_info(repo_id, revision=revision, timeout=10).sha
         except Exception:  # unreachable, unknown or gated: what the cache holds is the best answer
             pass
-    cached = huggingface_hub.try_to_load_from_cache(repo_id, "config.json")
+    cached = huggingface_hub.try_to_load_from_cache(repo_id, "config.json", revision=revision)
     return Path(cached).parent.name if isinstance(cached, str) else None  # .../snapshots/<commit>/
 
 

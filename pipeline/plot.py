@@ -15,7 +15,7 @@ import pipeline.umap_page as umap_page
 from pipeline.atomic import write_atomic
 from pipeline.corpus import CorpusTexts, corpus_hash, load_corpus
 from pipeline.errors import EncajesError
-from pipeline.figures import display_label, emoji_name, label_names, plot_umap_png
+from pipeline.figures import label_names, plot_umap_png
 from pipeline.layout import Workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.projection import umap_2d
@@ -63,8 +63,7 @@ class PlotStage(RunStage[PlotReport]):
         }
 
     def outputs(self) -> list[Path]:
-        paths = self.run.paths
-        return [paths.umap, paths.umap_png, paths.umap_html]
+        return self.run.paths.outputs(self.name)
 
     def rebuild(self, entry: dict[str, Any]) -> PlotReport:
         paths = self.run.paths
@@ -128,4 +127,4 @@ def plot_run(
     return run_stage(PlotStage(work, find_run(work, model, pooling), settings or UmapSettings()), force)
 
 
-__all__ = ["PlotReport", "UmapSettings", "display_label", "emoji_name", "plot_run"]
+__all__ = ["PlotReport", "UmapSettings", "plot_run"]

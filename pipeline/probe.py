@@ -55,13 +55,16 @@ def choose_split(corpus: pd.DataFrame, settings: ProbeSettings) -> tuple[np.ndar
     positions = np.flatnonzero(labelled)
     labels = corpus["label"].to_numpy()[positions]
     counts = pd.Series(labels).value_counts()
-    stratify = labels if counts.min() >= 2 else None
+    test_rows = int(np.ceil(settings.test_size * len(labels)))
+    # stratifying needs two rows a class, and room for every class on both sides
+    can_stratify = counts.min() >= 2 and min(test_rows, len(labels) - test_rows) >= len(counts)
+    stratify = labels if can_stratify else None
     tr, te = train_test_split(
         positions, test_size=settings.test_size, random_state=settings.seed, stratify=stratify
     )
     train, test = np.zeros(len(corpus), bool), np.zeros(len(corpus), bool)
     train[tr], test[te] = True, True
-    how = "stratified" if stratify is not None else "random (a class has one row)"
+    how = "stratified" if stratify is not None else "random (too few rows a class to stratify)"
     return (
         train,
         test,
@@ -142,8 +145,7 @@ class ProbeStage(RunStage[ProbeReport]):
         }
 
     def outputs(self) -> list[Path]:
-        paths = self.run.paths
-        return [paths.probe, paths.predictions, paths.confusion_png]
+        return self.run.paths.outputs(self.name)
 
     def rebuild(self, entry: dict[str, Any]) -> ProbeReport:
         return load_probe_report(self.run.paths, skipped=True)

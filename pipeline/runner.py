@@ -2,8 +2,9 @@
 
 A stage says what its inputs are (parameters and hashes of upstream artifacts), which files it writes
 and how to compute them; the runner decides whether to run it at all. A fresh stage is answered from its
-manifest without taking the lock, so reading a workdir never waits for a writer; otherwise the runner
-takes the workdir's lock, checks again (another writer may have just made it), computes and records.
+manifest before any lock is taken, so reading a workdir never waits for a writer. Otherwise the runner
+takes the workdir's lock, lets the stage re-read what it depends on (``refresh``), checks freshness
+again (another writer may have just made it), computes and records.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+from pipeline.errors import EncajesError
 from pipeline.layout import Workdir
 from pipeline.lock import workdir_lock
 from pipeline.manifest import is_fresh, record_stage, stage_entry
-from pipeline.runs import Run
+from pipeline.runs import Run, find_run_at
 from pipeline.stage_report import StageReport
 from pipeline.timing import Timings
 
@@ -53,6 +55,9 @@ class Stage(ABC, Generic[R]):
     def fresh(self, entry: dict[str, Any], inputs: dict[str, Any]) -> bool:
         return is_fresh(entry, inputs, self.outputs())
 
+    def refresh(self) -> None:
+        """Re-read what the stage depends on, now that the lock is held (a writer may have changed it)."""
+
     def recorded_extras(self, report: R) -> dict[str, Any]:
         """Manifest fields beside inputs and outputs that downstream stages read (e.g. an output's hash)."""
         return {}
@@ -68,13 +73,22 @@ class RunStage(Stage[R]):
     def manifest(self) -> Path:
         return self.run.paths.manifest
 
+    def refresh(self) -> None:
+        run = find_run_at(self.run.paths)
+        if run is None:
+            raise EncajesError(
+                f"The embeddings of {self.run.paths.root} are gone: run `encajes embed` again."
+            )
+        self.run = run
+
 
 def run_stage(stage: Stage[R], force: bool = False) -> R:
     """The stage's report: rebuilt from its manifest when fresh, else computed under the workdir's lock."""
-    if not force and (report := _reuse(stage)) is not None:
+    if not force and (report := _fresh_report(stage)) is not None:
         return report
     with workdir_lock(stage.work.root):
-        if not force and (report := _reuse(stage)) is not None:
+        stage.refresh()
+        if not force and (report := _fresh_report(stage)) is not None:
             return report
         inputs = stage.inputs()
         report = stage.compute(inputs, Timings())
@@ -82,7 +96,14 @@ def run_stage(stage: Stage[R], force: bool = False) -> R:
         return report
 
 
-def _reuse(stage: Stage[R]) -> R | None:
+def _fresh_report(stage: Stage[R]) -> R | None:
+    """The report of a fresh stage, or None: not fresh, or recorded in a shape this version cannot
+    rebuild (then it is simply computed again)."""
     inputs = stage.inputs()
     entry = stage_entry(stage.manifest, stage.name)
-    return stage.rebuild(entry) if entry and stage.fresh(entry, inputs) else None
+    if not entry or not stage.fresh(entry, inputs):
+        return None
+    try:
+        return stage.rebuild(entry)
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -21,15 +21,15 @@ class Run:
     """An embedded run: its files and what its embed stage recorded."""
 
     paths: RunPaths
-    embed: dict[str, Any]
+    embed_entry: dict[str, Any]  # what its embed stage recorded in the run's manifest
 
     @property
     def model(self) -> str:
-        return self.embed["inputs"]["model"]
+        return self.embed_entry["inputs"]["model"]
 
     @property
     def pooling(self) -> str:
-        return self.embed["inputs"]["pooling"]
+        return self.embed_entry["inputs"]["pooling"]
 
     @property
     def title(self) -> str:
@@ -37,7 +37,7 @@ class Run:
 
     @property
     def embeddings_sha256(self) -> str | None:
-        return self.embed.get("embeddings_sha256")
+        return self.embed_entry.get("embeddings_sha256")
 
 
 def run_paths(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> RunPaths:
@@ -50,11 +50,16 @@ def run_paths(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = N
 def find_run(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Run:
     """The finished run of (model, pooling), or an error that says which embed to run."""
     paths = run_paths(work, model, pooling)
-    entry = stage_entry(paths.manifest, "embed")
-    if entry is None or not paths.embeddings.exists():
+    if (run := find_run_at(paths)) is None:
         pooling = paths.root.name.rsplit("__", 1)[1]
         raise EncajesError(
             f"No embeddings for model {model!r} with {pooling} pooling in {work.root}: run "
             f"`encajes embed --workdir {work.root} --model {model} --pooling {pooling}` first."
         )
-    return Run(paths, entry)
+    return run
+
+
+def find_run_at(paths: RunPaths) -> Run | None:
+    """The run in this folder as its manifest says now, or None if it has no finished embed."""
+    entry = stage_entry(paths.manifest, "embed")
+    return Run(paths, entry) if entry is not None and paths.embeddings.exists() else None

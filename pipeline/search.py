@@ -51,9 +51,10 @@ def hits_frame(
 
 
 def query_settings(run: Run, device: str = "auto") -> EmbedSettings:
-    """The settings the corpus was embedded with, so a query lands in the same space: model, pooling,
-    max length, prefix and dtype (fp16 only where it can run: on CPU it is refused, fp32 is used)."""
-    inputs, settings = run.embed["inputs"], run.embed["outputs"]["settings"]
+    """The settings the corpus was embedded with, so a query lands in the same space: model (at the hub
+    commit the run recorded), pooling, max length, prefix and dtype (fp16 only where it can run: on a
+    CPU it is refused, and fp32 is used)."""
+    inputs, settings = run.embed_entry["inputs"], run.embed_entry["outputs"]["settings"]
     dtype = inputs["dtype"]
     if dtype == "fp16":
         import torch
@@ -68,6 +69,7 @@ def query_settings(run: Run, device: str = "auto") -> EmbedSettings:
         dtype=dtype,
         device=device,
         trust_remote_code=bool(settings.get("trust_remote_code")),
+        revision=settings.get("model_revision") if inputs.get("weights", "").startswith("hub:") else None,
     )
 
 
@@ -132,7 +134,7 @@ class Searcher:
         index = load_index(run.paths.index, run.paths.index_ids)
         apply_search_params(index.index, report.search_params)
         index = on_gpu(index)
-        wanted = (run.model, run.pooling, run.embed["outputs"]["dim"])
+        wanted = (run.model, run.pooling, run.embed_entry["outputs"]["dim"])
         if (report.model, report.pooling, index.dim) != wanted:
             raise EncajesError(
                 f"The index in {run.paths.root} was built for {report.model} / {report.pooling} "

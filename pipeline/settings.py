@@ -7,7 +7,11 @@ validates itself when built, with a message that names the option to fix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import re
+import types
+import typing
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pipeline.errors import EncajesError
@@ -18,17 +22,52 @@ DTYPES = ("fp32", "bf16", "fp16")
 STORES = ("auto", "pt", "npy")
 ENGINES = ("local", "ray")
 INDEX_KINDS = ("auto", "exact", "hnsw", "ivf", "ivfpq")
+GRID_DEFAULTS = {"model": (DEFAULT_MODEL,), "pooling": ("mean",)}  # what compare runs when not told
 
 
 @dataclass(frozen=True)
 class Flag:
-    """How a field appears on the command line. ``names``: its spellings (default ``--field-name``)."""
+    """How a field appears on the command line (``names``: its spellings, default ``--field-name``), and
+    what values it takes: ``choices``, a range (``min``/``max`` inclusive, ``above`` exclusive) or a
+    ``pattern`` (a regular expression the whole value must match)."""
 
     help: str
     names: tuple[str, ...] = ()
     choices: tuple[str, ...] | None = None
     min: float | None = None
     max: float | None = None
+    above: float | None = None
+    pattern: str | None = None
+
+    def spelling(self, name: str) -> str:
+        return self.names[0] if self.names else f"--{name.replace('_', '-')}"
+
+    def problem(self, name: str, value: Any, kind: type) -> str | None:
+        """What is wrong with one value, in a sentence that names the option, or None."""
+        option, got = self.spelling(name), f"(got {value!r})"
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            wanted = {int: "a whole number", float: "a number"}.get(kind, "text")
+            return f"{option} takes {wanted} {got}."
+        if self.choices and value not in self.choices:
+            return f"Unknown {option} {value!r}: use one of {', '.join(self.choices)}."
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            return f"{option} is not valid {got}: {self.help}"
+        for bound, fails, words in (
+            (self.min, lambda b: value < b, "at least"),
+            (self.max, lambda b: value > b, "at most"),
+            (self.above, lambda b: value <= b, "above"),
+        ):
+            if bound is not None and fails(bound):
+                return f"{option} must be {words} {bound:g} {got}."
+        return None
+
+    def check(self, name: str, value: Any, kind: type) -> None:
+        """The one validation of a value, whether it came from the command line, a file or Python."""
+        for one in value if isinstance(value, tuple) else (value,):
+            if one is not None and (problem := self.problem(name, one, kind)):
+                raise EncajesError(problem)
 
 
 def option(default: Any, help: str, *names: str, **limits: Any) -> Any:
@@ -36,14 +75,22 @@ def option(default: Any, help: str, *names: str, **limits: Any) -> Any:
     return field(default=default, metadata={"flag": Flag(help, names, **limits)})
 
 
-def _choose(value: str | None, choices: tuple[str, ...], what: str) -> None:
-    if value is not None and value not in choices:
-        raise EncajesError(f"Unknown {what} {value!r}: use one of {', '.join(choices)}.")
+@functools.cache
+def field_type(cls: type, name: str) -> tuple[type, bool]:
+    """``int | None`` -> (int, False); ``tuple[int, ...]`` -> (int, True): a repeatable option."""
+    hint = typing.get_type_hints(cls)[name]
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], True
+    return hint, False
 
 
-def _at_least(value: float | None, low: float, what: str) -> None:
-    if value is not None and value < low:
-        raise EncajesError(f"{what} must be at least {low:g}.")
+def check_fields(settings: Any) -> None:
+    """Every option field of a settings object against its type, choices and range."""
+    for f in fields(settings):
+        if "flag" in f.metadata:
+            f.metadata["flag"].check(f.name, getattr(settings, f.name), field_type(type(settings), f.name)[0])
 
 
 @dataclass(frozen=True)
@@ -59,6 +106,7 @@ class EmbedSettings:
     pooling: str | None = option(
         None,
         "Pooling: mean (over real tokens) or cls (token 0). Default: the model's own (mean).",
+        "--pooling",
         choices=POOLINGS,
     )
     max_length: int = option(128, "Tokens per text; longer texts are cut and counted.", min=2)
@@ -70,7 +118,7 @@ class EmbedSettings:
         "Compute precision. auto: fp32 on CPU, bf16 (fp16 on older GPUs) on CUDA.",
         choices=("auto", *DTYPES),
     )
-    device: str = option("auto", "auto, cpu or cuda (cuda:1, ...).")
+    device: str = option("auto", "auto, cpu or cuda (cuda:1, ...).", pattern=r"auto|cpu|cuda(:\d+)?")
     batch_size: int | None = option(None, "Texts per batch. Default: 64 on CPU, 256 on GPU.", min=1)
     trust_remote_code: bool = option(False, "Allow a hub model to run its own Python code.")
     # padded tokens per batch; None: 1024 on CPU (keeps activations cache-sized), 64 x rows on GPU
@@ -86,13 +134,11 @@ class EmbedSettings:
         choices=STORES,
     )
 
-    def __post_init__(self) -> None:
-        _choose(self.pooling, POOLINGS, "pooling")
-        _choose(self.dtype, ("auto", *DTYPES), "--dtype")
-        _choose(self.store, STORES, "--store")
-        _at_least(self.max_length, 2, "--max-length (room for the special tokens)")
-        _at_least(self.batch_size, 1, "--batch-size")
-        _at_least(self.chunk_rows, 1, "--chunk-rows")
+    revision: str | None = option(
+        None, "Hub models: the commit, branch or tag to load. Default: what main points to now."
+    )
+
+    __post_init__ = check_fields
 
 
 @dataclass(frozen=True)
@@ -112,10 +158,7 @@ class EngineSettings:
     )
     cpus_per_worker: int = option(1, "--engine ray on CPU: threads per actor.", min=1)
 
-    def __post_init__(self) -> None:
-        _choose(self.name, ENGINES, "--engine")
-        _at_least(self.workers, 1, "--workers")
-        _at_least(self.cpus_per_worker, 1, "--cpus-per-worker")
+    __post_init__ = check_fields
 
 
 @dataclass(frozen=True)
@@ -136,25 +179,26 @@ class IndexSettings:
         max=1,
     )
 
-    def __post_init__(self) -> None:
-        _choose(self.kind, INDEX_KINDS, "index kind")
+    __post_init__ = check_fields
 
 
 @dataclass(frozen=True)
 class ProbeSettings:
     k: int = option(10, "Neighbours in the kNN vote.", "--k", min=1)
-    C: float = option(1.0, "Inverse regularisation of the logistic regression.", "--C")
+    C: float = option(1.0, "Inverse regularisation of the logistic regression.", "--C", above=0)
     max_iter: int = option(1000, "Logistic regression iterations.", min=1)
     include_val: bool = option(False, "Train the probes on train + val (default: train only).")
     seed: int = option(0, "Seed of the 80/20 split (corpora without splits), bootstrap and UMAP.")
     test_size: float = 0.2
     bootstrap: int = option(1000, "Resamples for the macro-F1 interval.", min=100)
 
+    __post_init__ = check_fields
+
 
 @dataclass(frozen=True)
 class UmapSettings:
     n_neighbors: int = option(15, "UMAP n_neighbors.", min=2)
-    min_dist: float = option(0.1, "UMAP min_dist.")
+    min_dist: float = option(0.1, "UMAP min_dist.", min=0, max=1)
     seed: int = option(0, "UMAP random_state.")
     fit_rows: int = option(
         100_000,
@@ -163,6 +207,8 @@ class UmapSettings:
         "--umap-fit-rows",
         min=4,
     )
+
+    __post_init__ = check_fields
 
 
 @dataclass(frozen=True)
@@ -194,7 +240,7 @@ class EmbedBenchSettings:
         "Precision of sentence-transformers, if not --dtype (e.g. ours bf16 vs their fp32).",
         choices=DTYPES,
     )
-    device: str = option("auto", "auto, cpu or cuda.")
+    device: str = option("auto", "auto, cpu or cuda.", pattern=r"auto|cpu|cuda(:\d+)?")
     max_length: int = option(128, "Tokens per text, both sides.", min=2)
     rounds: int = option(3, "A/B pairs, each in fresh processes.", min=1)
     batch_sizes: tuple[int, ...] = option(
@@ -203,6 +249,8 @@ class EmbedBenchSettings:
         "--batch-size",
     )
     limit: int | None = option(None, "Only the first N texts.", min=1)
+
+    __post_init__ = check_fields
 
 
 @dataclass(frozen=True)
@@ -222,3 +270,5 @@ class IndexBenchSettings:
     target_recall: float = option(
         0.95, "Search settings are tuned to reach this recall@10 on 500 held-out queries.", min=0, max=1
     )
+
+    __post_init__ = check_fields

@@ -7,6 +7,7 @@ when the stage is fresh and skipped (``rebuild``).
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
@@ -39,7 +40,8 @@ class StageReport:
     @classmethod
     def path_fields(cls) -> set[str]:
         """Fields that name files: derived from the workdir's layout, never recorded."""
-        return {f.name for f in fields(cls) if f.type in ("Path", Path)}
+        hints = typing.get_type_hints(cls)
+        return {f.name for f in fields(cls) if hints[f.name] is Path}
 
     def record(self) -> dict[str, Any]:
         """What the manifest keeps of this report, enough to rebuild it when the stage is skipped."""

@@ -1,8 +1,8 @@
 """What in a workdir is fresh, stale or missing, from the manifests and the artifacts' current hashes.
 
-Nothing is loaded, converted or downloaded to find out: a model's weights are checked only where they
-already are on this machine (a folder, an installed alias, a converted e5-small) or where the hub says
-which commit a hub id is at now."""
+Nothing is loaded, converted or downloaded to find out, and the network is not asked: a model's weights
+are checked where they already are on this machine (a folder, an installed alias, a converted e5-small),
+and a hub id against the commit its main points to in the local Hugging Face cache."""
 
 from __future__ import annotations
 
@@ -58,13 +58,16 @@ def weights_state(inputs: dict[str, Any]) -> dict[str, str]:
         model = identify(inputs["model"])
     except EncajesError as error:
         return _state("fresh", f"model not checked: {error}")
-    recorded = inputs.get("weights")
+    recorded = inputs.get("weights") or ""
     if model.folder is None and model.spec is None:  # a hub id
-        revision = hub_revision(model.key)
+        if recorded.endswith("@unknown"):
+            return _state("fresh", "hub model embedded before its commit was recorded: embed --force pins it")
+        revision = hub_revision(model.key, local_only=True)
         if revision is None:
-            return _state("fresh", "hub model: its current revision is unknown here, not re-checked")
-        changed = recorded != f"hub:{model.key}@{revision}"
-        return _state("stale", "the model has a newer revision on the hub") if changed else _state("fresh")
+            return _state("fresh", "hub model not in the local cache: its commit is not re-checked")
+        if recorded != f"hub:{model.key}@{revision}":
+            return _state("stale", "the model's main is at a newer commit (local Hugging Face cache)")
+        return _state("fresh")
     folder = model.folder or (model.spec.find() if model.spec else None)
     if folder is None:
         return _state("fresh", f"{model.key} is not installed or converted here: weights not checked")
@@ -78,15 +81,11 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
     embed = manifest.get("embed")
     out = {"embed": embed_status(work, run, embed)}
     embeddings_hash = (embed or {}).get("embeddings_sha256")
-    files = {
-        "index": [run.index, run.index_ids],
-        "probe": [run.probe, run.predictions],
-        "plot": [run.umap, run.umap_png, run.umap_html],
-    }
+    which = f" -m {embed['inputs']['model']} --pooling {embed['inputs']['pooling']}" if embed else ""
     for stage in ("index", "probe", "plot"):
         entry = manifest.get(stage)
-        if entry is None or not all(path.exists() for path in files[stage]):
-            out[stage] = _state("missing", f"run `encajes {stage}`")
+        if entry is None or not all(path.exists() for path in run.outputs(stage)):
+            out[stage] = _state("missing", f"run `encajes {stage}{which}`")
         elif out["embed"]["state"] != "fresh" or entry["inputs"].get("embeddings_sha256") != embeddings_hash:
             out[stage] = _state("stale", "its embeddings changed or are stale")
         elif stage != "index" and entry["inputs"].get("corpus_sha256") != corpus_hash(work):

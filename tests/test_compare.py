@@ -124,7 +124,7 @@ def test_compare_config_with_flags_on_top(tmp_path, sample_csv, tiny_model):
     ingest([sample_csv], work)
     config = tmp_path / "grid.toml"
     config.write_text(
-        f'models = ["{tiny_model}"]\n[probe]\nk = 3\nbootstrap = 200\n[umap]\nmin_dist = 0.3\n',
+        f'models = ["{tiny_model}"]\nplots = true\n[probe]\nk = 3\nbootstrap = 200\n[umap]\nmin_dist = 0.3\n',
         encoding="utf-8",
     )
     flags = ["--seed", "2", "--n-neighbors", "4", "--max-length", "16", "--no-plots"]
@@ -141,5 +141,25 @@ def test_compare_config_with_flags_on_top(tmp_path, sample_csv, tiny_model):
     out = CliRunner().invoke(
         main, ["compare", "-w", str(work), "--config", str(config), *flags[:4], "--json"]
     )
+    assert out.exit_code == 0, out.output
     plot = json.loads((run_dir / "manifest.json").read_text())["plot"]["inputs"]
     assert (plot["n_neighbors"], plot["seed"], plot["min_dist"]) == (4, 2, 0.3)  # flag, flag, file
+
+
+def test_a_bad_comparison_file_is_a_clear_error_before_any_work(tmp_path, sample_csv, tiny_model):
+    work = tmp_path / "w"
+    ingest([sample_csv], work)
+    for body, says in (
+        ('models = "minilm"', "models must be a list of names"),
+        ("[probe]\nbootstrap = 5", "--bootstrap must be at least 100"),
+        ('[embed]\nmax_length = "abc"', "--max-length takes a whole number"),
+        ("[umap]\nn_neighbors = 1", "--n-neighbors must be at least 2"),
+        ("[probe]\nlearning_rate = 1", "unknown keys ['learning_rate'] in [probe]"),
+    ):
+        config = tmp_path / "bad.toml"
+        config.write_text(
+            f'models = ["{tiny_model}"]\n{body}\n' if "models" not in body else body, encoding="utf-8"
+        )
+        out = CliRunner().invoke(main, ["compare", "-w", str(work), "--config", str(config)])
+        assert out.exit_code == 1 and says in out.output and str(config) in out.output, out.output
+        assert "Traceback" not in out.output and not (work / "runs").exists()

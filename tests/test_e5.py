@@ -142,6 +142,7 @@ def test_locating_an_e5_run_never_converts_the_weights(tmp_path, sample_csv, tin
 
     from cli import main
     from pipeline.embed import embed_corpus
+    from pipeline.hashing import file_sha256
     from pipeline.ingest import ingest
     from pipeline.settings import EmbedSettings
     from pipeline.status import workdir_status
@@ -157,9 +158,15 @@ def test_locating_an_e5_run_never_converts_the_weights(tmp_path, sample_csv, tin
     report = embed_corpus(w, EmbedSettings(model=str(tiny_model)), progress=False)
     e5_run = w / "runs" / "e5-small__mean"  # a run that names e5-small, made without converting it
     shutil.copytree(report.run_dir, e5_run)
+    payload = torch.load(e5_run / "embeddings.pt", weights_only=True)
+    torch.save({**payload, "model": "e5-small"}, e5_run / "embeddings.pt")
     manifest = json.loads((e5_run / "manifest.json").read_text())
     manifest["embed"]["inputs"]["model"] = "e5-small"
+    manifest["embed"]["embeddings_sha256"] = file_sha256(e5_run / "embeddings.pt")
     (e5_run / "manifest.json").write_text(json.dumps(manifest))
     embed = workdir_status(w).runs["e5-small__mean"]["embed"]
     assert embed["state"] == "fresh" and "not installed or converted here" in embed["why"]
+    for command in (["index"], ["probe", "--bootstrap", "100"], ["search", "--id", "a3"]):
+        out = CliRunner().invoke(main, [*command, "-w", str(w), "-m", "e5-small"])
+        assert out.exit_code == 0, out.output  # works on the run's files alone
     assert not list(cache.glob("models/*")), "locating a run converted e5-small"

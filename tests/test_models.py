@@ -99,6 +99,7 @@ def test_a_hub_model_updated_on_the_hub_makes_its_run_stale(tmp_path, sample_csv
 
     import huggingface_hub.constants
 
+    from pipeline import Workspace
     from pipeline.embed import embed_corpus
     from pipeline.ingest import ingest
     from pipeline.status import workdir_status
@@ -114,8 +115,14 @@ def test_a_hub_model_updated_on_the_hub_makes_its_run_stale(tmp_path, sample_csv
     assert embed_corpus(tmp_path / "w", EmbedSettings(model=repo), progress=False).skipped
 
     _hub_snapshot(cache, repo, second, write_tiny_bert(tmp_path / "newer", seed=7))
+    # a query still lands in the run's space: it is embedded by the commit the run was made with
+    hit = Workspace(tmp_path / "w").search("me gusta la playa y el sol", k=1, model=repo).iloc[0]
+    assert hit["text"] == "me gusta la playa y el sol" and hit["score"] == pytest.approx(1.0, abs=1e-5)
     (run,) = workdir_status(tmp_path / "w").runs.values()
-    assert run["embed"] == {"state": "stale", "why": "the model has a newer revision on the hub"}
+    assert run["embed"] == {
+        "state": "stale",
+        "why": "the model's main is at a newer commit (local Hugging Face cache)",
+    }
     after = embed_corpus(tmp_path / "w", EmbedSettings(model=repo), progress=False)
     assert not after.skipped and after.settings["model_revision"] == second
     manifest = json.loads((after.run_dir / "manifest.json").read_text())

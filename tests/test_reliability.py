@@ -79,6 +79,34 @@ def test_a_fresh_stage_is_read_while_another_process_writes(tmp_path, sample_csv
         holder.wait()
 
 
+def test_a_stage_made_by_the_writer_it_waited_for_is_not_made_again(tmp_path, sample_csv, monkeypatch):
+    """After waiting for the lock the runner checks again: what the other process just wrote is used."""
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from pipeline.lock import workdir_lock\n"
+            "from pipeline.ingest import ingest\n"
+            "with workdir_lock(Path(sys.argv[1])):\n"
+            "    print('locked', flush=True); time.sleep(1.5); ingest([sys.argv[2]], sys.argv[1])",
+            str(tmp_path / "w"),
+            str(sample_csv),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        monkeypatch.setenv("ENCAJES_LOCK_WAIT", "60")
+        report = ingest([sample_csv], tmp_path / "w")  # not fresh yet: it waits for the writer
+        assert writer.wait(timeout=60) == 0
+        assert report.skipped and report.rows_kept == 8
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 def test_the_lock_is_reentrant_within_a_process(tmp_path, sample_csv):
     with workdir_lock(tmp_path / "w"):
         assert ingest([sample_csv], tmp_path / "w").rows_kept == 8

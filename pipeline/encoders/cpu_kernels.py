@@ -166,11 +166,11 @@ def _register_cpu_attention() -> None:
 def use_cpu_attention(model: torch.nn.Module, probe: Callable[[], torch.Tensor] | None = None) -> bool:
     """Switch a HF model on the attention interface to ``cpu_attention``, keeping it only if ``probe()``
     (the model's output on a small padded batch) stays the same. True when switched."""
-    can_switch = getattr(model, "_can_set_attn_implementation", None)
-    if can_switch is None or not can_switch() or model.config._attn_implementation == CPU_ATTENTION:
+    can_switch = getattr(model, "_can_set_attn_implementation", None)  # private: checked, else no switch
+    previous = getattr(model.config, "_attn_implementation", None)
+    if can_switch is None or previous is None or not can_switch() or previous == CPU_ATTENTION:
         return False
     _register_cpu_attention()
-    previous = model.config._attn_implementation
     with torch.inference_mode():
         try:
             expected = probe() if probe else None

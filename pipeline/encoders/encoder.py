@@ -6,7 +6,6 @@ back in input order. The next chunk is tokenised in a worker thread while the mo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from tqdm.auto import tqdm
 from pipeline.encoders.pooling import Pooling, normalize
 from pipeline.encoders.transformer import Transformer
 from pipeline.errors import EncajesError
+from pipeline.timing import Timings
 
 
 @dataclass
@@ -138,13 +138,15 @@ class Encoder:
         token_budget: int | None = None,
     ) -> EncodeResult:
         """All texts at once, in input order."""
-        start = time.perf_counter()
+        timings = Timings()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         tokens = truncated = 0
-        for chunk in self.encode_chunks(
-            texts, batch_size, token_budget=token_budget, progress=progress, desc=desc
-        ):
-            out[chunk.start : chunk.start + len(chunk.vectors)] = chunk.vectors
-            tokens += chunk.tokens
-            truncated += chunk.truncated
-        return EncodeResult(out, time.perf_counter() - start, tokens, truncated)
+        with timings.part("encode"):
+            chunks = self.encode_chunks(
+                texts, batch_size, token_budget=token_budget, progress=progress, desc=desc
+            )
+            for chunk in chunks:
+                out[chunk.start : chunk.start + len(chunk.vectors)] = chunk.vectors
+                tokens += chunk.tokens
+                truncated += chunk.truncated
+        return EncodeResult(out, timings["encode"], tokens, truncated)

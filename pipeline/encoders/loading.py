@@ -65,7 +65,7 @@ class ResolvedSettings:
 
 def resolve_settings(settings: EmbedSettings, on: torch.device | None = None) -> ResolvedSettings:
     """``on``: the device the encoder will run on when that is not this process's (Ray workers)."""
-    model = resolve_model(settings.model)
+    model = resolve_model(settings.model, settings.revision)
     device = on or pick_device(settings.device)
     batch_size = settings.batch_size or (256 if device.type == "cuda" else 64)
     return ResolvedSettings(

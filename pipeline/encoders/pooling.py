@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pipeline.settings import POOLINGS
+
 
 @dataclass(frozen=True)
 class Pooling:
@@ -14,6 +16,10 @@ class Pooling:
     validated settings (``pipeline.settings.POOLINGS``)."""
 
     mode: str = "mean"
+
+    def __post_init__(self) -> None:  # a guard for direct use; settings give the user's message
+        if self.mode not in POOLINGS:
+            raise ValueError(f"Pooling mode {self.mode!r} is not one of {POOLINGS}")
 
     def __call__(self, token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = token_embeddings.float()  # pool in fp32 whatever the compute dtype
