@@ -4,14 +4,13 @@ tuned to a target recall and compared with exact search."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import faiss
 import numpy as np
 
 from indexes.approximate import build_index, choose_index, recall_at_k, tune_search
 from pipeline.settings import IndexBenchSettings
+from pipeline.stage_report import ResultReport
 from pipeline.timing import Timings
 
 
@@ -95,14 +94,8 @@ def bench_indexes(
     }
 
 
-@dataclass
-class IndexBench:
+class IndexBench(ResultReport):
     """``bench_indexes``' result, printable."""
-
-    result: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.result
 
     def lines(self) -> list[str]:
         r = self.result

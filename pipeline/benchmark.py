@@ -27,6 +27,7 @@ import numpy as np
 
 from pipeline.encoders.cpu_kernels import PackedLinear, onednn_available
 from pipeline.settings import EmbedBenchSettings
+from pipeline.stage_report import ResultReport
 from pipeline.timing import Timings
 
 IMPLEMENTATIONS = ("encajes", "sentence-transformers")
@@ -290,14 +291,8 @@ def side_summary(
     }
 
 
-@dataclass
-class EmbedBench:
+class EmbedBench(ResultReport):
     """``encajes bench embed``'s result, printable."""
-
-    result: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.result
 
     def lines(self) -> list[str]:
         r = self.result

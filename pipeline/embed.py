@@ -21,7 +21,7 @@ from pipeline.encoders.loading import ResolvedSettings
 from pipeline.engines import EncodeJob, EngineRun, make_engine
 from pipeline.hashing import file_sha256, params_hash
 from pipeline.layout import RunPaths, Workdir
-from pipeline.manifest import stage_entry
+from pipeline.manifest import is_fresh
 from pipeline.models import weights_fingerprint
 from pipeline.runner import Stage, Timings, run_stage
 from pipeline.settings import EmbedSettings, EngineSettings
@@ -99,10 +99,12 @@ class EmbedStage(Stage[EmbedReport]):
         }
 
     def outputs(self) -> list[Path]:
-        """embeddings.pt, and vectors.npy if the last embed stored its vectors there."""
-        recorded = (stage_entry(self.manifest, self.name) or {}).get("outputs", {}).get("settings", {})
-        in_npy = recorded.get("store") == "npy"
-        return [*self.run.outputs(self.name), *([self.run.vectors] if in_npy else [])]
+        return self.run.outputs(self.name)
+
+    def fresh(self, entry: dict[str, Any], inputs: dict[str, Any]) -> bool:
+        """Also needs the vectors.npy, if the recorded embed stored its vectors there."""
+        in_npy = entry.get("outputs", {}).get("settings", {}).get("store") == "npy"
+        return is_fresh(entry, inputs, [*self.outputs(), *([self.run.vectors] if in_npy else [])])
 
     def rebuild(self, entry: dict[str, Any]) -> EmbedReport:
         return EmbedReport.rebuild(entry["outputs"], run_dir=self.run.root, embeddings=self.run.embeddings)

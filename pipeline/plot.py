@@ -62,9 +62,6 @@ class PlotStage(RunStage[PlotReport]):
             **asdict(self.settings),
         }
 
-    def outputs(self) -> list[Path]:
-        return self.run.paths.outputs(self.name)
-
     def rebuild(self, entry: dict[str, Any]) -> PlotReport:
         paths = self.run.paths
         return PlotReport.rebuild(entry["outputs"], umap=paths.umap, png=paths.umap_png, html=paths.umap_html)

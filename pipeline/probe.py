@@ -144,9 +144,6 @@ class ProbeStage(RunStage[ProbeReport]):
             **asdict(self.settings),
         }
 
-    def outputs(self) -> list[Path]:
-        return self.run.paths.outputs(self.name)
-
     def rebuild(self, entry: dict[str, Any]) -> ProbeReport:
         return load_probe_report(self.run.paths, skipped=True)
 

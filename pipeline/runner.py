@@ -73,6 +73,9 @@ class RunStage(Stage[R]):
     def manifest(self) -> Path:
         return self.run.paths.manifest
 
+    def outputs(self) -> list[Path]:
+        return self.run.paths.outputs(self.name)
+
     def refresh(self) -> None:
         run = find_run_at(self.run.paths)
         if run is None:
@@ -84,22 +87,21 @@ class RunStage(Stage[R]):
 
 def run_stage(stage: Stage[R], force: bool = False) -> R:
     """The stage's report: rebuilt from its manifest when fresh, else computed under the workdir's lock."""
-    if not force and (report := _fresh_report(stage)) is not None:
+    if not force and (report := _fresh_report(stage, stage.inputs())) is not None:
         return report
     with workdir_lock(stage.work.root):
         stage.refresh()
-        if not force and (report := _fresh_report(stage)) is not None:
-            return report
         inputs = stage.inputs()
+        if not force and (report := _fresh_report(stage, inputs)) is not None:
+            return report
         report = stage.compute(inputs, Timings())
         record_stage(stage.manifest, stage.name, inputs, report.record(), **stage.recorded_extras(report))
         return report
 
 
-def _fresh_report(stage: Stage[R]) -> R | None:
+def _fresh_report(stage: Stage[R], inputs: dict[str, Any]) -> R | None:
     """The report of a fresh stage, or None: not fresh, or recorded in a shape this version cannot
     rebuild (then it is simply computed again)."""
-    inputs = stage.inputs()
     entry = stage_entry(stage.manifest, stage.name)
     if not entry or not stage.fresh(entry, inputs):
         return None

@@ -107,11 +107,8 @@ class SearchResult:
             ]
             for hit in group.itertuples():
                 text = " ".join(str(hit.text).split())
-                out.append(
-                    f"{hit.rank:>4}  {hit.score:6.3f}  {hit.row_id:>7}  {hit.label or '-'!s:<8}  {text}"[
-                        :width
-                    ]
-                )
+                line = f"{hit.rank:>4}  {hit.score:6.3f}  {hit.row_id:>7}  {hit.label or '-'!s:<8}  {text}"
+                out.append(line[:width])
             out.append("")
         return out
 

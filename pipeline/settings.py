@@ -133,7 +133,6 @@ class EmbedSettings:
         "by block (for corpora beyond memory); auto: npy past 2 GiB of vectors (1.4M rows at 384-d).",
         choices=STORES,
     )
-
     revision: str | None = option(
         None, "Hub models: the commit, branch or tag to load. Default: what main points to now."
     )
@@ -222,11 +221,15 @@ class Columns:
         None, "Column with train/val/test (default: 'split' if present).", "--split-col"
     )
 
+    __post_init__ = check_fields
+
 
 @dataclass(frozen=True)
 class CsvFormat:
     delimiter: str = option(",", "Field separator, e.g. ';' or $'\\t'.")
     encoding: str = option("utf-8", "File encoding, e.g. latin-1.")
+
+    __post_init__ = check_fields
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,19 @@ class Printable(Protocol):
     def lines(self) -> list[str]: ...
 
 
+@dataclass
+class ResultReport:
+    """A result that is already one JSON object (a benchmark's): subclasses say how it reads as text."""
+
+    result: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.result
+
+    def lines(self) -> list[str]:
+        raise NotImplementedError
+
+
 def plain(value: Any) -> Any:
     """Paths as strings, so a report is JSON as it is."""
     return str(value) if isinstance(value, Path) else value

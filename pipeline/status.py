@@ -68,7 +68,7 @@ def weights_state(inputs: dict[str, Any]) -> dict[str, str]:
         if recorded != f"hub:{model.key}@{revision}":
             return _state("stale", "the model's main is at a newer commit (local Hugging Face cache)")
         return _state("fresh")
-    folder = model.folder or (model.spec.find() if model.spec else None)
+    folder = model.folder or (model.spec.folder_if_ready() if model.spec else None)
     if folder is None:
         return _state("fresh", f"{model.key} is not installed or converted here: weights not checked")
     if folder_fingerprint(folder) != recorded:
