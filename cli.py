@@ -31,6 +31,7 @@ from pipeline.settings import (
     EngineSettings,
     IndexSettings,
     ProbeSettings,
+    ServeSettings,
     UmapSettings,
 )
 from pipeline.stage_report import Printable
@@ -344,6 +345,31 @@ def models() -> Printable:
     from pipeline.models import describe_models
 
     return describe_models()
+
+
+@main.command(context_settings=CONTEXT)
+@workdir_option
+@click.option("--model", "-m", "models", multiple=True, help="Serve this model's run(s); repeat for several.")
+@click.option("--pooling", "poolings", multiple=True, help="Serve runs with this pooling; repeat.")
+@settings_options(ServeSettings)
+def serve(workdir: str, models: tuple[str, ...], poolings: tuple[str, ...], **kw: Any) -> None:
+    """Serve a workdir's runs over HTTP, encoder, index and corpus loaded once: a search page at /,
+    POST /search, GET /similar/ROW_ID, POST /v1/embeddings (OpenAI's shape), GET /items, /info, /health,
+    and the API's documentation at /docs. Serves every embedded run unless --model/--pooling pick some;
+    the first is the default of requests that name none.
+
+    \b
+    Examples:
+      encajes serve --workdir work/demo
+      curl -s localhost:8000/search -H 'Content-Type: application/json' -d '{"query": "qué calor", "k": 5}'
+    """
+    from pipeline.errors import EncajesError
+    from pipeline.serve.server import serve as run_server
+
+    try:
+        run_server(workdir, settings_from_options(ServeSettings, kw), models, poolings)
+    except EncajesError as error:
+        raise click.ClickException(str(error)) from None
 
 
 main.add_command(bench)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from indexes.exact import SearchIndex, load_index, on_gpu
 from pipeline.corpus import load_corpus
 from pipeline.encoders.encoder import Encoder
 from pipeline.errors import EncajesError
-from pipeline.index import ensure_index
+from pipeline.index import IndexReport, ensure_index
 from pipeline.layout import Workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.runs import Run, find_run
@@ -25,28 +26,11 @@ from pipeline.store import load_embeddings
 RESULT_COLUMNS = ["query", "rank", "score", "row_id", "id", "label", "text"]
 
 
-def hits_frame(
-    queries: list[str], scores: np.ndarray, row_ids: np.ndarray, corpus: pd.DataFrame
-) -> pd.DataFrame:
-    """The pure core: FAISS answers + corpus -> one row per hit, joined on ``row_id``."""
-    by_row = corpus.set_index("row_id")
-    rows = []
-    for q, query in enumerate(queries):
-        for rank, (score, row_id) in enumerate(zip(scores[q], row_ids[q], strict=True), start=1):
-            if row_id < 0:
-                continue
-            hit = by_row.loc[int(row_id)]
-            rows.append(
-                {
-                    "query": query,
-                    "rank": rank,
-                    "score": float(score),
-                    "row_id": int(row_id),
-                    "id": hit["id"],
-                    "label": None if pd.isna(hit["label"]) else hit["label"],
-                    "text": hit["text"],
-                }
-            )
+def hits_frame(queries: list[str], hits: list[list[dict[str, Any]]]) -> pd.DataFrame:
+    """Hits per query -> one row per hit, with its query."""
+    rows = [
+        {"query": query, **hit} for query, query_hits in zip(queries, hits, strict=True) for hit in query_hits
+    ]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
@@ -113,6 +97,53 @@ class SearchResult:
         return out
 
 
+class CorpusRows:
+    """The corpus by ``row_id``: the columns a hit shows, looked up without a pandas join per query."""
+
+    SHOWN = ("id", "label", "split", "text")
+
+    def __init__(self, corpus: pd.DataFrame) -> None:
+        self.row_ids = corpus["row_id"].to_numpy(dtype=np.int64)
+        self._where = pd.Index(self.row_ids)
+        self._columns = {
+            name: corpus[name].astype(object).where(corpus[name].notna(), None).to_numpy()
+            for name in self.SHOWN
+            if name in corpus
+        }
+        self._filters: dict[tuple[str | None, str | None], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+    def positions(self, row_ids: np.ndarray) -> np.ndarray:
+        """Corpus positions of ``row_ids``; -1 where a row id is not in the corpus."""
+        return self._where.get_indexer(np.asarray(row_ids, dtype=np.int64))
+
+    def records(self, row_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """``row_id`` plus the shown columns of each row (None for a missing value)."""
+        positions = self.positions(np.asarray(row_ids, dtype=np.int64))
+        return [
+            {"row_id": int(row_id), **{name: column[p] for name, column in self._columns.items()}}
+            for row_id, p in zip(row_ids, positions, strict=True)
+        ]
+
+    def allowed(self, label: str | None = None, split: str | None = None) -> np.ndarray:
+        """A boolean per row id (indexable by row id): does the row have this label and split?"""
+        key = (label, split)
+        if key not in self._filters:
+            match = np.ones(len(self.row_ids), dtype=bool)
+            for name, wanted in (("label", label), ("split", split)):
+                if wanted is not None:
+                    column = self._columns.get(name)
+                    match &= np.array([v == wanted for v in column]) if column is not None else False
+            allowed = np.zeros(int(self.row_ids.max(initial=-1)) + 1, dtype=bool)
+            allowed[self.row_ids[match]] = True
+            if len(self._filters) > 64:  # a bounded memo: every distinct filter costs one corpus pass
+                self._filters.clear()
+            self._filters[key] = allowed
+        return self._filters[key]
+
+
 @dataclass
 class Searcher:
     """A loaded run: its index, its corpus and (once a text query comes) its query encoder."""
@@ -121,7 +152,12 @@ class Searcher:
     index: SearchIndex
     corpus: pd.DataFrame
     index_built: bool
+    index_report: IndexReport | None = None  # kind, search setting and measured recall of the index
     _encoder: Encoder | None = None
+
+    def __post_init__(self) -> None:
+        self.rows = CorpusRows(self.corpus)
+        self._position_of = {int(row_id): p for p, row_id in enumerate(self.index.ids.tolist())}
 
     @classmethod
     def open(cls, workdir: str, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Searcher:
@@ -138,14 +174,14 @@ class Searcher:
                 f"({index.dim}-d), not {wanted[0]} / {wanted[1]} ({wanted[2]}-d): "
                 "run `encajes index --force`."
             )
-        corpus = load_corpus(work)
+        corpus = load_corpus(work, ["row_id", *CorpusRows.SHOWN])
         missing = np.setdiff1d(index.ids, corpus["row_id"].to_numpy())
         if len(missing):
             raise EncajesError(
                 f"The index of {run.paths.root.name} has {len(missing)} row ids that are not in the corpus: "
                 f"the corpus changed since embedding. Run `encajes embed` again."
             )
-        return cls(run, index, corpus, not report.skipped)
+        return cls(run, index, corpus, not report.skipped, report)
 
     @property
     def encoder(self) -> Encoder:
@@ -156,29 +192,60 @@ class Searcher:
             self._encoder = encoder_for(query_settings(self.run))
         return self._encoder
 
+    def nearest(
+        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None, leave_out: int | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """Top-k hits per query vector among the rows ``allowed`` (a boolean per row id, None: all),
+        ``leave_out`` a row id never returned. Filtered queries fetch 4x more until k pass or all do."""
+        fetch = k + (leave_out is not None)
+        while True:
+            scores, row_ids = self.index.search(vectors, fetch)
+            keep = row_ids >= 0
+            if allowed is not None:
+                keep &= allowed[np.clip(row_ids, 0, len(allowed) - 1)] & (row_ids < len(allowed))
+            if leave_out is not None:
+                keep &= row_ids != leave_out
+            if allowed is None or keep.sum(axis=1).min() >= k or fetch >= len(self.index):
+                break
+            fetch = min(len(self.index), fetch * 4)
+        results = []
+        for q_scores, q_ids, q_keep in zip(scores, row_ids, keep, strict=True):
+            ids, kept_scores = q_ids[q_keep][:k], q_scores[q_keep][:k]
+            hits = self.rows.records(ids.tolist())
+            for rank, (hit, score) in enumerate(zip(hits, kept_scores.tolist(), strict=True), start=1):
+                hit.pop("split", None)
+                hit.update(rank=rank, score=score)
+            results.append(hits)
+        return results
+
     def search_texts(self, queries: list[str], k: int = 10) -> pd.DataFrame:
         queries = list(queries)
         if not queries or any(not q.strip() for q in queries):
             raise EncajesError("Give non-empty query text(s).")
         vectors = self.encoder.encode(queries, batch_size=64).vectors
-        scores, row_ids = self.index.search(vectors, k)
-        return hits_frame(queries, scores, row_ids, self.corpus)
+        return hits_frame(queries, self.nearest(vectors, k))
+
+    def indexed(self, row_id: int) -> bool:
+        return row_id in self._position_of
+
+    def row_vector(self, row_id: int) -> np.ndarray:
+        position = self._position_of[row_id]
+        try:
+            return self.index.vector(position)
+        except RuntimeError:  # IVF indexes keep no position -> vector map: take the stored embedding
+            return load_embeddings(self.run.paths.embeddings).take(np.array([position]))[0]
+
+    def similar(self, row_id: int, k: int = 10, allowed: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Neighbours of an indexed corpus row, the row itself left out."""
+        return self.nearest(self.row_vector(row_id)[None, :], k, allowed, leave_out=row_id)[0]
 
     def search_row(self, row: str, k: int = 10) -> pd.DataFrame:
         """Neighbours of a corpus row (by ``row_id`` or by ``id``), the row itself left out."""
         row_id = self.lookup_row(row)
-        position = int(np.flatnonzero(self.index.ids == row_id)[0])
-        try:
-            query = self.index.vector(position)
-        except RuntimeError:  # IVF indexes keep no position -> vector map: take the stored embedding
-            query = load_embeddings(self.run.paths.embeddings).take(np.array([position]))[0]
-        scores, row_ids = self.index.search(query, k + 1)
-        keep = row_ids[0] != row_id
-        scores, row_ids = scores[:, keep][:, :k], row_ids[:, keep][:, :k]
-        return hits_frame([f"row {row_id}"], scores, row_ids, self.corpus)
+        return hits_frame([f"row {row_id}"], [self.similar(row_id, k)])
 
     def lookup_row(self, row: str) -> int:
-        if str(row).lstrip("-").isdigit() and int(row) in set(self.index.ids.tolist()):
+        if str(row).lstrip("-").isdigit() and int(row) in self._position_of:
             return int(row)
         matches = self.corpus.loc[self.corpus["id"] == str(row), "row_id"]
         if len(matches) == 0:

@@ -275,3 +275,28 @@ class IndexBenchSettings:
     )
 
     __post_init__ = check_fields
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What one request to ``encajes serve`` may cost, and how concurrent requests share the encoder."""
+
+    host: str = option(
+        "127.0.0.1", "Address to listen on; 0.0.0.0 exposes the server to your network (no auth)."
+    )
+    port: int = option(8000, "Port to listen on (0: any free port).", min=0, max=65535)
+    max_k: int = option(100, "Most neighbours one query may ask for.", min=1)
+    max_texts: int = option(256, "Most texts (queries or inputs) in one request.", min=1)
+    max_text_chars: int = option(4000, "Longest text accepted, in characters.", min=1)
+    max_row_ids: int = option(1000, "Most row ids one /items request may ask for.", min=1)
+    batch_wait_ms: float = option(
+        1.0, "How long a new encoder batch waits for concurrent requests to join it.", min=0, max=1000
+    )
+    batch_tokens: int = option(
+        8192, "Token budget of one encoder batch gathered from concurrent requests.", min=64
+    )
+    max_queued_texts: int = option(
+        4096, "Texts waiting for the encoder beyond which requests get 503 (busy) at once.", min=1
+    )
+
+    __post_init__ = check_fields

@@ -107,12 +107,29 @@ class Encoder:
                 if i + 1 < len(starts):
                     following = starts[i + 1]
                     pending = pool.submit(self._tokenize_chunk, texts[following : following + chunk_size])
-                lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
-                out = np.empty((len(token_ids), self.dim), dtype=np.float32)
-                for rows in length_batches(lengths, batch_size, token_budget):
-                    out[rows] = self._embed_rows([token_ids[r] for r in rows])
-                    bar.update(len(rows))
-                yield EncodedChunk(start, out, int(lengths.sum()), truncated)
+                out = self.embed_token_ids(token_ids, batch_size, token_budget, on_batch=bar.update)
+                yield EncodedChunk(start, out, sum(len(ids) for ids in token_ids), truncated)
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
+        """Token ids per text (prefix added, truncated to max length) and how many were truncated."""
+        return self._tokenize_chunk(texts)
+
+    def embed_token_ids(
+        self,
+        token_ids: list[list[int]],
+        batch_size: int = 64,
+        token_budget: int | None = None,
+        on_batch: Callable[[int], object] | None = None,
+    ) -> np.ndarray:
+        """Tokenised texts -> unit vectors in input order, over length-sorted batches."""
+        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+        out = np.empty((len(token_ids), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for rows in length_batches(lengths, batch_size, token_budget):
+                out[rows] = self._embed_rows([token_ids[r] for r in rows])
+                if on_batch is not None:
+                    on_batch(len(rows))
+        return out
 
     def _embed_rows(self, batch: list[list[int]]) -> np.ndarray:
         """One padded batch -> pooled, normalised vectors. Out of GPU memory: halve the batch and go on

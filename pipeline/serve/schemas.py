@@ -1,0 +1,138 @@
+"""The HTTP API's typed requests and responses: what ``/docs`` shows and what FastAPI checks.
+
+Requests forbid unknown fields, so a typo (``"querry"``) is a 422 that names it instead of a silent
+default. Caps that the server is started with (``k``, texts per request, text size) are checked by the
+service, since they are settings, and stated in ``/info``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Filter(Strict):
+    label: StrictStr | StrictInt | None = Field(None, description="Only rows with this label.")
+    split: StrictStr | None = Field(None, description="Only rows of this split (train, val, test).")
+
+
+class RunChoice(Strict):
+    model: StrictStr | None = Field(
+        None, description="Which served run: its model (alias, hub id or folder). Default: the first."
+    )
+    pooling: StrictStr | None = Field(None, description="Which served run: its pooling.")
+
+
+class SearchRequest(RunChoice):
+    query: StrictStr | list[StrictStr] = Field(
+        description="A text, or a list of texts (one result list each)."
+    )
+    k: StrictInt = Field(10, description="Neighbours per query (1 up to the server's max_k).")
+    filter: Filter | None = Field(None, description="Only rows matching every given field.")
+
+
+class Hit(BaseModel):
+    rank: int
+    score: float = Field(description="Cosine similarity.")
+    row_id: int
+    id: str | None
+    label: str | None
+    text: str
+
+
+class SearchResponse(BaseModel):
+    results: list[list[Hit]] = Field(description="One list per query, best first.")
+    model: str
+    pooling: str
+
+
+class Item(BaseModel):
+    row_id: int
+    id: str | None
+    label: str | None
+    split: str | None
+    text: str
+
+
+class SimilarResponse(SearchResponse):
+    row: Item = Field(description="The row whose neighbours these are (never among them).")
+
+
+class ItemsResponse(BaseModel):
+    items: list[Item]
+
+
+class EmbeddingRequest(Strict):
+    input: StrictStr | list[StrictStr] = Field(description="A text or a list of texts.")
+    model: StrictStr | None = Field(None, description="Which served run's model. Default: the first.")
+    pooling: StrictStr | None = Field(None, description="Which served run's pooling (an encajes extra).")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="base64: little-endian float32 bytes, as OpenAI's clients ask for by default."
+    )
+    user: StrictStr | None = Field(None, description="Accepted for OpenAI compatibility; unused.")
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class Limits(BaseModel):
+    max_k: int
+    max_texts: int
+    max_text_chars: int
+    max_row_ids: int
+    max_body_bytes: int
+    batch_wait_ms: float
+    batch_tokens: int
+    max_queued_texts: int
+
+
+class RunInfo(BaseModel):
+    model: str
+    pooling: str
+    dim: int
+    dtype: str
+    max_length: int
+    prefix: str
+    rows: int
+    index_kind: str
+    index_search_params: str
+    recall_at_10: float | None = Field(description="Measured against exact search; None for exact.")
+    has_map: bool
+    batching: dict[str, float]
+
+
+class InfoResponse(BaseModel):
+    version: str
+    workdir: str
+    runs: list[RunInfo] = Field(description="Served runs; the first is the default.")
+    limits: Limits
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

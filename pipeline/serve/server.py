@@ -1,0 +1,55 @@
+"""Start the server: load the runs once, bind (loopback unless told), print the URL, serve until Ctrl-C
+or SIGTERM (uvicorn finishes requests in flight, then the batchers stop)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.settings import ServeSettings
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind first, so ``--port 0`` can print the port it got, and a port in use fails before loading."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY then
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        from pipeline.errors import EncajesError
+
+        sock.close()
+        raise EncajesError(
+            f"Cannot listen on {host}:{port} ({error.strerror}): pick another --port."
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    workdir: str | Path, settings: ServeSettings, models: Sequence[str] = (), poolings: Sequence[str] = ()
+) -> None:
+    import uvicorn
+
+    from pipeline.serve.app import create_app
+    from pipeline.serve.service import Service
+
+    sock = bind(settings.host, settings.port)
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    say(f"-> loading {workdir} (encoder, index and corpus of each run, once)")
+    service = Service.load(workdir, settings, models, poolings)
+    for run in service.runs:
+        info = run.info()
+        say(f"   {info['model']} / {info['pooling']}: {info['rows']:,} rows, {info['index_kind']} index, "
+            f"{info['dtype']} on {run.resolved.device}")  # fmt: skip
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    say(f"-> serving on http://{shown}:{port}  (search page /, API docs /docs; Ctrl-C stops)")
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        say("   note: listening beyond this machine; the API has no authentication")
+    config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
+    say("-> stopped")
