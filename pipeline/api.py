@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from pipeline.runs import find_run
 from pipeline.search import Searcher
 from pipeline.settings import Columns, EmbedSettings
 from pipeline.store import Embeddings, load_embeddings
+
+if TYPE_CHECKING:
+    from pipeline.encoders.encoder import Encoder
 
 
 class Workspace:
@@ -103,8 +107,15 @@ class Workspace:
 def embed_texts(
     texts: Sequence[str], model: str = DEFAULT_MODEL, pooling: str | None = None, **settings: Any
 ) -> np.ndarray:
-    """Embed a list of texts without a workdir: L2-normalised float32, one row per text."""
+    """Embed a list of texts without a workdir: L2-normalised float32, one row per text. The encoder
+    stays loaded for the next call with the same settings (the last four are kept)."""
+    return warm_encoder(EmbedSettings(model=model, pooling=pooling, **settings)).encode(list(texts)).vectors
+
+
+@functools.lru_cache(maxsize=4)
+def warm_encoder(settings: EmbedSettings) -> Encoder:
+    """Loading takes seconds and encoding one text milliseconds: keep recent encoders. A model folder
+    changed on disk needs ``warm_encoder.cache_clear()``."""
     from pipeline.encoders.loading import encoder_for
 
-    encoder = encoder_for(EmbedSettings(model=model, pooling=pooling, **settings))
-    return encoder.encode(list(texts)).vectors
+    return encoder_for(settings)

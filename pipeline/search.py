@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,14 +16,17 @@ import pandas as pd
 from indexes.approximate import apply_search_params
 from indexes.exact import SearchIndex, load_index, on_gpu
 from pipeline.corpus import load_corpus
-from pipeline.encoders.encoder import Encoder
 from pipeline.errors import EncajesError
 from pipeline.index import IndexReport, ensure_index
 from pipeline.layout import Workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.runs import Run, find_run
 from pipeline.settings import EmbedSettings
-from pipeline.store import load_embeddings
+from pipeline.usercache import cache_paths
+
+if TYPE_CHECKING:  # the query encoder (torch) is imported only when a text query needs it
+    from pipeline.encoders.encoder import Encoder
+    from pipeline.encoders.onnx_query import OnnxQueryEncoder
 
 RESULT_COLUMNS = ["query", "rank", "score", "row_id", "id", "label", "text"]
 
@@ -55,6 +60,35 @@ def query_settings(run: Run, device: str = "auto") -> EmbedSettings:
         trust_remote_code=bool(settings.get("trust_remote_code")),
         revision=settings.get("model_revision") if inputs.get("weights", "").startswith("hub:") else None,
     )
+
+
+def fast_query_encoder(run: Run) -> OnnxQueryEncoder | None:
+    """The run's query encoder for ONNX Runtime, exported into the user cache on first use (a minute at
+    most, once per model weights); None where it cannot be used, and the torch encoder answers."""
+    from pipeline.encoders.onnx_query import CHECK, OnnxQueryEncoder, runtime_available
+
+    settings = query_settings(run, device="cpu")
+    if settings.dtype != "fp32" or settings.trust_remote_code or not runtime_available():
+        return None
+    key = hashlib.sha256(f"{run.model}\n{run.embed_entry['inputs']['weights']}".encode()).hexdigest()[:20]
+    folder = cache_paths().query_encoder(key)
+    failed = folder.with_suffix(".failed")
+    if not (folder / CHECK).exists():
+        if failed.exists():
+            return None
+        print(f"-> preparing a fast query encoder for {run.model} (once; later searches start faster)",
+              file=sys.stderr)  # fmt: skip
+        try:
+            from pipeline.encoders.onnx_export import export_query_encoder
+
+            export_query_encoder(settings, folder)
+        except Exception as error:  # any exporter failure: remember it, answer with torch
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            failed.write_text(f"{type(error).__name__}: {error}\n", encoding="utf-8")
+            print(f"   not possible for this model ({type(error).__name__}); using torch", file=sys.stderr)
+            return None
+    return OnnxQueryEncoder.load(folder, settings.pooling or run.pooling, settings.prefix or "",
+                                 settings.max_length)  # fmt: skip
 
 
 @dataclass
@@ -153,7 +187,9 @@ class Searcher:
     corpus: pd.DataFrame
     index_built: bool
     index_report: IndexReport | None = None  # kind, search setting and measured recall of the index
+    fast_queries: bool = False  # encode queries with ONNX Runtime where the run allows it
     _encoder: Encoder | None = None
+    _fast: OnnxQueryEncoder | bool | None = None
 
     def __post_init__(self) -> None:
         self.rows = CorpusRows(self.corpus)
@@ -218,12 +254,20 @@ class Searcher:
             results.append(hits)
         return results
 
+    def query_vectors(self, queries: list[str]) -> np.ndarray:
+        """With ``fast_queries`` (a one-off CLI query), ONNX Runtime when the run allows it (fp32, no
+        remote code) and the export exists or can be made; else the torch encoder."""
+        if self.fast_queries and self._fast is None:
+            self._fast = fast_query_encoder(self.run) or False
+        if self._fast:
+            return self._fast.encode(queries)
+        return self.encoder.encode(queries, batch_size=64).vectors
+
     def search_texts(self, queries: list[str], k: int = 10) -> pd.DataFrame:
         queries = list(queries)
         if not queries or any(not q.strip() for q in queries):
             raise EncajesError("Give non-empty query text(s).")
-        vectors = self.encoder.encode(queries, batch_size=64).vectors
-        return hits_frame(queries, self.nearest(vectors, k))
+        return hits_frame(queries, self.nearest(self.query_vectors(queries), k))
 
     def indexed(self, row_id: int) -> bool:
         return row_id in self._position_of
@@ -233,6 +277,8 @@ class Searcher:
         try:
             return self.index.vector(position)
         except RuntimeError:  # IVF indexes keep no position -> vector map: take the stored embedding
+            from pipeline.store import load_embeddings
+
             return load_embeddings(self.run.paths.embeddings).take(np.array([position]))[0]
 
     def similar(self, row_id: int, k: int = 10, allowed: np.ndarray | None = None) -> list[dict[str, Any]]:
@@ -278,6 +324,7 @@ def search(
     if sum(x is not None for x in (query, row, queries_file)) != 1:
         raise EncajesError("Give exactly one of: a QUERY text, --id ROW, or --queries FILE.")
     searcher = Searcher.open(str(workdir), model, pooling)
+    searcher.fast_queries = True
     if row is not None:
         hits = searcher.search_row(row, k)
     else:

@@ -290,10 +290,10 @@ class ServeSettings:
     max_text_chars: int = option(4000, "Longest text accepted, in characters.", min=1)
     max_row_ids: int = option(1000, "Most row ids one /items request may ask for.", min=1)
     batch_wait_ms: float = option(
-        1.0, "How long a new encoder batch waits for concurrent requests to join it.", min=0, max=1000
-    )
-    batch_tokens: int = option(
-        8192, "Token budget of one encoder batch gathered from concurrent requests.", min=64
+        2.0,
+        "How long a forward pass that is not full waits for concurrent requests to join it.",
+        min=0,
+        max=1000,
     )
     max_queued_texts: int = option(
         4096, "Texts waiting for the encoder beyond which requests get 503 (busy) at once.", min=1

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from pipeline.atomic import write_atomic
 from pipeline.errors import EncajesError
@@ -117,6 +116,8 @@ class Embeddings:
 
 def save_embeddings(path: Path, embeddings: Embeddings) -> None:
     """In-memory vectors -> one self-contained ``embeddings.pt``."""
+    import torch
+
     payload = {
         "embeddings": torch.from_numpy(np.require(embeddings.vectors, np.float32, ["C", "W"])),
         **_header(embeddings.row_ids, embeddings.dim, embeddings.meta),
@@ -129,6 +130,8 @@ def save_embeddings_streamed(
 ) -> None:
     """Blocks of vectors (in row order) -> ``vectors.npy`` written as they come, then an ``embeddings.pt``
     that points to it with its sha256; memory holds one block at a time."""
+    import torch
+
     digest = hashlib.sha256()
 
     def write_vectors(tmp: Path) -> None:
@@ -156,6 +159,8 @@ def save_embeddings_streamed(
 
 
 def _header(row_ids, dim: int, meta: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
     return {
         "row_ids": torch.from_numpy(np.array(row_ids, dtype=np.int64)),
         **meta,
@@ -166,6 +171,8 @@ def _header(row_ids, dim: int, meta: dict[str, Any]) -> dict[str, Any]:
 
 def load_embeddings(path: Path) -> Embeddings:
     """Either shape of ``embeddings.pt``; a ``vectors.npy`` must match its row ids and dimension."""
+    import torch  # here, not at the top: search reads no .pt and starts without torch
+
     if not path.exists():
         raise EncajesError(f"No embeddings at {path}: run `encajes embed` for this model and pooling first.")
     payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -187,6 +194,8 @@ def load_embeddings(path: Path) -> Embeddings:
 def vectors_file_problem(path: Path) -> str | None:
     """Why the ``vectors.npy`` an ``embeddings.pt`` points to is not what embed wrote (gone, resized or
     changed: its data is re-hashed), with the fix; None, also when the vectors are in ``embeddings.pt``."""
+    import torch
+
     header = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # reads no vectors
     if "vectors_file" not in header:
         return None

@@ -36,3 +36,24 @@ def test_workspace_run_is_the_whole_chain_and_reruns_skip(tmp_path, sample_csv, 
         run.skipped["embed"] and run.skipped["probe"] for run in again.comparison.runs
     )
     assert again.comparison.table().equals(first.comparison.table())
+
+
+def test_workspace_and_embed_texts_keep_the_encoder_loaded_between_calls(
+    tmp_path, sample_csv, tiny_model, monkeypatch
+):
+    import pipeline.encoders.loading as loading
+    from pipeline.api import warm_encoder
+
+    loads = []
+    real = loading.encoder_for
+    monkeypatch.setattr(loading, "encoder_for", lambda settings: loads.append(settings) or real(settings))
+    warm_encoder.cache_clear()
+    ws = Workspace(tmp_path / "w")
+    ws.ingest([sample_csv])
+    ws.embed(model=str(tiny_model), progress=False)
+    for query in ("gol", "playa", "amor"):
+        ws.search(query, k=2, model=str(tiny_model))
+        embed_texts([query], model=str(tiny_model))
+    assert len(loads) == 2  # one for the workspace's searcher, one for embed_texts
+    embed_texts(["gol"], model=str(tiny_model), pooling="cls")
+    assert len(loads) == 3  # other settings, another encoder

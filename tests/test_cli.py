@@ -109,6 +109,8 @@ def test_bench_embed_compares_with_sentence_transformers(runner, sample_csv, tin
     assert result["texts"] == 8 and result["min_cosine"] > 0.9999  # the same model, mean-pooled both sides
     assert len(result["ratio_per_pair"]) == 1
     assert result["median_ratio"] == pytest.approx(
-        ours["texts_per_s"][0] / theirs["texts_per_s"][0], rel=1e-2
+        ours["texts_per_s"][0] / theirs["texts_per_s"][0],
+        rel=1e-2,
+        abs=1e-3,  # printed to 3 decimals
     )
     assert ours["mfu"] > 0 and ours["matmul_peak_gflops"] > 0

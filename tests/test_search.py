@@ -32,3 +32,31 @@ def test_queries_use_the_runs_prefix_and_max_length_with_one_encoder(tmp_path, s
     first = searcher.search_texts(["gol"], k=1)
     assert searcher.encoder.prefix == "hola " and searcher.encoder.transformer.max_length == 8
     assert first["text"].tolist() == searcher.search_texts(["gol"], k=1)["text"].tolist()
+
+
+def test_a_one_off_search_uses_onnx_runtime_without_torch_and_finds_what_torch_finds(
+    tmp_path, sample_csv, tiny_model
+):
+    import json
+    import subprocess
+    import sys
+
+    from pipeline.search import Searcher, search
+
+    ws = Workspace(tmp_path / "w")
+    ws.ingest([sample_csv])
+    ws.embed(model=str(tiny_model), prefix="hola ", max_length=8, progress=False)
+    queries = ["me gusta la playa", "gol gol gol y una fiesta en la noche con musica"]  # the 2nd is truncated
+    by_torch = Searcher.open(str(tmp_path / "w"), str(tiny_model)).search_texts(queries, k=8)
+    first = search(tmp_path / "w", str(tiny_model), k=8, query=queries[1])  # exports, then answers
+    assert first.hits["row_id"].tolist() == by_torch.loc[by_torch["query"] == queries[1], "row_id"].tolist()
+    code = (
+        "import json, sys; from pipeline.search import search, Searcher; "
+        f"r = search({str(tmp_path / 'w')!r}, {str(tiny_model)!r}, k=8, query={queries[0]!r}); "
+        "print(json.dumps([r.hits['row_id'].tolist(), r.hits['score'].tolist(), 'torch' in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    row_ids, scores, imported_torch = json.loads(done.stdout)
+    expected = by_torch[by_torch["query"] == queries[0]]
+    assert row_ids == expected["row_id"].tolist() and not imported_torch
+    np.testing.assert_allclose(scores, expected["score"].to_numpy(), atol=1e-5)

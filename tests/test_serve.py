@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 
 import httpx
 import numpy as np
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from pipeline import Workspace, embed_texts
 from pipeline.serve.app import create_app
-from pipeline.serve.batcher import Busy, MicroBatcher
+from pipeline.serve.batcher import Busy, EncoderBatcher, Job
 from pipeline.serve.service import Service
 from pipeline.settings import ServeSettings
 
@@ -110,8 +111,8 @@ def test_items_and_info_state_rows_runs_and_caps(served, client):
     assert [i["row_id"] for i in items] == [2, 0] and items[1]["id"] == "a1" and items[1]["split"] == "train"
     info = client.get("/info").json()
     assert [(r["pooling"], r["rows"], r["index_kind"]) for r in info["runs"]] == [
+        ("mean", 8, "exact"),  # the default run of requests that name none: mean pooling first
         ("cls", 8, "exact"),
-        ("mean", 8, "exact"),
     ]
     assert {k: info["limits"][k] for k in CAPS} == CAPS and info["runs"][0]["prefix"] == "hola "
     assert client.get("/health").json() == {"status": "ok"}
@@ -124,7 +125,7 @@ def test_concurrent_requests_share_encoder_batches_and_get_their_own_answers(ser
     ask = [{"query": q, "k": 3, "pooling": "mean"} for q in queries]
     alone = [client.post("/search", json=one).json()["results"][0] for one in ask]
     stats = service.pick(None, "mean").batcher.stats
-    before = (stats.batches, stats.items)
+    before = (stats.passes, stats.rows)
 
     async def together() -> list[dict]:
         transport = httpx.ASGITransport(app=create_app(service))
@@ -133,8 +134,8 @@ def test_concurrent_requests_share_encoder_batches_and_get_their_own_answers(ser
             return [r.json()["results"][0] for r in await asyncio.gather(*requests)]
 
     assert asyncio.run(together()) == alone
-    batches, items = stats.batches - before[0], stats.items - before[1]
-    assert items == len(queries) and batches < items / 2  # gathered, not one forward pass each
+    passes, rows = stats.passes - before[0], stats.rows - before[1]
+    assert rows == len(queries) and passes < rows / 2  # gathered, not one forward pass each
 
 
 BAD_REQUESTS = [
@@ -184,29 +185,68 @@ def test_bad_requests_get_a_4xx_that_says_what_to_fix_and_the_server_keeps_servi
     assert client.post("/search", json={"query": "hola", "k": 1}).status_code == 200
 
 
-def test_a_failing_batch_fails_its_requests_only_and_a_full_queue_answers_busy():
-    calls: list[list[str]] = []
+def fake_batcher(rows: int = 64, tokens: int = 10_000, max_queued: int = 100):
+    """Token ids = word lengths; a vector = (sum of ids, count): each row's vector says which text it is."""
+    passes: list[list[list[int]]] = []
+    gate = threading.Event()
+    gate.set()
 
-    def process(items: list[str]) -> list[str]:
-        calls.append(items)
-        if "boom" in items:
+    def forward(token_ids: list[list[int]]) -> np.ndarray:
+        gate.wait(timeout=10)
+        passes.append(token_ids)
+        if any(666 in ids for ids in token_ids):
             raise RuntimeError("model broke")
-        return [item.upper() for item in items]
+        return np.array([[sum(ids), len(ids)] for ids in token_ids], dtype=np.float32)
+
+    def tokenize(texts: list[str]) -> list[list[int]]:
+        return [[666] if t == "boom" else [len(w) for w in t.split()] for t in texts]
+
+    batcher = EncoderBatcher(tokenize, forward, lambda jobs: None, rows, tokens, 0.0, max_queued)
+    return batcher, passes, gate
+
+
+def expected(texts: list[str]) -> list[list[float]]:
+    return [[float(sum(len(w) for w in t.split())), float(len(t.split()))] for t in texts]
+
+
+def test_requests_that_arrive_during_a_pass_share_the_next_one_shortest_first():
+    batcher, passes, gate = fake_batcher(rows=3)
+    texts = [["uno"], ["a b c d e f", "dos tres"], ["cuatro cinco seis siete ocho"], ["x y"]]
+
+    async def scenario() -> list[Job]:
+        gate.clear()  # the first pass holds the worker while the others arrive
+        first = asyncio.ensure_future(batcher.encode(Job(texts[0])))
+        await asyncio.sleep(0.2)
+        rest = [asyncio.ensure_future(batcher.encode(Job(t))) for t in texts[1:]]
+        await asyncio.sleep(0.2)
+        gate.set()
+        return await asyncio.gather(first, *rest)
+
+    jobs = asyncio.run(scenario())
+    for job, sent in zip(jobs, texts, strict=True):
+        assert job.vectors.tolist() == expected(sent)
+    assert [len(p) for p in passes] == [1, 3, 1]  # 4 waiting texts: the 3 shortest, then the longest
+    assert sorted(len(ids) for ids in passes[1]) == [2, 2, 5] and batcher.stats.passes == 3
+    batcher.close()
+
+
+def test_a_failing_pass_fails_its_requests_only_and_a_full_queue_answers_busy():
+    batcher, _, gate = fake_batcher(rows=1, max_queued=3)
 
     async def scenario() -> None:
-        batcher: MicroBatcher[str, str] = MicroBatcher(process, budget=10, wait_s=0.01, max_queued=3)
         with pytest.raises(RuntimeError, match="model broke"):
-            await batcher.submit("boom", 1)
-        first = asyncio.ensure_future(batcher.submit("a", 2))
-        await asyncio.sleep(0)
+            await batcher.encode(Job(["boom"]))
+        gate.clear()
+        waiting = asyncio.ensure_future(batcher.encode(Job(["a b", "c"])))
+        await asyncio.sleep(0.1)
         with pytest.raises(Busy):
-            await batcher.submit("b", 2)  # 2 queued + 2 > 3
-        assert await first == "A"
-        assert await asyncio.gather(batcher.submit("c", 1), batcher.submit("d", 1)) == ["C", "D"]
-        await batcher.aclose()
+            await batcher.encode(Job(["d", "e"]))  # 2 waiting + 2 > 3
+        gate.set()
+        assert (await waiting).vectors.tolist() == expected(["a b", "c"])
+        assert (await batcher.encode(Job(["hola"]))).vectors.tolist() == expected(["hola"])
 
     asyncio.run(scenario())
-    assert calls[-1] == ["c", "d"]  # concurrent submissions shared one call
+    batcher.close()
 
 
 def test_a_taken_port_is_a_clear_error_before_anything_loads():

@@ -1,23 +1,28 @@
-"""Micro-batching: requests that arrive while the encoder is busy, or within a short wait of the first one,
-run as one batch, up to a token budget, in one worker thread. Throughput then grows with concurrency
-instead of queueing one forward pass per request, and the event loop never runs the model.
+"""Continuous batching: one worker thread runs the model, one forward pass at a time, over the texts of
+every request waiting, shortest first, up to a row and token budget per pass. A request that arrives
+while a pass runs joins the next one, and the pool each pass is cut from holds every waiting text, so
+padding stays low (measured: a pool of 64 tweets encodes ~30 % slower than a pool of 512) and short
+search queries are not stuck behind long texts. Throughput then grows with concurrency, and the event
+loop never runs the model.
 
-The worker thread is the only place the model (and the index) run, so two requests never compete for
-the CPU's cores with two forward passes at once.
+The worker thread is the only place the model and the index run, so two requests never compete for the
+CPU's cores with two forward passes at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import queue
+import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-R = TypeVar("R")
+import numpy as np
 
 
 class Busy(Exception):
@@ -25,111 +30,179 @@ class Busy(Exception):
 
 
 @dataclass
-class _Pending(Generic[T]):
-    item: T
-    cost: int
-    future: asyncio.Future = field(repr=False)
+class Job:
+    """One request's texts; the worker fills ``token_ids``, ``vectors`` and (for searches) ``hits``."""
+
+    texts: list[str]
+    k: int | None = None  # search with this k once encoded; None: vectors only
+    allowed: np.ndarray | None = None  # search only these rows (a boolean per row id)
+    token_ids: list[list[int]] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    hits: list[list[dict[str, Any]]] | None = None
+    remaining: int = 0
+    done: Future = field(default_factory=Future, repr=False)
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(ids) for ids in self.token_ids)
 
 
 @dataclass
 class BatcherStats:
-    batches: int = 0
-    items: int = 0
-    largest_batch: int = 0
-    busy_s: float = 0.0  # time the worker spent processing batches
+    requests: int = 0
+    passes: int = 0
+    rows: int = 0
+    largest_pass: int = 0
+    busy_s: float = 0.0  # time the worker spent encoding and searching
 
     def to_dict(self) -> dict[str, float]:
-        mean = self.items / self.batches if self.batches else 0.0
-        return {"batches": self.batches, "items": self.items, "mean_batch": round(mean, 2),
-                "largest_batch": self.largest_batch, "busy_s": round(self.busy_s, 3)}  # fmt: skip
+        mean = self.rows / self.passes if self.passes else 0.0
+        return {"requests": self.requests, "forward_passes": self.passes, "texts": self.rows,
+                "mean_texts_per_pass": round(mean, 2), "largest_pass": self.largest_pass,
+                "busy_s": round(self.busy_s, 3)}  # fmt: skip
 
 
-class MicroBatcher(Generic[T, R]):
-    """``await submit(item, cost)`` -> ``process([...items])[i]``, with concurrent items processed together.
-
-    ``cost``: an item's share of the ``budget`` (tokens); a batch takes queued items in arrival order until
-    the next would pass the budget (always at least one). ``wait_s``: how long a batch that is not full
-    waits for more. ``max_queued``: cost waiting beyond which ``submit`` raises ``Busy`` at once."""
+class EncoderBatcher:
+    """``await encode(job)``: ``job`` comes back with its vectors (and hits), encoded with whatever else
+    was waiting. ``tokenize``: texts -> token ids; ``forward``: token ids -> unit vectors (one pass);
+    ``finish``: the jobs a pass completed (searches them). A pass takes at most ``rows`` texts and
+    ``tokens`` padded tokens; ``wait_s``: how long a pass that is not full waits for more texts, once
+    requests have come concurrently (a lone client never waits); ``max_queued``: texts waiting beyond
+    which a request gets ``Busy`` at once."""
 
     def __init__(
         self,
-        process: Callable[[list[T]], list[R]],
-        budget: int,
-        wait_s: float = 0.001,
-        max_queued: int = 1 << 30,
+        tokenize: Callable[[list[str]], list[list[int]]],
+        forward: Callable[[list[list[int]]], np.ndarray],
+        finish: Callable[[list[Job]], None],
+        rows: int,
+        tokens: int,
+        wait_s: float = 0.002,
+        max_queued: int = 4096,
         name: str = "encoder",
     ) -> None:
-        self.process, self.budget, self.wait_s, self.max_queued = process, budget, wait_s, max_queued
+        self.tokenize, self.forward, self.finish = tokenize, forward, finish
+        self.rows, self.tokens, self.wait_s, self.max_queued = rows, tokens, wait_s, max_queued
         self.stats = BatcherStats()
-        self._queue: deque[_Pending[T]] = deque()
-        self._queued_cost = 0
-        self._wakeup: asyncio.Event | None = None
-        self._worker: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._inbox: queue.SimpleQueue[Job | Callable[[], None] | None] = queue.SimpleQueue()
+        self._queued = 0  # texts submitted and not yet finished
+        self._pool: list[tuple[int, int, Job, int]] = []  # (length, order, job, row): a heap
+        self._order = itertools.count()
+        self._concurrent = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
 
-    async def submit(self, item: T, cost: int) -> R:
-        if self._queue and self._queued_cost + cost > self.max_queued:
-            raise Busy(f"the server has {self._queued_cost} units of work queued; retry shortly")
-        loop = asyncio.get_running_loop()
-        if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
-            self._wakeup = asyncio.Event()  # (re)started in this loop: a test client may bring its own
-            self._worker = loop.create_task(self._run())
-        pending = _Pending(item, cost, loop.create_future())
-        self._queue.append(pending)
-        self._queued_cost += cost
-        assert self._wakeup is not None
-        self._wakeup.set()
-        return await pending.future
+    async def encode(self, job: Job) -> Job:
+        if self._queued and self._queued + len(job.texts) > self.max_queued:
+            raise Busy(f"{self._queued} texts are waiting for the encoder; retry shortly")
+        self._queued += len(job.texts)
+        self.stats.requests += 1
+        self._inbox.put(job)
+        try:
+            return await asyncio.wrap_future(job.done)
+        finally:
+            self._queued -= len(job.texts)
 
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run ``function`` in the worker thread, between batches (index look-ups that must not block)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        """Run ``function`` in the worker thread between passes (index look-ups that must not block)."""
+        done: Future = Future()
 
-    def _take_batch(self) -> list[_Pending[T]]:
-        batch: list[_Pending[T]] = []
-        cost = 0
-        while self._queue and (not batch or cost + self._queue[0].cost <= self.budget):
-            pending = self._queue.popleft()
-            self._queued_cost -= pending.cost
-            if pending.future.done():  # its client went away
-                continue
-            batch.append(pending)
-            cost += pending.cost
-        return batch
+        def run() -> None:
+            try:
+                done.set_result(function(*args))
+            except Exception as error:
+                done.set_exception(error)
 
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
+        self._inbox.put(run)
+        return await asyncio.wrap_future(done)
+
+    def close(self) -> None:
+        self._inbox.put(None)
+        self._thread.join(timeout=30)
+
+    # --- the worker thread ------------------------------------------------------------------------
+
+    def _work(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                if self.wait_s > 0 and self._queued_cost < self.budget:
-                    await asyncio.sleep(self.wait_s)  # let concurrent requests join this batch
-                batch = self._take_batch()
-                if not batch:
-                    continue
-                self.stats.batches += 1
-                self.stats.items += len(batch)
-                self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-                started = time.perf_counter()
-                try:
-                    results = await loop.run_in_executor(
-                        self._executor, self.process, [p.item for p in batch]
-                    )
-                except Exception as error:  # every request of the batch hears of it; the worker goes on
-                    for pending in batch:
-                        if not pending.future.done():
-                            pending.future.set_exception(error)
-                    continue
-                finally:
-                    self.stats.busy_s += time.perf_counter() - started
-                for pending, result in zip(batch, results, strict=True):
-                    if not pending.future.done():
-                        pending.future.set_result(result)
+            if not self._admit(block=not self._pool):
+                return
+            if self._pool and len(self._pool) < self.rows and self._concurrent and self.wait_s > 0:
+                time.sleep(self.wait_s)  # others are asking too: let them join this pass
+                if not self._admit(block=False):
+                    return
+            if self._pool:
+                self._pass()
 
-    async def aclose(self) -> None:
-        if self._worker is not None and self._worker.get_loop() is asyncio.get_running_loop():
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def _admit(self, block: bool) -> bool:
+        """Move requests from the inbox into the pool (tokenising them); False once closed."""
+        admitted = 0
+        while True:
+            try:
+                item = self._inbox.get(block=block)
+            except queue.Empty:
+                break
+            block = False
+            if item is None:
+                return False
+            if callable(item) and not isinstance(item, Job):
+                item()
+                continue
+            if item.done.cancelled():
+                continue
+            admitted += 1
+            try:
+                item.token_ids = self.tokenize(item.texts)
+            except Exception as error:
+                item.done.set_exception(error)
+                continue
+            item.remaining = len(item.texts)
+            item.vectors = None
+            for row, ids in enumerate(item.token_ids):
+                heapq.heappush(self._pool, (len(ids), next(self._order), item, row))
+        if admitted:
+            self._concurrent = admitted > 1 or len({id(e[2]) for e in self._pool}) > 1
+        return True
+
+    def _pass(self) -> None:
+        """One forward pass over the shortest waiting texts, then finish the jobs it completed."""
+        taken: list[tuple[int, int, Job, int]] = []
+        while self._pool and len(taken) < self.rows:
+            width = max(self._pool[0][0], taken[-1][0] if taken else 0)
+            if taken and width * (len(taken) + 1) > self.tokens:
+                break
+            taken.append(heapq.heappop(self._pool))
+        started = time.perf_counter()
+        try:
+            vectors = self.forward([job.token_ids[row] for _, _, job, row in taken])
+        except Exception as error:  # the requests of this pass hear of it; the others go on
+            self._fail({id(job): job for _, _, job, _ in taken}.values(), error)
+            return
+        finished = []
+        for (_, _, job, row), vector in zip(taken, vectors, strict=True):
+            if job.vectors is None:
+                job.vectors = np.empty((len(job.texts), len(vector)), dtype=np.float32)
+            job.vectors[row] = vector
+            job.remaining -= 1
+            if job.remaining == 0:
+                finished.append(job)
+        try:
+            self.finish([job for job in finished if job.k is not None])
+        except Exception as error:
+            self._fail(finished, error)
+            return
+        finally:
+            self.stats.passes += 1
+            self.stats.rows += len(taken)
+            self.stats.largest_pass = max(self.stats.largest_pass, len(taken))
+            self.stats.busy_s += time.perf_counter() - started
+        for job in finished:
+            if not job.done.done():
+                job.done.set_result(job)
+
+    def _fail(self, jobs: Any, error: Exception) -> None:
+        failed = {id(job) for job in jobs}
+        self._pool = [entry for entry in self._pool if id(entry[2]) not in failed]
+        heapq.heapify(self._pool)
+        for job in jobs:
+            if not job.done.done():
+                job.done.set_exception(error)

@@ -102,7 +102,6 @@ class Limits(BaseModel):
     max_row_ids: int
     max_body_bytes: int
     batch_wait_ms: float
-    batch_tokens: int
     max_queued_texts: int
 
 
@@ -118,6 +117,8 @@ class RunInfo(BaseModel):
     index_search_params: str
     recall_at_10: float | None = Field(description="Measured against exact search; None for exact.")
     has_map: bool
+    texts_per_pass: int
+    tokens_per_pass: int
     batching: dict[str, float]
 
 

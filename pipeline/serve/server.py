@@ -3,6 +3,7 @@ or SIGTERM (uvicorn finishes requests in flight, then the batchers stop)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ def bind(host: str, port: int) -> socket.socket:
         raise EncajesError(
             f"Cannot listen on {host}:{port} ({error.strerror}): pick another --port."
         ) from None
+    sock.listen(2048)  # connections made before uvicorn starts wait in the backlog, not refused
     sock.set_inheritable(True)
     return sock
 
@@ -51,5 +53,22 @@ def serve(
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         say("   note: listening beyond this machine; the API has no authentication")
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the handler it
+    # found: ours turns that into a clean exit (status 0), not a traceback or a death by signal
+    previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except Stopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     say("-> stopped")
+
+
+class Stopped(Exception):
+    """A stop signal arrived after the server had shut down."""
+
+
+def stopped(signum: int, frame: object) -> None:
+    raise Stopped(signal.Signals(signum).name)

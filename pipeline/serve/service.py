@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from pipeline.encoders.loading import load_encoder, resolve_settings
 from pipeline.errors import EncajesError
 from pipeline.layout import Workdir
-from pipeline.models import identify
+from pipeline.models import DEFAULT_MODEL, identify
 from pipeline.runs import find_run_at
 from pipeline.search import Searcher, query_settings
-from pipeline.serve.batcher import MicroBatcher
+from pipeline.serve.batcher import EncoderBatcher, Job
 from pipeline.settings import ServeSettings
 
 
@@ -34,22 +34,6 @@ class RequestError(Exception):
         self.status, self.message, self.param = status, message, param
 
 
-@dataclass
-class EncodeWork:
-    """One request's texts; with ``k``, also searched (``allowed``: a boolean per row id, or None)."""
-
-    texts: list[str]
-    k: int | None = None
-    allowed: np.ndarray | None = None
-
-
-@dataclass
-class Encoded:
-    vectors: np.ndarray
-    tokens: int
-    hits: list[list[dict[str, Any]]] | None
-
-
 class ServedRun:
     """One run of the workdir, loaded once: its searcher, its encoder (kept warm) and its batcher."""
 
@@ -57,12 +41,16 @@ class ServedRun:
         self.searcher = searcher
         self.resolved = resolve_settings(query_settings(searcher.run))
         self.encoder = load_encoder(self.resolved)
+        self.threads = torch.get_num_threads()
         searcher._encoder = self.encoder  # the searcher's own text queries use the same warm encoder
-        self.batcher: MicroBatcher[EncodeWork, Encoded] = MicroBatcher(
-            self._process,
-            budget=settings.batch_tokens,
+        self.batcher = EncoderBatcher(
+            lambda texts: self.encoder.tokenize(texts)[0],
+            self._forward,
+            self._search,
+            rows=self.resolved.batch_size,  # per pass, as `encajes embed` batches
+            tokens=self.resolved.token_budget,
             wait_s=settings.batch_wait_ms / 1000,
-            max_queued=settings.max_queued_texts * self.resolved.max_length,
+            max_queued=settings.max_queued_texts,
             name=f"encoder-{searcher.run.paths.root.name}",
         )
         umap = searcher.run.paths.umap
@@ -76,41 +64,29 @@ class ServedRun:
     def pooling(self) -> str:
         return self.searcher.run.pooling
 
-    def cost(self, texts: list[str]) -> int:
-        """Tokens a request will take, estimated from its characters (tokenising happens in the worker,
-        off the event loop): about 3 characters a token in tweets, capped at the max length."""
-        return sum(min(len(text) // 3 + 2, self.resolved.max_length) for text in texts)
+    def _forward(self, token_ids: list[list[int]]) -> np.ndarray:
+        # a text or two: one thread (waking a second costs more than it saves, and leaves the event loop
+        # a core); more: every thread
+        threads = 1 if len(token_ids) <= 2 else self.threads
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        return self.encoder.embed_token_ids(token_ids, len(token_ids), None)
 
-    def _process(self, works: list[EncodeWork]) -> list[Encoded]:
-        """In the worker thread: every text of every request in one length-sorted pass, then one index
-        search per distinct filter for the requests that search."""
-        tokenized = [self.encoder.tokenize(work.texts)[0] for work in works]
-        token_ids = [ids for one in tokenized for ids in one]
-        vectors = self.encoder.embed_token_ids(
-            token_ids, self.resolved.batch_size, self.resolved.token_budget
-        )
-        bounds = np.cumsum([0, *(len(work.texts) for work in works)])
-        hits: dict[int, list[list[dict[str, Any]]]] = {}
-        groups: dict[int, list[int]] = {}
-        for i, work in enumerate(works):
-            if work.k is not None:
-                groups.setdefault(id(work.allowed), []).append(i)
+    def _search(self, jobs: list[Job]) -> None:
+        """The searches a pass completed: one index search per distinct filter."""
+        groups: dict[int, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault(id(job.allowed), []).append(job)
         for members in groups.values():
-            allowed = works[members[0]].allowed
-            k = max(works[i].k or 0 for i in members)
-            rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in members])
-            found = iter(self.searcher.nearest(vectors[rows], k, allowed))
-            for i in members:
-                hits[i] = [next(found)[: works[i].k] for _ in range(bounds[i + 1] - bounds[i])]
-        return [
-            Encoded(vectors[bounds[i] : bounds[i + 1]], sum(map(len, tokenized[i])), hits.get(i))
-            for i in range(len(works))
-        ]
+            k = max(job.k or 0 for job in members)
+            vectors = np.concatenate([job.vectors for job in members if job.vectors is not None])
+            found = iter(self.searcher.nearest(vectors, k, members[0].allowed))
+            for job in members:
+                job.hits = [next(found)[: job.k] for _ in job.texts]
 
-    async def encode(
-        self, texts: list[str], k: int | None = None, allowed: np.ndarray | None = None
-    ) -> Encoded:
-        return await self.batcher.submit(EncodeWork(texts, k, allowed), self.cost(texts))
+    async def encode(self, texts: list[str], k: int | None = None, allowed: np.ndarray | None = None) -> Job:
+        """Vectors of ``texts`` (and with ``k``, their neighbours), encoded with whatever else waits."""
+        return await self.batcher.encode(Job(texts, k, allowed))
 
     def info(self) -> dict[str, Any]:
         report = self.searcher.index_report
@@ -127,6 +103,8 @@ class ServedRun:
             "index_search_params": report.search_params if report is not None else "",
             "recall_at_10": recall,
             "has_map": self.map_path is not None,
+            "texts_per_pass": self.resolved.batch_size,
+            "tokens_per_pass": self.resolved.token_budget,
             "batching": self.batcher.stats.to_dict(),
         }
 
@@ -135,7 +113,8 @@ def open_runs(
     workdir: str | Path, models: Sequence[str] = (), poolings: Sequence[str] = ()
 ) -> list[Searcher]:
     """The runs to serve: those of ``models`` x ``poolings`` (each model's default pooling when none is
-    given), or every finished run of the workdir when no model is given."""
+    given), or every finished run of the workdir when no model is given. The first is the default of
+    requests that name none: the default model's, mean pooling first."""
     work = Workdir.at(workdir)
     work.require_corpus()
     folders = [paths for paths in work.run_folders() if find_run_at(paths) is not None]
@@ -154,6 +133,10 @@ def open_runs(
         folders = [p for p in folders if p.root.name.rsplit("__", 1)[1] in poolings]
     if not folders:
         raise EncajesError(f"No embedded run in {work.root} to serve: run `encajes embed` first.")
+    default = identify(DEFAULT_MODEL).key
+    names = [paths.root.name.rsplit("__", 1) for paths in folders]
+    order = sorted(range(len(folders)), key=lambda i: (names[i][0] != default, names[i][1] != "mean"))
+    folders = [folders[i] for i in order]
     searchers = []
     for paths in folders:
         run = find_run_at(paths)
@@ -259,6 +242,7 @@ def _known(model: str) -> bool:
 
 
 def embedding_payload(vectors: np.ndarray, encoding_format: str) -> list[Any]:
+    """One entry per vector: the float32 row itself (serialised as JSON numbers), or base64 of its bytes."""
     if encoding_format == "base64":
         return [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in vectors]
-    return vectors.tolist()
+    return list(vectors.astype(np.float32, copy=False))

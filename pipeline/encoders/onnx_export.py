@@ -1,0 +1,100 @@
+"""Export a model for ``OnnxQueryEncoder``, once per model weights, into the user cache: the graph (token
+embeddings for any batch and length), the tokenizer the torch encoder uses, and a check that both give
+the same vectors as the torch encoder on probe texts. Nothing is kept if the check fails."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.encoders.loading import load_encoder, resolve_settings
+from pipeline.encoders.onnx_query import CHECK, GRAPH, TOKENIZER, OnnxQueryEncoder
+from pipeline.errors import EncajesError
+from pipeline.settings import EmbedSettings
+
+PROBES = [
+    "hola",
+    "Qué ganas de ir a la playa este verano 🏖️ #vacaciones @amiga",
+    "I love the beach so much today!!! 😂😂 http://t.co/abc",
+    "Lunes otra vez... 😴",
+    "word " * 400,  # past any max length: truncation must match too
+]
+AGREEMENT = 0.99999  # least cosine between the two encoders' vectors of a probe
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class TokenEmbeddings(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+
+def export_query_encoder(settings: EmbedSettings, folder: Path) -> float:
+    """Write ``folder`` (atomically: all files or none) and return the least probe cosine."""
+    from transformers import AutoModel
+
+    resolved = resolve_settings(replace(settings, dtype="fp32", device="cpu"))
+    reference = load_encoder(resolved)  # the torch encoder the exported one must agree with
+    pinned = {"revision": resolved.model.revision} if resolved.model.revision else {}
+    network = AutoModel.from_pretrained(resolved.model.source, attn_implementation="eager", **pinned).eval()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        # two rows of seven tokens, one padded: neither size is 1, so neither is fixed in the graph
+        example_ids = torch.randint(5, 100, (2, 7), generator=torch.Generator().manual_seed(0))
+        example_mask = torch.ones_like(example_ids)
+        example_mask[0, 5:] = 0
+        dynamic = {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}  # batch, length
+        with warnings.catch_warnings(), quiet_logger("torch.onnx"):
+            warnings.simplefilter("ignore")  # the exporter's notes on optional ops and deprecations
+            torch.onnx.export(
+                TokenEmbeddings(network).eval(),
+                (example_ids, example_mask),
+                str(work / GRAPH),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["tokens"],
+                dynamic_shapes={"input_ids": dynamic, "attention_mask": dynamic},
+                dynamo=True,
+                verbose=False,
+            )
+        reference.transformer.tokenizer.backend_tokenizer.save(str(work / TOKENIZER))
+        pad_id = reference.transformer.pad_id
+        (work / CHECK).write_text(json.dumps({"pad_id": pad_id}), encoding="utf-8")
+        exported = OnnxQueryEncoder.load(work, resolved.pooling, resolved.prefix, resolved.max_length)
+        want_ids, _ = reference.tokenize(PROBES)
+        if exported.token_ids(PROBES) != want_ids:
+            raise EncajesError("the saved tokenizer gives other token ids than the model's")
+        agreement = float(np.min(np.sum(exported.encode(PROBES) * reference.encode(PROBES).vectors, axis=1)))
+        if agreement < AGREEMENT:
+            raise EncajesError(f"the exported graph's vectors differ from torch's (cosine {agreement:.6f})")
+        check = {"pad_id": pad_id, "model": resolved.model.key, "least_probe_cosine": agreement}
+        (work / CHECK).write_text(json.dumps(check, indent=1), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        work.rename(folder)
+        return agreement
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
