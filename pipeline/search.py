@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,10 @@ from pipeline.usercache import cache_paths
 if TYPE_CHECKING:  # the query encoder (torch) is imported only when a text query needs it
     from pipeline.encoders.encoder import Encoder
     from pipeline.encoders.onnx_query import OnnxQueryEncoder
+    from pipeline.store import Embeddings
+
+ROW_ID = re.compile(r"-?[0-9]{1,18}")  # a row id as text: fits int64
+SUBSET_EXACT = 20_000  # a filter keeping at most this many rows is scored exactly on them
 
 RESULT_COLUMNS = ["query", "rank", "score", "row_id", "id", "label", "text"]
 
@@ -63,32 +67,16 @@ def query_settings(run: Run, device: str = "auto") -> EmbedSettings:
 
 
 def fast_query_encoder(run: Run) -> OnnxQueryEncoder | None:
-    """The run's query encoder for ONNX Runtime, exported into the user cache on first use (a minute at
-    most, once per model weights); None where it cannot be used, and the torch encoder answers."""
-    from pipeline.encoders.onnx_query import CHECK, OnnxQueryEncoder, runtime_available
+    """The run's query encoder for ONNX Runtime (exported on first use, once per model weights); None
+    where it cannot be used (a run not in fp32, remote code, no onnxruntime) and torch answers."""
+    from pipeline.encoders.onnx_query import runtime_available
+    from pipeline.encoders.query_cache import prepared_query_encoder
 
     settings = query_settings(run, device="cpu")
-    if settings.dtype != "fp32" or settings.trust_remote_code or not runtime_available():
+    if run.embed_entry["inputs"]["dtype"] != "fp32" or settings.trust_remote_code or not runtime_available():
         return None
     key = hashlib.sha256(f"{run.model}\n{run.embed_entry['inputs']['weights']}".encode()).hexdigest()[:20]
-    folder = cache_paths().query_encoder(key)
-    failed = folder.with_suffix(".failed")
-    if not (folder / CHECK).exists():
-        if failed.exists():
-            return None
-        print(f"-> preparing a fast query encoder for {run.model} (once; later searches start faster)",
-              file=sys.stderr)  # fmt: skip
-        try:
-            from pipeline.encoders.onnx_export import export_query_encoder
-
-            export_query_encoder(settings, folder)
-        except Exception as error:  # any exporter failure: remember it, answer with torch
-            failed.parent.mkdir(parents=True, exist_ok=True)
-            failed.write_text(f"{type(error).__name__}: {error}\n", encoding="utf-8")
-            print(f"   not possible for this model ({type(error).__name__}); using torch", file=sys.stderr)
-            return None
-    return OnnxQueryEncoder.load(folder, settings.pooling or run.pooling, settings.prefix or "",
-                                 settings.max_length)  # fmt: skip
+    return prepared_query_encoder(settings, cache_paths().query_encoder(key))
 
 
 @dataclass
@@ -169,7 +157,7 @@ class CorpusRows:
             for name, wanted in (("label", label), ("split", split)):
                 if wanted is not None:
                     column = self._columns.get(name)
-                    match &= np.array([v == wanted for v in column]) if column is not None else False
+                    match &= (column == wanted) if column is not None else False
             allowed = np.zeros(int(self.row_ids.max(initial=-1)) + 1, dtype=bool)
             allowed[self.row_ids[match]] = True
             if len(self._filters) > 64:  # a bounded memo: every distinct filter costs one corpus pass
@@ -190,10 +178,13 @@ class Searcher:
     fast_queries: bool = False  # encode queries with ONNX Runtime where the run allows it
     _encoder: Encoder | None = None
     _fast: OnnxQueryEncoder | bool | None = None
+    _stored: Embeddings | None = None
 
     def __post_init__(self) -> None:
         self.rows = CorpusRows(self.corpus)
         self._position_of = {int(row_id): p for p, row_id in enumerate(self.index.ids.tolist())}
+        self._positions = np.full(int(self.index.ids.max(initial=-1)) + 1, -1, dtype=np.int64)
+        self._positions[self.index.ids] = np.arange(len(self.index.ids))  # row id -> index position
 
     @classmethod
     def open(cls, workdir: str, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Searcher:
@@ -228,11 +219,18 @@ class Searcher:
             self._encoder = encoder_for(query_settings(self.run))
         return self._encoder
 
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Answer text queries with this (already loaded) encoder."""
+        self._encoder = encoder
+
     def nearest(
         self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None, leave_out: int | None = None
     ) -> list[list[dict[str, Any]]]:
         """Top-k hits per query vector among the rows ``allowed`` (a boolean per row id, None: all),
-        ``leave_out`` a row id never returned. Filtered queries fetch 4x more until k pass or all do."""
+        ``leave_out`` a row id never returned. A filter of few rows (a rare label) is scored exactly on
+        those rows; a broader one fetches 4x more from the index until k pass."""
+        if allowed is not None and int(allowed.sum()) <= SUBSET_EXACT:
+            return self._nearest_among(vectors, k, np.flatnonzero(allowed), leave_out)
         fetch = k + (leave_out is not None)
         while True:
             scores, row_ids = self.index.search(vectors, fetch)
@@ -244,15 +242,43 @@ class Searcher:
             if allowed is None or keep.sum(axis=1).min() >= k or fetch >= len(self.index):
                 break
             fetch = min(len(self.index), fetch * 4)
-        results = []
-        for q_scores, q_ids, q_keep in zip(scores, row_ids, keep, strict=True):
-            ids, kept_scores = q_ids[q_keep][:k], q_scores[q_keep][:k]
-            hits = self.rows.records(ids.tolist())
-            for rank, (hit, score) in enumerate(zip(hits, kept_scores.tolist(), strict=True), start=1):
-                hit.pop("split", None)
-                hit.update(rank=rank, score=score)
-            results.append(hits)
-        return results
+        rows = zip(scores, row_ids, keep, strict=True)
+        return [self._hits(ids[kept][:k], found[kept][:k]) for found, ids, kept in rows]
+
+    def _nearest_among(
+        self, vectors: np.ndarray, k: int, row_ids: np.ndarray, leave_out: int | None
+    ) -> list[list[dict[str, Any]]]:
+        positions = self._positions[row_ids[row_ids < len(self._positions)]]
+        positions = positions[positions >= 0]
+        if leave_out is not None and leave_out < len(self._positions):
+            positions = positions[positions != self._positions[leave_out]]
+        if len(positions) == 0:
+            return [[] for _ in vectors]
+        scores = np.atleast_2d(vectors).astype(np.float32) @ self._vectors_at(positions).T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        ids = self.index.ids[positions]
+        return [self._hits(ids[order], row[order]) for row, order in zip(scores, top, strict=True)]
+
+    def _hits(self, row_ids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+        hits = self.rows.records(row_ids.tolist())
+        for rank, (hit, score) in enumerate(zip(hits, scores.tolist(), strict=True), start=1):
+            hit.pop("split", None)
+            hit.update(rank=rank, score=float(score))
+        return hits
+
+    def _vectors_at(self, positions: np.ndarray) -> np.ndarray:
+        try:  # a flat index holds the vectors
+            return self.index.index.reconstruct_batch(positions)
+        except (RuntimeError, AttributeError):  # an IVF index keeps no position -> vector map
+            return self.stored().take(positions)
+
+    def stored(self) -> Embeddings:
+        """The run's stored vectors, read once (a ``vectors.npy`` run: a memmap)."""
+        if self._stored is None:
+            from pipeline.store import load_embeddings
+
+            self._stored = load_embeddings(self.run.paths.embeddings)
+        return self._stored
 
     def query_vectors(self, queries: list[str]) -> np.ndarray:
         """With ``fast_queries`` (a one-off CLI query), ONNX Runtime when the run allows it (fp32, no
@@ -273,13 +299,7 @@ class Searcher:
         return row_id in self._position_of
 
     def row_vector(self, row_id: int) -> np.ndarray:
-        position = self._position_of[row_id]
-        try:
-            return self.index.vector(position)
-        except RuntimeError:  # IVF indexes keep no position -> vector map: take the stored embedding
-            from pipeline.store import load_embeddings
-
-            return load_embeddings(self.run.paths.embeddings).take(np.array([position]))[0]
+        return self._vectors_at(np.array([self._position_of[row_id]]))[0]
 
     def similar(self, row_id: int, k: int = 10, allowed: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Neighbours of an indexed corpus row, the row itself left out."""
@@ -291,12 +311,12 @@ class Searcher:
         return hits_frame([f"row {row_id}"], [self.similar(row_id, k)])
 
     def lookup_row(self, row: str) -> int:
-        if str(row).lstrip("-").isdigit() and int(row) in self._position_of:
+        if ROW_ID.fullmatch(str(row)) and int(row) in self._position_of:
             return int(row)
         matches = self.corpus.loc[self.corpus["id"] == str(row), "row_id"]
         if len(matches) == 0:
             raise EncajesError(
-                f"No row with row_id or id {row!r} in the corpus (row_ids run 0..{len(self.corpus) - 1})."
+                f"No row with row_id or id {row!r} in the index: `encajes status` shows its rows."
             )
         if len(matches) > 1:
             raise EncajesError(f"id {row!r} is used by {len(matches)} rows; give the row_id instead.")

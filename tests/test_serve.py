@@ -65,6 +65,37 @@ def test_search_equals_brute_force_for_each_query_and_run(served, client):
     assert len(one["results"]) == 1 and len(one["results"][0]) == 2  # a string: a list of one list
 
 
+def test_a_filter_matching_no_row_answers_an_empty_list(client):
+    body = client.post("/search", json={"query": ["playa", "gol"], "k": 3, "filter": {"label": "nope"}})
+    assert body.status_code == 200 and body.json()["results"] == [[], []]
+
+
+def test_broad_and_narrow_filters_give_the_same_hits(served, monkeypatch):
+    import pipeline.search
+
+    _, service, _ = served
+    searcher = service.pick(None, "mean").searcher
+    allowed = searcher.rows.allowed("🔥", None)
+    vectors = searcher.encoder.encode(["playa", "gol"]).vectors
+    narrow = searcher.nearest(vectors, 2, allowed)  # few rows: scored exactly on them
+    monkeypatch.setattr(pipeline.search, "SUBSET_EXACT", 0)
+    broad = searcher.nearest(vectors, 2, allowed)  # over-fetching from the index
+    assert [[h["row_id"] for h in q] for q in narrow] == [[h["row_id"] for h in q] for q in broad]
+    np.testing.assert_allclose(
+        [h["score"] for q in narrow for h in q], [h["score"] for q in broad for h in q]
+    )
+
+
+def test_a_chunked_body_over_the_cap_gets_413(client):
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 100_000
+
+    response = client.post("/search", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "over" in response.json()["error"]["message"]
+    assert client.post("/search", json={"query": "hola", "k": 1}).status_code == 200
+
+
 def test_a_filter_returns_only_matching_rows_best_first(served, client):
     ws, _, model = served
     body = client.post(
@@ -164,6 +195,11 @@ BAD_REQUESTS = [
     ("get", "/items?row_ids=1,x", None, 422, "whole numbers"),
     ("get", "/items?row_ids=1,2,3,4", None, 413, "at most 3"),
     ("get", "/items?row_ids=99", None, 404, "No rows [99]"),
+    ("get", "/items?row_ids=100000000000000000000000000000", None, 422, "whole numbers"),
+    ("get", "/items?row_ids=²", None, 422, "whole numbers"),
+    ("get", "/similar/100000000000000000000000000000", None, 404, "No row"),
+    ("post", "/search", {"query": "hola", "model": "a" * 300}, 404, "served are"),
+    ("post", "/search", {"query": "hola", "model": "~nouser/x"}, 404, "served are"),
     ("get", "/items", None, 422, "row_ids"),
     ("get", "/nowhere", None, 404, "/docs"),
     ("get", "/search", None, 405, "/docs"),
@@ -227,6 +263,44 @@ def test_requests_that_arrive_during_a_pass_share_the_next_one_shortest_first():
         assert job.vectors.tolist() == expected(sent)
     assert [len(p) for p in passes] == [1, 3, 1]  # 4 waiting texts: the 3 shortest, then the longest
     assert sorted(len(ids) for ids in passes[1]) == [2, 2, 5] and batcher.stats.passes == 3
+    batcher.close()
+
+
+def test_a_request_its_client_abandons_does_not_stop_the_worker():
+    batcher, passes, gate = fake_batcher()
+
+    async def scenario() -> None:
+        gate.clear()
+        first = asyncio.ensure_future(batcher.encode(Job(["uno dos"])))
+        await asyncio.sleep(0.1)
+        abandoned = asyncio.ensure_future(batcher.encode(Job(["tres"])))
+        await asyncio.sleep(0.1)
+        abandoned.cancel()  # its client went away while it waited
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert (await first).vectors.tolist() == expected(["uno dos"])
+        assert (await batcher.encode(Job(["cuatro"]))).vectors.tolist() == expected(["cuatro"])
+
+    asyncio.run(scenario())
+    assert [[4]] not in passes and batcher._thread.is_alive()  # "tres" (ids [4]) never ran
+    batcher.close()
+
+
+def test_a_request_that_waited_too_long_goes_first_whatever_its_length(monkeypatch):
+    import pipeline.serve.batcher
+
+    monkeypatch.setattr(pipeline.serve.batcher, "STARVING_S", 0.0)
+    batcher, passes, gate = fake_batcher(rows=1)
+
+    async def scenario() -> None:
+        gate.clear()
+        jobs = [asyncio.ensure_future(batcher.encode(Job([t]))) for t in ("a", "uno dos tres cuatro", "b c")]
+        await asyncio.sleep(0.2)
+        gate.set()
+        await asyncio.gather(*jobs)
+
+    asyncio.run(scenario())
+    assert [len(p[0]) for p in passes] == [1, 4, 2]  # in arrival order, not shortest first
     batcher.close()
 
 

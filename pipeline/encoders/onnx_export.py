@@ -59,7 +59,9 @@ def export_query_encoder(settings: EmbedSettings, folder: Path) -> float:
     resolved = resolve_settings(replace(settings, dtype="fp32", device="cpu"))
     reference = load_encoder(resolved)  # the torch encoder the exported one must agree with
     pinned = {"revision": resolved.model.revision} if resolved.model.revision else {}
-    network = AutoModel.from_pretrained(resolved.model.source, attn_implementation="eager", **pinned).eval()
+    network = AutoModel.from_pretrained(
+        resolved.model.source, dtype=torch.float32, attn_implementation="eager", **pinned
+    ).eval()
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
@@ -92,8 +94,9 @@ def export_query_encoder(settings: EmbedSettings, folder: Path) -> float:
             raise EncajesError(f"the exported graph's vectors differ from torch's (cosine {agreement:.6f})")
         check = {"pad_id": pad_id, "model": resolved.model.key, "least_probe_cosine": agreement}
         (work / CHECK).write_text(json.dumps(check, indent=1), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
+        if (folder / CHECK).exists():  # another process finished the same export first: keep its
+            return agreement
+        shutil.rmtree(folder, ignore_errors=True)
         work.rename(folder)
         return agreement
     finally:

@@ -70,8 +70,20 @@ class OnnxQueryEncoder:
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch([self.prefix + t for t in texts])]
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Unit vectors in input order, ``batch_size`` texts of similar length a pass."""
         ids = self.token_ids(texts)
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        out = np.empty((len(ids), 0), dtype=np.float32)
+        for begin in range(0, len(order), batch_size):
+            rows = order[begin : begin + batch_size]
+            vectors = self._pass([ids[r] for r in rows])
+            if out.shape[1] == 0:
+                out = np.empty((len(ids), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+        return out
+
+    def _pass(self, ids: list[list[int]]) -> np.ndarray:
         width = max(len(row) for row in ids)
         input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)

@@ -39,7 +39,8 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 
 
 class BodyLimit:
-    """Refuse a request body above ``limit`` bytes with 413 before it is read in full."""
+    """Refuse a request body above ``limit`` bytes with 413: at once when its Content-Length says so,
+    else (chunked) as soon as the bytes read pass the limit, before the app parses any of it."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -48,19 +49,25 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(scope, receive, send)
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.limit:
+                return await self._refuse(scope, receive, send)
+            return await self.app(scope, receive, send)
+        messages: list[Message] = []  # no length given: read it here, bounded, then hand it on
+        size = 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise RequestError(413, f"The request body is over {self.limit} bytes.")
-            return message
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self._refuse(scope, receive, send)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
 
-        await self.app(scope, counted, send)
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error(413, f"The request body is over {self.limit} bytes: send fewer or shorter texts.")

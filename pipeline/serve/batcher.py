@@ -5,8 +5,8 @@ padding stays low (measured: a pool of 64 tweets encodes ~30 % slower than a poo
 search queries are not stuck behind long texts. Throughput then grows with concurrency, and the event
 loop never runs the model.
 
-The worker thread is the only place the model and the index run, so two requests never compete for the
-CPU's cores with two forward passes at once.
+A served run's worker thread is the only place its model and index run, so two of its requests never
+compete for the CPU's cores with two forward passes at once (several served runs do share the cores).
 """
 
 from __future__ import annotations
@@ -18,11 +18,27 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+
+def settle(done: Future, result: Any = None, error: Exception | None = None) -> None:
+    """Complete a running future once; one already completed (or cancelled) is left as it is."""
+    if done.done():
+        return
+    try:
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+    except InvalidStateError:  # cancelled by its waiter in between
+        pass
+
+
+STARVING_S = 1.0  # a request waiting longer than this goes first, whatever its texts' lengths
 
 
 class Busy(Exception):
@@ -40,6 +56,7 @@ class Job:
     vectors: np.ndarray | None = None
     hits: list[list[dict[str, Any]]] | None = None
     remaining: int = 0
+    arrived: float = field(default_factory=time.perf_counter)
     done: Future = field(default_factory=Future, repr=False)
 
     @property
@@ -108,6 +125,8 @@ class EncoderBatcher:
         done: Future = Future()
 
         def run() -> None:
+            if not done.set_running_or_notify_cancel():
+                return
             try:
                 done.set_result(function(*args))
             except Exception as error:
@@ -124,14 +143,17 @@ class EncoderBatcher:
 
     def _work(self) -> None:
         while True:
-            if not self._admit(block=not self._pool):
-                return
-            if self._pool and len(self._pool) < self.rows and self._concurrent and self.wait_s > 0:
-                time.sleep(self.wait_s)  # others are asking too: let them join this pass
-                if not self._admit(block=False):
+            try:
+                if not self._admit(block=not self._pool):
                     return
-            if self._pool:
-                self._pass()
+                if self._pool and len(self._pool) < self.rows and self._concurrent and self.wait_s > 0:
+                    time.sleep(self.wait_s)  # others are asking too: let them join this pass
+                    if not self._admit(block=False):
+                        return
+                if self._pool:
+                    self._pass()
+            except Exception as error:  # never let the worker die: fail what is in the pool, go on
+                self._fail([entry[2] for entry in self._pool], error)
 
     def _admit(self, block: bool) -> bool:
         """Move requests from the inbox into the pool (tokenising them); False once closed."""
@@ -147,13 +169,13 @@ class EncoderBatcher:
             if callable(item) and not isinstance(item, Job):
                 item()
                 continue
-            if item.done.cancelled():
+            if not item.done.set_running_or_notify_cancel():  # its client went away: skip it
                 continue
             admitted += 1
             try:
                 item.token_ids = self.tokenize(item.texts)
             except Exception as error:
-                item.done.set_exception(error)
+                settle(item.done, error=error)
                 continue
             item.remaining = len(item.texts)
             item.vectors = None
@@ -164,13 +186,17 @@ class EncoderBatcher:
         return True
 
     def _pass(self) -> None:
-        """One forward pass over the shortest waiting texts, then finish the jobs it completed."""
-        taken: list[tuple[int, int, Job, int]] = []
-        while self._pool and len(taken) < self.rows:
-            width = max(self._pool[0][0], taken[-1][0] if taken else 0)
-            if taken and width * (len(taken) + 1) > self.tokens:
-                break
-            taken.append(heapq.heappop(self._pool))
+        """One forward pass over the shortest waiting texts (or, once a request has waited over
+        ``STARVING_S``, over its texts first), then finish the jobs it completed."""
+        oldest = min((entry[2] for entry in self._pool), key=lambda job: job.arrived)
+        if time.perf_counter() - oldest.arrived > STARVING_S:  # long texts are not left behind forever
+            candidates = sorted(entry for entry in self._pool if entry[2] is oldest)[: self.rows]
+        else:
+            candidates = heapq.nsmallest(self.rows, self._pool)
+        taken = candidates[: self._fits(candidates)]
+        gone = {entry[1] for entry in taken}
+        self._pool = [entry for entry in self._pool if entry[1] not in gone]
+        heapq.heapify(self._pool)
         started = time.perf_counter()
         try:
             vectors = self.forward([job.token_ids[row] for _, _, job, row in taken])
@@ -196,13 +222,19 @@ class EncoderBatcher:
             self.stats.largest_pass = max(self.stats.largest_pass, len(taken))
             self.stats.busy_s += time.perf_counter() - started
         for job in finished:
-            if not job.done.done():
-                job.done.set_result(job)
+            settle(job.done, result=job)
+
+    def _fits(self, entries: list[tuple[int, int, Job, int]]) -> int:
+        """How many of these texts (shortest first) one pass takes: padded to the longest, within the
+        token budget; always at least one."""
+        count = 1
+        while count < len(entries) and entries[count][0] * (count + 1) <= self.tokens:
+            count += 1
+        return count
 
     def _fail(self, jobs: Any, error: Exception) -> None:
         failed = {id(job) for job in jobs}
         self._pool = [entry for entry in self._pool if id(entry[2]) not in failed]
         heapq.heapify(self._pool)
-        for job in jobs:
-            if not job.done.done():
-                job.done.set_exception(error)
+        for job in {id(job): job for job in jobs}.values():
+            settle(job.done, error=error)

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from pipeline.search import ROW_ID
 from pipeline.serve.schemas import (
     EmbeddingRequest,
     EmbeddingResponse,
@@ -112,7 +113,7 @@ async def items(
     pooling: str | None = None,
 ) -> dict[str, Any]:
     parts = [part.strip() for part in row_ids.split(",") if part.strip()]
-    if not parts or not all(part.lstrip("-").isdigit() for part in parts):
+    if not parts or not all(ROW_ID.fullmatch(part) for part in parts):
         raise RequestError(422, f"row_ids must be comma-separated whole numbers (got {row_ids[:80]!r}).",
                            "row_ids")  # fmt: skip
     return {"items": service.items(service.pick(model, pooling), [int(p) for p in parts])}

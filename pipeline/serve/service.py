@@ -42,7 +42,7 @@ class ServedRun:
         self.resolved = resolve_settings(query_settings(searcher.run))
         self.encoder = load_encoder(self.resolved)
         self.threads = torch.get_num_threads()
-        searcher._encoder = self.encoder  # the searcher's own text queries use the same warm encoder
+        searcher.use_encoder(self.encoder)  # its own text queries use the same warm encoder
         self.batcher = EncoderBatcher(
             lambda texts: self.encoder.tokenize(texts)[0],
             self._forward,
@@ -150,7 +150,8 @@ class Service:
 
     def __init__(self, workdir: str | Path, runs: list[ServedRun], settings: ServeSettings) -> None:
         self.workdir, self.runs, self.settings = Path(workdir), runs, settings
-        self.max_body_bytes = settings.max_texts * settings.max_text_chars * 4 + 65536  # UTF-8 + JSON
+        # a character is at most 12 bytes of JSON (an emoji escaped as two \\uXXXX), plus the keys
+        self.max_body_bytes = settings.max_texts * (settings.max_text_chars * 12 + 16) + 65536
 
     @classmethod
     def load(
@@ -163,12 +164,11 @@ class Service:
         return cls(workdir, [ServedRun(s, settings) for s in open_runs(workdir, models, poolings)], settings)
 
     def pick(self, model: str | None, pooling: str | None) -> ServedRun:
-        """The served run a request names (by model alias, key or hub id, and pooling); default the first."""
-        if model is None and pooling is None:
-            return self.runs[0]
-        key = None if model is None else identify(model).key if _known(model) else model
+        """The served run a request names, by its model's key (an alias, hub id or folder path as the run
+        recorded it) and pooling; the first when it names none. A name is only compared, never looked
+        up on disk or on the hub."""
         for run in self.runs:
-            if (key is None or run.model in (key, model)) and (pooling is None or run.pooling == pooling):
+            if model in (None, run.model) and pooling in (None, run.pooling):
                 return run
         served = ", ".join(f"{r.model} / {r.pooling}" for r in self.runs)
         message = f"No served run for model {model!r}, pooling {pooling!r}: served are {served}."
@@ -197,8 +197,7 @@ class Service:
 
     def check_row(self, run: ServedRun, row_id: int) -> int:
         if not run.searcher.indexed(row_id):
-            last = len(run.searcher.rows) - 1
-            raise RequestError(404, f"No row {row_id} in the index (row ids run 0..{last}).", "row_id")
+            raise RequestError(404, f"No row {row_id} in the index: GET /items shows rows by id.", "row_id")
         return row_id
 
     def allowed(self, run: ServedRun, label: str | int | None, split: str | None) -> np.ndarray | None:
@@ -231,14 +230,6 @@ class Service:
             "y": np.round(frame["y"].to_numpy(float), 4).tolist(),
             "label": [None if v is None else str(v) for v in labels],
         }
-
-
-def _known(model: str) -> bool:
-    try:
-        identify(model)
-    except EncajesError:
-        return False
-    return True
 
 
 def embedding_payload(vectors: np.ndarray, encoding_format: str) -> list[Any]:
