@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=800, help="Queries spread over --clients.")
     parser.add_argument("--embed-requests", type=int, default=24, help="Requests of 64 tweets.")
     parser.add_argument("--embed-clients", type=int, default=4)
+    parser.add_argument("--embed-rounds", type=int, default=3, help="Served/CLI pairs; the median is kept.")
     parser.add_argument("--malformed", type=int, default=1000)
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--out", default="bench/out/serve_load.json")
@@ -259,16 +260,21 @@ def run_all(args: argparse.Namespace, texts: list[str]) -> dict[str, object]:
         batches = json.loads(Client(port).call("GET", "/info")[1])["runs"][0]["batching"]
         chunks = [texts[i * 64 : (i + 1) * 64] for i in range(args.embed_requests)]
         bodies = [("POST", "/v1/embeddings", json.dumps({"input": c}).encode()) for c in chunks]
-        served = drive(port, "embeddings x64", bodies, args.embed_clients, texts_per_request=64)
+        pairs = []  # served then CLI, alternated: drift on a shared machine hits both sides alike
+        for _ in range(args.embed_rounds):
+            served = drive(port, "embeddings x64", bodies, args.embed_clients, texts_per_request=64)
+            pairs.append((served, embed_with_cli([t for c in chunks for t in c], args.model)))
         bad = malformed(port, server.pid, args.malformed)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    embed_cli = embed_with_cli([t for c in chunks for t in c], args.model)
     cold = cold_search(args.workdir, args.model, texts[0], args.cold_runs)
+    ratios = [round(s.per_second / cli, 3) for s, cli in pairs]
+    median = sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
     return {"api": api, "single": asdict(single), "concurrent": asdict(many), "batching": batches,
-            "embeddings": asdict(served), "embed_cli_texts_per_s": round(embed_cli, 1),
-            "malformed": bad, "cold_search_s": cold, "server_exit": server.returncode}  # fmt: skip
+            "embeddings": asdict(pairs[median][0]), "embed_cli_texts_per_s": round(pairs[median][1], 1),
+            "embed_ratios": ratios, "malformed": bad, "cold_search_s": cold,
+            "server_exit": server.returncode}  # fmt: skip
 
 
 def report(r: dict) -> None:
@@ -290,7 +296,8 @@ def report(r: dict) -> None:
         (f"{many['clients']} clients {ratio_qps:.2f}x the queries/s of 1 (>= 3), p99 {many['p99_ms']} <= 250",
          ratio_qps >= 3 and many["p99_ms"] <= 250 and not many["errors"]),
         (f"/v1/embeddings {served['per_second']} texts/s = {ratio_embed:.0%} of encajes embed's "
-         f"{r['embed_cli_texts_per_s']} (>= 90%)", ratio_embed >= 0.9 and not served["errors"]),
+         f"{r['embed_cli_texts_per_s']} (median pair of {r['embed_ratios']}; >= 90%)",
+         ratio_embed >= 0.9 and not served["errors"]),
         (f"cold encajes search {cold:.2f} s (median of {r['cold_search_s']}) <= 3", cold <= 3),
         (f"{bad['requests']} malformed: statuses {bad['statuses']}, alive {bad['alive_after']}, RSS "
          f"{bad['rss_mb_before']} -> {bad['rss_mb_after']} MB", bad["all_4xx"] and bad["alive_after"]),

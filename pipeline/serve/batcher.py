@@ -38,7 +38,7 @@ def settle(done: Future, result: Any = None, error: Exception | None = None) -> 
         pass
 
 
-STARVING_S = 1.0  # a request waiting longer than this goes first, whatever its texts' lengths
+STARVING_S = 5.0  # a request waiting longer than this goes first, whatever its texts' lengths
 
 
 class Busy(Exception):
@@ -189,8 +189,11 @@ class EncoderBatcher:
         """One forward pass over the shortest waiting texts (or, once a request has waited over
         ``STARVING_S``, over its texts first), then finish the jobs it completed."""
         oldest = min((entry[2] for entry in self._pool), key=lambda job: job.arrived)
-        if time.perf_counter() - oldest.arrived > STARVING_S:  # long texts are not left behind forever
-            candidates = sorted(entry for entry in self._pool if entry[2] is oldest)[: self.rows]
+        if time.perf_counter() - oldest.arrived > STARVING_S:  # long texts are not left behind forever:
+            # the pass starts at the oldest request's shortest text left (first among equals, being the
+            # oldest) and goes on with texts at least as long, so it pads as little as any other pass
+            start = min(entry[0] for entry in self._pool if entry[2] is oldest)
+            candidates = heapq.nsmallest(self.rows, (entry for entry in self._pool if entry[0] >= start))
         else:
             candidates = heapq.nsmallest(self.rows, self._pool)
         taken = candidates[: self._fits(candidates)]
