@@ -182,7 +182,6 @@ class Searcher:
 
     def __post_init__(self) -> None:
         self.rows = CorpusRows(self.corpus)
-        self._position_of = {int(row_id): p for p, row_id in enumerate(self.index.ids.tolist())}
         self._positions = np.full(int(self.index.ids.max(initial=-1)) + 1, -1, dtype=np.int64)
         self._positions[self.index.ids] = np.arange(len(self.index.ids))  # row id -> index position
 
@@ -296,10 +295,10 @@ class Searcher:
         return hits_frame(queries, self.nearest(self.query_vectors(queries), k))
 
     def indexed(self, row_id: int) -> bool:
-        return row_id in self._position_of
+        return 0 <= row_id < len(self._positions) and self._positions[row_id] >= 0
 
     def row_vector(self, row_id: int) -> np.ndarray:
-        return self._vectors_at(np.array([self._position_of[row_id]]))[0]
+        return self._vectors_at(self._positions[[row_id]])[0]
 
     def similar(self, row_id: int, k: int = 10, allowed: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Neighbours of an indexed corpus row, the row itself left out."""
@@ -311,7 +310,7 @@ class Searcher:
         return hits_frame([f"row {row_id}"], [self.similar(row_id, k)])
 
     def lookup_row(self, row: str) -> int:
-        if ROW_ID.fullmatch(str(row)) and int(row) in self._position_of:
+        if ROW_ID.fullmatch(str(row)) and self.indexed(int(row)):
             return int(row)
         matches = self.corpus.loc[self.corpus["id"] == str(row), "row_id"]
         if len(matches) == 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -336,6 +337,14 @@ def test_a_taken_port_is_a_clear_error_before_anything_loads():
     with pytest.raises(EncajesError, match="pick another --port"):
         bind("127.0.0.1", port)
     taken.close()
+
+
+def test_a_folder_model_picked_by_name_is_served(served):
+    from pipeline.serve.service import open_runs
+
+    ws, _, model = served
+    (searcher,) = open_runs(ws.workdir.root, [model], ["cls"])  # its run folder name is a squashed path
+    assert (searcher.run.model, searcher.run.pooling) == (str(Path(model).resolve()), "cls")
 
 
 def test_serve_help_names_the_routes():

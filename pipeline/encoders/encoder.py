@@ -72,9 +72,6 @@ class Encoder:
     def dim(self) -> int:
         return self.transformer.dim
 
-    def _tokenize_chunk(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
-        return self.transformer.tokenize([self.prefix + text for text in texts])
-
     def encode_chunks(
         self,
         texts: Sequence[str],
@@ -98,21 +95,19 @@ class Encoder:
         ):
             bar.update(len(texts) - sum(min(chunk_size, len(texts) - s) for s in starts))
             pending = (
-                pool.submit(self._tokenize_chunk, texts[starts[0] : starts[0] + chunk_size])
-                if starts
-                else None
+                pool.submit(self.tokenize, texts[starts[0] : starts[0] + chunk_size]) if starts else None
             )
             for i, start in enumerate(starts):
                 token_ids, truncated = pending.result()
                 if i + 1 < len(starts):
                     following = starts[i + 1]
-                    pending = pool.submit(self._tokenize_chunk, texts[following : following + chunk_size])
+                    pending = pool.submit(self.tokenize, texts[following : following + chunk_size])
                 out = self.embed_token_ids(token_ids, batch_size, token_budget, on_batch=bar.update)
                 yield EncodedChunk(start, out, sum(len(ids) for ids in token_ids), truncated)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
         """Token ids per text (prefix added, truncated to max length) and how many were truncated."""
-        return self._tokenize_chunk(texts)
+        return self.transformer.tokenize([self.prefix + text for text in texts])
 
     def embed_token_ids(
         self,

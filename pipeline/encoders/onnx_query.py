@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.encoders.padding import pad_batch
 from pipeline.settings import POOLINGS
 
 GRAPH, TOKENIZER, CHECK = "model.onnx", "tokenizer.json", "check.json"
@@ -74,21 +75,13 @@ class OnnxQueryEncoder:
         """Unit vectors in input order, ``batch_size`` texts of similar length a pass."""
         ids = self.token_ids(texts)
         order = np.argsort([len(row) for row in ids], kind="stable")
-        out = np.empty((len(ids), 0), dtype=np.float32)
-        for begin in range(0, len(order), batch_size):
-            rows = order[begin : begin + batch_size]
-            vectors = self._pass([ids[r] for r in rows])
-            if out.shape[1] == 0:
-                out = np.empty((len(ids), vectors.shape[1]), dtype=np.float32)
-            out[rows] = vectors
+        passes = [order[begin : begin + batch_size] for begin in range(0, len(order), batch_size)]
+        vectors = np.concatenate([self._pass([ids[r] for r in rows]) for rows in passes])
+        out = np.empty_like(vectors)
+        out[order] = vectors
         return out
 
     def _pass(self, ids: list[list[int]]) -> np.ndarray:
-        width = max(len(row) for row in ids)
-        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
+        input_ids, mask = pad_batch(ids, self.pad_id)
         (tokens,) = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
         return pool(tokens, mask, self.pooling)

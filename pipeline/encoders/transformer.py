@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from pipeline.encoders.cpu_kernels import fuse_gelus, pack_linears, use_cpu_attention
+from pipeline.encoders.padding import pad_batch
 from pipeline.errors import EncajesError
 from pipeline.models import ResolvedModel
 
@@ -107,12 +107,7 @@ class Transformer:
 
     def collate(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad a batch to its own longest row: ids and attention mask, on the model's device."""
-        width = max(len(ids) for ids in batch)
-        input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = ids
-            mask[row, : len(ids)] = 1
+        input_ids, mask = pad_batch(batch, self.pad_id)
         return (
             torch.from_numpy(input_ids).to(self.device, non_blocking=True),
             torch.from_numpy(mask).to(self.device, non_blocking=True),

@@ -117,32 +117,24 @@ def open_runs(
     requests that name none: the default model's, mean pooling first."""
     work = Workdir.at(workdir)
     work.require_corpus()
-    folders = [paths for paths in work.run_folders() if find_run_at(paths) is not None]
+    runs = [run for paths in work.run_folders() if (run := find_run_at(paths)) is not None]
     if models:
         wanted = {
             (identify(model).key, pooling)
             for model in models
             for pooling in (poolings or (identify(model).default_pooling,))
         }
-        folders = [p for p in folders if tuple(p.root.name.rsplit("__", 1)) in wanted]
-        if len(folders) < len(wanted):
-            found = {tuple(p.root.name.rsplit("__", 1)) for p in folders}
-            missing = ", ".join(f"{m} / {p}" for m, p in sorted(wanted - found))
-            raise EncajesError(f"No embeddings in {work.root} for {missing}: run `encajes embed` first.")
+        runs = [run for run in runs if (run.model, run.pooling) in wanted]
+        if missing := wanted - {(run.model, run.pooling) for run in runs}:
+            names = ", ".join(f"{m} / {p}" for m, p in sorted(missing))
+            raise EncajesError(f"No embeddings in {work.root} for {names}: run `encajes embed` first.")
     elif poolings:
-        folders = [p for p in folders if p.root.name.rsplit("__", 1)[1] in poolings]
-    if not folders:
+        runs = [run for run in runs if run.pooling in poolings]
+    if not runs:
         raise EncajesError(f"No embedded run in {work.root} to serve: run `encajes embed` first.")
     default = identify(DEFAULT_MODEL).key
-    names = [paths.root.name.rsplit("__", 1) for paths in folders]
-    order = sorted(range(len(folders)), key=lambda i: (names[i][0] != default, names[i][1] != "mean"))
-    folders = [folders[i] for i in order]
-    searchers = []
-    for paths in folders:
-        run = find_run_at(paths)
-        assert run is not None
-        searchers.append(Searcher.open(str(work.root), run.model, run.pooling))
-    return searchers
+    runs.sort(key=lambda run: (run.model != default, run.pooling != "mean"))
+    return [Searcher.open(str(work.root), run.model, run.pooling) for run in runs]
 
 
 class Service:
