@@ -29,6 +29,7 @@ class CompareResult:
     tests: dict[str, dict[str, Any]]
     seconds: float
     report: dict[str, str] = field(default_factory=dict)  # where report.{md,html,json} were written
+    label_names: dict[str, str] = field(default_factory=dict)  # label code -> name, where the corpus has them
 
     def table(self) -> pd.DataFrame:
         """One row per run: the figures a reader compares."""

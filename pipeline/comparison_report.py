@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 
 from pipeline.atomic import write_text_atomic
-from pipeline.comparison import CompareResult, test_sentences
+from pipeline.comparison import CompareResult, RunResult, test_sentences
+from pipeline.confusions import confused_pairs, narrow_prediction
 from pipeline.figures import display_label
 from pipeline.layout import ReportPaths
 
@@ -73,7 +74,6 @@ def _context(result: CompareResult) -> dict[str, Any]:
 
 def render_markdown(result: CompareResult, out_dir: Path) -> str:
     ctx = _context(result)
-    per_class = result.per_class_f1().rename(index=lambda label: display_label(label, for_html=True))
     lines = [
         f"# encajes comparison — {result.workdir.name}",
         "",
@@ -87,19 +87,7 @@ def render_markdown(result: CompareResult, out_dir: Path) -> str:
         "",
         *(f"- {s}" for s in test_sentences(result) or ["Only one run: nothing to compare."]),
         "",
-        "## Per-class F1 (logistic regression)",
-        "",
-        markdown_table(
-            [
-                {
-                    "label": str(label),
-                    "support": str(int(row["support"])),
-                    **{col: f"{row[col]:.3f}" for col in per_class.columns[1:]},
-                }
-                for label, row in per_class.iterrows()
-            ]
-        ),
-        "",
+        *per_class_markdown(result),
         "## Maps",
         "",
     ]
@@ -129,7 +117,9 @@ table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ddd;padding
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.grid{display:grid;
 grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px}.grid img{width:100%}figure{margin:0}
 figcaption{font-weight:600;margin:4px 0}.wide{grid-template-columns:1fr}
-.best{font-weight:700;background:#eef7ee}"""
+.best{font-weight:700;background:#eef7ee}.warn{color:#8a3b00;font-weight:600;margin:4px 0}
+summary{cursor:pointer;color:#555;margin:8px 0}
+.pairs td:nth-child(2),.pairs th:nth-child(2){text-align:left}"""
 
 
 def render_html(result: CompareResult, out_dir: Path) -> str:
@@ -143,17 +133,6 @@ def render_html(result: CompareResult, out_dir: Path) -> str:
             f"<td{' class=best' if (i, key) in best else ''}>{esc(value)}</td>" for key, value in row.items()
         )
         body += f"<tr>{cells}</tr>"
-    per_class = result.per_class_f1()
-    best_per_class = per_class.drop(columns="support").max(axis=1)  # ties all bold; zeros never
-    pc_head = "<th>label</th><th>support</th>" + "".join(f"<th>{esc(c)}</th>" for c in per_class.columns[1:])
-    pc_body = ""
-    for label, row in per_class.iterrows():
-        cells = "".join(
-            f"<td{' class=best' if 0 < row[col] == best_per_class[label] else ''}>{row[col]:.3f}</td>"
-            for col in per_class.columns[1:]
-        )
-        name = esc(display_label(label, for_html=True))
-        pc_body += f"<tr><td>{name}</td><td>{int(row['support'])}</td>{cells}</tr>"
     maps = "".join(
         f"<figure><figcaption>{esc(r.model)} · {esc(r.pooling)} — "
         f'<a href="{esc(os.path.relpath(r.plot["html"], out_dir))}">interactive</a></figcaption>'
@@ -165,7 +144,7 @@ def render_html(result: CompareResult, out_dir: Path) -> str:
         f"<figure><figcaption>{esc(r.model)} · {esc(r.pooling)}</figcaption>"
         f"{_img(r.probe['confusion_png'])}</figure>"
         for r in result.runs
-    )
+    ) + pairs_html(result)
     tests = "".join(f"<li>{esc(s).replace('**', '')}</li>" for s in test_sentences(result)) or (
         "<li>Only one run: nothing to compare.</li>"
     )
@@ -178,10 +157,125 @@ Best figures are highlighted.</p>
 <table><tr>{head}</tr>{body}</table>
 <h2>Is the best run better?</h2><ul>{tests}</ul>
 <h2>UMAP maps</h2><div class="grid">{maps or "<p>(plots were turned off)</p>"}</div>
-<h2>Per-class F1 (logistic regression)</h2><table><tr>{pc_head}</tr>{pc_body}</table>
+<h2>Per-class F1 (logistic regression)</h2>{per_class_html(result)}
 <h2>Confusion matrices</h2><div class="grid wide">{confusions}</div>
 <p><small>Generated {ctx["created"]} by encajes in {result.seconds:.1f}s.</small></p>
 </body></html>"""
+
+
+# --- per-class and confusion sections ------------------------------------------------------------------
+
+SHOWN_CLASSES = 15  # per-class rows shown before the rest fold away; report.json keeps every class
+
+
+def narrow_lines(result: CompareResult) -> list[str]:
+    """One sentence per probe that predicts fewer than half of the classes: worth saying first."""
+    lines = []
+    for run in result.runs:
+        for probe in ("logistic", "knn"):
+            scores = run.probe[probe]
+            name = f"{run.model} · {run.pooling} ({probe})"
+            line = narrow_prediction(name, scores["labels"], scores["confusion"])
+            lines += [line] if line else []
+    return lines
+
+
+def best_run(result: CompareResult) -> RunResult:
+    return max(result.runs, key=lambda run: run.probe["logistic"]["macro_f1"])
+
+
+def pair_rows(result: CompareResult, run: RunResult) -> list[dict[str, str]]:
+    """The logistic probe's most-confused pairs of one run, as table cells."""
+    scores = run.probe["logistic"]
+    names = result.label_names
+    return [
+        {
+            "true": display_label(row.true, for_html=True, names=names),
+            "predicted as": display_label(row.predicted, for_html=True, names=names),
+            "test rows": f"{row.count:,}",
+            "share of true class": f"{row.share:.0%}",
+        }
+        for row in confused_pairs(scores["labels"], scores["confusion"]).itertuples()
+    ]
+
+
+def per_class_rows(result: CompareResult) -> list[dict[str, str]]:
+    """Per-class F1 of every class, largest first."""
+    per_class = result.per_class_f1()
+    return [
+        {
+            "label": display_label(str(label), for_html=True, names=result.label_names),
+            "support": str(int(row["support"])),
+            **{col: f"{row[col]:.3f}" for col in per_class.columns[1:]},
+        }
+        for label, row in per_class.iterrows()
+    ]
+
+
+def per_class_markdown(result: CompareResult) -> list[str]:
+    """The per-class section: collapsed-probe warnings, the largest classes, the best run's confusions."""
+    rows = per_class_rows(result)
+    hidden = len(rows) - SHOWN_CLASSES
+    best, narrow = best_run(result), narrow_lines(result)
+    pairs = pair_rows(result, best)
+    return [
+        "## Per-class F1 (logistic regression)",
+        "",
+        *(f"- **{line}**." for line in narrow),
+        *([""] if narrow else []),
+        markdown_table(rows[:SHOWN_CLASSES]),
+        "",
+        *([f"… and {hidden} more classes (report.json has them all)", ""] if hidden > 0 else []),
+        f"### Most-confused pairs — {best.model} · {best.pooling} (logistic regression)",
+        "",
+        markdown_table(pairs) if pairs else "No test row was misclassified.",
+        "",
+    ]
+
+
+def _html_table(rows: list[dict[str, str]], best: set[tuple[int, str]] | None = None, css: str = "") -> str:
+    esc, best = html.escape, best or set()
+    head = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=best' if (i, k) in best else ''}>{esc(v)}</td>" for k, v in row.items())
+        + "</tr>"
+        for i, row in enumerate(rows)
+    )
+    return f"<table{f' class={css}' if css else ''}><tr>{head}</tr>{body}</table>"
+
+
+def per_class_html(result: CompareResult) -> str:
+    """Warnings, the largest classes, and the rest folded in a <details>; best F1 per class highlighted."""
+    rows = per_class_rows(result)
+    runs = list(rows[0])[2:]
+    best = set()
+    for i, row in enumerate(rows):  # ties all bold; zeros never
+        top = max(float(row[col]) for col in runs)
+        best |= {(i, col) for col in runs if 0 < float(row[col]) == top}
+    out = "".join(f"<p class=warn>{html.escape(line)}.</p>" for line in narrow_lines(result))
+    out += _html_table(rows[:SHOWN_CLASSES], best)
+    if len(rows) > SHOWN_CLASSES:
+        rest = {(i - SHOWN_CLASSES, col) for i, col in best if i >= SHOWN_CLASSES}
+        out += (
+            f"<details><summary>{len(rows) - SHOWN_CLASSES} more classes</summary>"
+            f"{_html_table(rows[SHOWN_CLASSES:], rest)}</details>"
+        )
+    return out
+
+
+def pairs_html(result: CompareResult) -> str:
+    """Each run's most-confused pairs (logistic), the best run's open and the others folded."""
+    best, out = best_run(result), ""
+    for run in result.runs:
+        pairs = pair_rows(result, run)
+        table = _html_table(pairs, css="pairs") if pairs else "<p>No test row was misclassified.</p>"
+        out += (
+            f"<details{' open' if run is best else ''}><summary>Most-confused pairs — "
+            f"{html.escape(run.model)} · {html.escape(run.pooling)} (logistic regression)</summary>"
+            f"{table}</details>"
+        )
+    return out
 
 
 def write_report(result: CompareResult, paths: ReportPaths) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Figures: UMAP scatter (PNG), confusion matrices and similarity heatmaps, with legends people can read.
+"""Figures: confusion matrices and similarity heatmaps (the UMAP map is ``map_figure``'s), with legends
+people can read.
 
 Labels that are emojis are shown with their Unicode name, plus the emoji itself where the plotting font
 can draw it, so a legend is readable on any machine. Browsers draw every emoji, so HTML shows them.
@@ -7,7 +8,9 @@ can draw it, so a legend is readable on any machine. Browsers draw every emoji, 
 from __future__ import annotations
 
 import functools
+import textwrap
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import write_atomic
+from pipeline.confusions import OTHER, TOP_CLASSES, predicted_classes, restricted_confusion
 
 INVISIBLE = {0xFE0F, 0xFE0E, 0x200D}
 CLDR_NAMES = {"❤": "red heart", "❤️": "red heart"}  # where Unicode's character name reads oddly
@@ -43,24 +47,15 @@ def emoji_name(label: str) -> str | None:
     return " ".join(unicodedata.name(ch, "?").lower() for ch in chars)
 
 
-def display_label(label: str, for_html: bool = False) -> str:
-    """A legend entry people can read: the emoji where it can be drawn, and its name."""
+def display_label(label: str, for_html: bool = False, names: Mapping[str, str] | None = None) -> str:
+    """A legend entry people can read: the emoji where it can be drawn, and its name. ``names`` maps a
+    corpus' label codes to their names (``"0" -> "❤"``): the name is shown instead of the code."""
+    label = names.get(label, label) if names else label
     name = emoji_name(label)
     if name is None:
         return label
     drawable = for_html or all(ord(ch) in _font_charmap() or ord(ch) in INVISIBLE for ch in label)
     return f"{label} {name}" if drawable else name
-
-
-def label_colors(labels: list[str]) -> dict[str, str]:
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
-    if len(labels) <= 20:
-        return {label: to_hex(cmap(i)) for i, label in enumerate(labels)}
-    hues = colormaps["hsv"](np.linspace(0, 1, len(labels), endpoint=False))
-    return {label: to_hex(c) for label, c in zip(labels, hues, strict=True)}
 
 
 def _pyplot():
@@ -87,63 +82,6 @@ def label_names(frame: pd.DataFrame) -> pd.Series:
     return frame["label"].fillna("(no label)").astype(str)
 
 
-def ordered_labels(labels: pd.Series) -> list[str]:
-    """Most frequent first, so the legend reads like the data."""
-    return labels.value_counts().index.astype(str).tolist()
-
-
-def plot_umap_png(frame: pd.DataFrame, title: str, target: Path) -> None:
-    """A scatter that stays legible from 200 to 100k+ points: small rasterised dots, shuffled draw order."""
-    plt = _pyplot()
-
-    n = len(frame)
-    labels = label_names(frame)
-    order = ordered_labels(labels)
-    colors = label_colors(order)
-    shuffled = np.random.default_rng(0).permutation(n)
-    size = float(np.clip(30000 / max(n, 1), 0.3, 30))
-    alpha = 0.9 if n < 5000 else 0.5
-    fig, ax = plt.subplots(figsize=(10, 7.5), dpi=150)
-    ax.scatter(
-        frame["x"].to_numpy()[shuffled],
-        frame["y"].to_numpy()[shuffled],
-        c=[colors[label] for label in labels.to_numpy()[shuffled]],
-        s=size,
-        alpha=alpha,
-        linewidths=0,
-        rasterized=True,
-    )
-    counts = labels.value_counts()
-    handles = [
-        plt.Line2D(
-            [],
-            [],
-            marker="o",
-            linestyle="",
-            markersize=7,
-            color=colors[label],
-            label=f"{display_label(label)} ({counts[label]:,})",
-        )
-        for label in order
-    ]
-    ax.legend(
-        handles=handles,
-        loc="center left",
-        bbox_to_anchor=(1.01, 0.5),
-        frameon=False,
-        fontsize=8,
-        title="label",
-        title_fontsize=9,
-    )
-    ax.set_title(f"{title}  ·  {n:,} tweets  ·  UMAP (cosine)", fontsize=11)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    fig.tight_layout()
-    save_png(fig, target)
-
-
 # --- other figures -------------------------------------------------------------------------------------
 
 
@@ -161,8 +99,15 @@ def _annotate(ax, values: np.ndarray, fmt, dark: np.ndarray, fontsize: int) -> N
         )
 
 
-def plot_confusions(results: dict[str, dict[str, Any]], title: str, target: Path) -> None:
-    """Row-normalised confusion matrices (recall per true class), one panel per probe."""
+def plot_confusions(
+    results: dict[str, dict[str, Any]], title: str, target: Path, names: Mapping[str, str] | None = None
+) -> None:
+    """Row-normalised confusion matrices (recall per true class), one panel per probe. Above
+    ``TOP_CLASSES`` classes only the largest are drawn, with an "other" column, so cells and ticks stay
+    readable; the report's tables hold the rest."""
+    if len(next(iter(results.values()))["labels"]) > TOP_CLASSES:
+        _plot_top_confusions(results, title, target, names)
+        return
     plt = _pyplot()
 
     panels = list(results.items())
@@ -173,9 +118,9 @@ def plot_confusions(results: dict[str, dict[str, Any]], title: str, target: Path
         cm = np.asarray(result["confusion"], dtype=float)
         rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
         ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-        names = [display_label(label) for label in result["labels"]]
-        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ticks = [display_label(label, names=names) for label in result["labels"]]
+        ax.set_xticks(range(len(ticks)), ticks, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(ticks)), ticks, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{name}: macro-F1 {result['macro_f1']:.3f}, acc {result['accuracy']:.3f}", fontsize=9)
@@ -186,10 +131,60 @@ def plot_confusions(results: dict[str, dict[str, Any]], title: str, target: Path
     save_png(fig, target)
 
 
+def _clip(text: str, width: int) -> str:
+    """Cut by characters, not words: emoji names share their first words ("smiling face with …")."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _plot_top_confusions(
+    results: dict[str, dict[str, Any]], title: str, target: Path, names: Mapping[str, str] | None
+) -> None:
+    """The top classes by support against themselves and "other", cells in percent of the true class."""
+    plt = _pyplot()
+
+    panels = [(name, r, restricted_confusion(r["labels"], r["confusion"])) for name, r in results.items()]
+    first = panels[0][2]
+    k, cell = len(first.labels), 0.33
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(len(panels) * (k + 1) * cell + 4.5, k * cell + 2.7),
+        dpi=120,
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    ticks = [_clip(display_label(label, names=names), 30) for label in first.labels]
+    support = first.counts.sum(axis=1)
+    for ax, (name, result, top) in zip(axes[0], panels, strict=True):
+        image = ax.imshow(top.rates, cmap="Blues", vmin=0, vmax=1)
+        ax.axvline(k - 0.5, color="0.35", linewidth=1)
+        ax.set_xticks(
+            range(k + 1), [*ticks, OTHER], rotation=60, ha="right", rotation_mode="anchor", fontsize=9
+        )
+        ax.set_yticks(range(k), [f"{t} ({n:,})" for t, n in zip(ticks, support, strict=True)], fontsize=9)
+        ax.tick_params(length=2)
+        ax.set_xlabel("predicted", fontsize=9)
+        percent = np.round(top.rates * 100)
+        _annotate(ax, percent, lambda v: f"{v:.0f}" if v else "", dark=top.rates > 0.55, fontsize=7)
+        ax.set_title(
+            f"{name}: macro-F1 {result['macro_f1']:.3f}, acc {result['accuracy']:.3f}\n"
+            f"predicts {predicted_classes(result['confusion'])} of {top.n_classes} classes",
+            fontsize=9,
+        )
+    axes[0][0].set_ylabel("true (test rows)", fontsize=9)
+    bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.6, pad=0.01, format="{x:.0%}")
+    bar.set_label("share of the true class's test rows", fontsize=9)
+    fig.suptitle(
+        f"{title} · top {k} of {first.n_classes} classes by support ({first.covered:.0%} of test rows)\n"
+        "each row sums to 100%; 'other' = predicted as one of the other classes",
+        fontsize=10,
+    )
+    save_png(fig, target)
+
+
 def plot_similarity(sentences: list[str], matrix: np.ndarray, title: str, target: Path) -> None:
     """Annotated cosine-similarity heatmap of a few sentences."""
-    import textwrap
-
     plt = _pyplot()
 
     n = len(sentences)

@@ -1,6 +1,6 @@
 """Plot stage: a run's embeddings -> a UMAP map (``umap.parquet``), its picture (``umap.png``) and an
-interactive page (``umap.html``). The projection is ``projection``'s, the figures ``figures``' and the page
-``umap_page``'s; this module only wires them to the workdir."""
+interactive page (``umap.html``). The projection is ``projection``'s, the picture ``map_figure``'s and the
+page ``umap_page``'s; this module only wires them to the workdir."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import pipeline.umap_page as umap_page
 from pipeline.atomic import write_atomic
 from pipeline.corpus import CorpusTexts, corpus_hash, load_corpus
 from pipeline.errors import EncajesError
-from pipeline.figures import label_names, plot_umap_png
+from pipeline.figures import label_names
 from pipeline.layout import Workdir
+from pipeline.map_figure import plot_umap_png
 from pipeline.models import DEFAULT_MODEL
 from pipeline.projection import umap_2d
 from pipeline.runner import RunStage, Timings, run_stage
@@ -86,7 +87,7 @@ class PlotStage(RunStage[PlotReport]):
                 }
             )
             write_atomic(paths.umap, lambda tmp: frame.to_parquet(tmp, index=False))
-            plot_umap_png(frame, self.run.title, paths.umap_png)
+            plot_umap_png(frame, self.run.title, paths.umap_png, top=self.settings.map_labels)
             self.write_page(frame, positions)
         return PlotReport(
             umap=paths.umap,
@@ -108,7 +109,12 @@ class PlotStage(RunStage[PlotReport]):
         texts[order] = CorpusTexts(self.work.require_corpus()).take(positions[shown][order])
         counts = label_names(frame).value_counts()
         umap_page.write_umap_html(
-            frame.iloc[shown], list(texts), self.run.title, self.run.paths.umap_html, counts
+            frame.iloc[shown],
+            list(texts),
+            self.run.title,
+            self.run.paths.umap_html,
+            counts,
+            top=self.settings.map_labels,
         )
 
 

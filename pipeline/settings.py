@@ -206,6 +206,12 @@ class UmapSettings:
         "--umap-fit-rows",
         min=4,
     )
+    map_labels: int = option(
+        10,
+        "Labels the maps colour, most frequent first (at most 20); the rest are one grey group.",
+        min=1,
+        max=20,
+    )
 
     __post_init__ = check_fields
 
