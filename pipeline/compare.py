@@ -1,6 +1,6 @@
 """Compare: every model x pooling on one corpus -> embed, probe and plot each (reusing fresh artifacts),
-and the paired tests that say whether the best run really is better. ``comparison`` holds the results,
-``comparison_report`` renders them."""
+the baselines, and the paired tests of every pair that say which differences are real. ``comparison``
+holds the results, ``comparison_report`` renders them."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.comparison import CompareResult, RunResult
+from pipeline.baseline_stage import BaselineReport, baselines
+from pipeline.comparison import TFIDF_SYSTEM, CompareResult, RunResult, run_name
 from pipeline.embed import embed_corpus
 from pipeline.errors import EncajesError
+from pipeline.label_names import load_label_names
 from pipeline.layout import Workdir
 from pipeline.lock import workdir_lock
-from pipeline.metrics import paired_bootstrap
+from pipeline.pairs import all_pairs
 from pipeline.plot import plot_run
 from pipeline.probe import probe_run
 from pipeline.settings import GRID_DEFAULTS, EmbedSettings, ProbeSettings, UmapSettings
@@ -122,9 +124,17 @@ def compare(
         results = [
             _one_run(work, model, pooling, spec, force, progress, on_step) for model, pooling in spec.runs()
         ]
-        tests = {probe: best_vs_runner_up(results, probe, spec.probe) for probe in ("logistic", "knn")}
+        if on_step:
+            on_step("baselines (majority class, TF-IDF)")
+        base = baselines(work.root, spec.probe, force=force)
+        pairs = {probe: test_pairs(results, base, probe, spec.probe) for probe in ("logistic", "knn")}
     return CompareResult(
-        work.root, results, {k: v for k, v in tests.items() if v}, timings.rounded()["seconds"]
+        work.root,
+        results,
+        pairs,
+        timings.rounded()["seconds"],
+        baselines=base.results,
+        label_names=load_label_names(work),
     )
 
 
@@ -158,20 +168,23 @@ def _one_run(
     )
 
 
-def best_vs_runner_up(runs: list[RunResult], probe: str, settings: ProbeSettings) -> dict[str, Any] | None:
-    """Paired bootstrap of macro-F1 on the same test rows: is the best run better than the second?"""
-    if len(runs) < 2:
-        return None
-    ranked = sorted(runs, key=lambda r: r.probe[probe]["macro_f1"], reverse=True)
-    best, second = ranked[0], ranked[1]
-    a = pd.read_parquet(best.probe["predictions"]).set_index("row_id")
-    b = pd.read_parquet(second.probe["predictions"]).set_index("row_id")
-    if not np.array_equal(a.index.to_numpy(), b.index.to_numpy()):
-        raise EncajesError("The runs were probed on different test rows; rerun compare with --force.")
-    test = paired_bootstrap(a["label"], a[probe], b[probe], settings.bootstrap, settings.seed)
-    return {
-        "best": f"{best.model} · {best.pooling}",
-        "runner_up": f"{second.model} · {second.pooling}",
-        "significant": test["p_value"] < 0.05,
-        **test,
-    }
+def test_pairs(
+    runs: list[RunResult], base: BaselineReport, probe: str, settings: ProbeSettings
+) -> list[dict[str, Any]]:
+    """Every pair of runs (and, for logistic regression, each run against the TF-IDF baseline) on the
+    same test rows: paired bootstrap of macro-F1, Holm-adjusted over the pairs."""
+    if len(runs) < 2 and probe != "logistic":
+        return []
+    frames = {run_name(run): pd.read_parquet(run.probe["predictions"]) for run in runs}
+    baseline = pd.read_parquet(base.predictions)
+    truth = baseline["label"].to_numpy()
+    predictions = {}
+    for name, frame in frames.items():
+        if not np.array_equal(frame["row_id"].to_numpy(), baseline["row_id"].to_numpy()):
+            raise EncajesError(
+                f"{name} was probed on other test rows than the rest; rerun compare with --force."
+            )
+        predictions[name] = frame[probe].to_numpy()
+    if probe == "logistic":
+        predictions[TFIDF_SYSTEM] = baseline["tfidf"].to_numpy()
+    return all_pairs(truth, predictions, settings.bootstrap, settings.seed) if len(predictions) > 1 else []

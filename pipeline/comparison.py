@@ -1,5 +1,5 @@
-"""A comparison's results: one row per run, per-class figures and the paired tests, as data that the
-report renders (``comparison_report``) and the CLI prints."""
+"""A comparison's results: one row per run, the baselines, per-class figures and every pair tested, as
+data that the report renders (``comparison_report``) and the CLI prints."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from pipeline.pairs import tied_with_best
 
 
 @dataclass
@@ -26,8 +28,9 @@ class RunResult:
 class CompareResult:
     workdir: Path
     runs: list[RunResult]
-    tests: dict[str, dict[str, Any]]
+    pairs: dict[str, list[dict[str, Any]]]  # probe -> every pair of systems, tested (``pipeline.pairs``)
     seconds: float
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> classification report
     report: dict[str, str] = field(default_factory=dict)  # where report.{md,html,json} were written
     label_names: dict[str, str] = field(default_factory=dict)  # label code -> name, where the corpus has them
 
@@ -47,10 +50,14 @@ class CompareResult:
                     "lr_ci_low": lr["macro_f1_ci"]["low"],
                     "lr_ci_high": lr["macro_f1_ci"]["high"],
                     "lr_accuracy": lr["accuracy"],
+                    "lr_C": lr.get("C", {}).get("value"),
+                    "lr_C_tuned": lr.get("C", {}).get("tuned", False),
                     "knn_macro_f1": knn["macro_f1"],
                     "knn_ci_low": knn["macro_f1_ci"]["low"],
                     "knn_ci_high": knn["macro_f1_ci"]["high"],
                     "knn_accuracy": knn["accuracy"],
+                    "knn_k": knn.get("k", {}).get("value"),
+                    "knn_k_tuned": knn.get("k", {}).get("tuned", False),
                 }
             )
         return pd.DataFrame(rows)
@@ -70,7 +77,11 @@ class CompareResult:
         return {
             "workdir": str(self.workdir),
             "runs": self.table().to_dict(orient="records"),
-            "tests": self.tests,
+            "baselines": {
+                name: {k: v for k, v in result.items() if k not in ("per_class", "confusion")}
+                for name, result in self.baselines.items()
+            },
+            "pairs": self.pairs,
             "per_class_f1": json.loads(self.per_class_f1().to_json()),
             "skipped": {f"{r.model} · {r.pooling}": r.skipped for r in self.runs},
             "seconds": self.seconds,
@@ -82,12 +93,22 @@ class CompareResult:
     def lines(self) -> list[str]:
         table = self.table()
         lr_head, knn_head = "LR macro-F1 [95% CI]", "kNN macro-F1 [95% CI]"
-        out = [f"{'model':<28} {'pooling':<7} {'dim':>4}  {lr_head:<24} {knn_head:<24}"]
+        out = [f"{'model':<28} {'pooling':<7} {'dim':>4}  {lr_head:<24} {'C':>5}  {knn_head:<24} {'k':>3}"]
         for _, row in table.iterrows():
             lr = f"{row.lr_macro_f1:.3f} [{row.lr_ci_low:.3f}, {row.lr_ci_high:.3f}]"
             knn = f"{row.knn_macro_f1:.3f} [{row.knn_ci_low:.3f}, {row.knn_ci_high:.3f}]"
-            out.append(f"{str(row.model)[-28:]:<28} {row.pooling:<7} {row.dim:>4}  {lr:<24} {knn:<24}")
-        out += [sentence.replace("**", "") for sentence in test_sentences(self)]
+            C, k = f"{row.lr_C or 0:g}", f"{row.knn_k or 0:g}"
+            out.append(
+                f"{str(row.model)[-28:]:<28} {row.pooling:<7} {row.dim:>4}  {lr:<24} {C:>5}  {knn:<24} {k:>3}"
+            )
+        for name, result in self.baselines.items():
+            ci = result["macro_f1_ci"]
+            value = f"{result['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+            out.append(f"{'baseline: ' + BASELINE_NAMES[name]:<41} {value:<24}")
+        tuned = [name for name, flag in (("C", "lr_C_tuned"), ("k", "knn_k_tuned")) if table[flag].any()]
+        if tuned:
+            out.append(f"{' and '.join(tuned)} chosen by inner cross-validation on the training rows.")
+        out += [sentence.replace("**", "") for sentence in verdicts(self)]
         stages = [done for r in self.runs for name, done in r.skipped.items() if name != "plot" or r.plot]
         computed = sum(not skipped for skipped in stages)
         out.append(
@@ -99,14 +120,46 @@ class CompareResult:
         return out
 
 
-def test_sentences(result: CompareResult) -> list[str]:
+BASELINE_NAMES = {"majority": "majority class", "tfidf": "TF-IDF"}
+PROBES = {"logistic": "logistic regression", "knn": "kNN"}
+SENTENCE_START = {"logistic": "Logistic regression", "knn": "kNN"}
+
+
+def run_name(run: RunResult) -> str:
+    return f"{run.model} · {run.pooling}"
+
+
+def system_scores(result: CompareResult, probe: str) -> dict[str, float]:
+    """Macro-F1 of every system in a probe's pair table: the runs, and the TF-IDF baseline for LR."""
+    scores = {run_name(run): float(run.probe[probe]["macro_f1"]) for run in result.runs}
+    if probe == "logistic" and "tfidf" in result.baselines:
+        scores[TFIDF_SYSTEM] = float(result.baselines["tfidf"]["macro_f1"])
+    return scores
+
+
+TFIDF_SYSTEM = "TF-IDF baseline"
+
+
+def _listed(names: list[str], scores: dict[str, float]) -> str:
+    return ", ".join(f"{name} ({scores[name]:.3f})" for name in names)
+
+
+def verdicts(result: CompareResult) -> list[str]:
+    """The report's first words: per probe, the best system, which others no test separates from it
+    (Holm-adjusted paired bootstrap), and where the baselines stand."""
     out = []
-    for probe, test in result.tests.items():
-        name = "logistic regression" if probe == "logistic" else "kNN"
-        verdict = "significant" if test["significant"] else "not significant"
-        out.append(
-            f"{name}: **{test['best']}** beats {test['runner_up']} by {test['difference']:+.3f} macro-F1 "
-            f"(95% CI [{test['low']:+.3f}, {test['high']:+.3f}], paired bootstrap over the same test rows, "
-            f"{test['resamples']} resamples, one-sided p = {test['p_value']:.3f}): {verdict} at 0.05."
+    for probe, pairs in result.pairs.items():
+        scores = system_scores(result, probe)
+        if len(scores) < 2:
+            continue
+        best, tied = tied_with_best(scores, pairs)
+        worse = sorted(set(scores) - {best, *tied}, key=lambda name: -scores[name])
+        sentence = f"{SENTENCE_START[probe]}: **{best}** is best ({scores[best]:.3f} macro-F1)"
+        sentence += (
+            f"; indistinguishable from it: {_listed(tied, scores)}" if tied else "; it beats every other"
         )
+        sentence += f"; significantly worse: {_listed(worse, scores)}" if worse and tied else ""
+        out.append(sentence + " (paired bootstrap over the test rows, Holm-adjusted p < 0.05).")
+    if "majority" in result.baselines:
+        out.append(f"Majority-class baseline: {result.baselines['majority']['macro_f1']:.3f} macro-F1.")
     return out

@@ -7,6 +7,7 @@ Rows are checked by the pure core in ``ingest_rows`` and written group by group 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -30,6 +31,7 @@ from pipeline.ingest_rows import (
     row_from_record,
     split_from_filename,
 )
+from pipeline.label_names import names_from_pairs, read_mapping, write_label_names
 from pipeline.layout import Workdir
 from pipeline.runner import Stage, Timings, run_stage
 from pipeline.settings import Columns, CsvFormat
@@ -78,6 +80,7 @@ class _Rows:
         self.per_file: dict[str, dict[str, int]] = {}
         self.seen = SeenIds()
         self.blank_lines = 0
+        self.named: Counter[tuple[str, str]] = Counter()  # (label, name) of kept rows
 
     def read_file(self, file_index: int, path: Path, split: str | None, columns: Columns) -> None:
         stream = open_csv(path, self.fmt.encoding, self.fmt.delimiter)
@@ -96,6 +99,8 @@ class _Rows:
                 self._reject(counts, str(path), item.line, reason or "", raw)
                 continue
             row.update(source=str(path), line=item.line, where=(file_index << 40) | item.line)
+            if positions["label_name"] is not None and row["label"]:
+                self.named[(row["label"], item.fields[positions["label_name"]])] += 1
             pending.append(row)
             if len(pending) >= self.sink.group_rows:
                 self._flush(pending, counts)
@@ -137,6 +142,8 @@ class IngestStage(Stage[IngestReport]):
         for path, _ in self.given:
             if not path.is_file():
                 raise EncajesError(f"{path}: no such file.")
+        if columns.label_names and not Path(columns.label_names).is_file():
+            raise EncajesError(f"{columns.label_names}: no such file (--label-names).")
 
     @property
     def manifest(self) -> Path:
@@ -147,10 +154,12 @@ class IngestStage(Stage[IngestReport]):
         return [{"path": str(p.resolve()), "sha256": file_sha256(p), "split": s} for p, s in self.given]
 
     def inputs(self) -> dict[str, Any]:
-        return {"files": self._files, "columns": asdict(self.columns), **asdict(self.fmt)}
+        names = self.columns.label_names
+        mapping = {"label_names_sha256": file_sha256(Path(names))} if names else {}
+        return {"files": self._files, "columns": asdict(self.columns), **asdict(self.fmt), **mapping}
 
     def outputs(self) -> list[Path]:
-        return [self.work.corpus, self.work.rejects]
+        return [self.work.corpus, self.work.rejects, self.work.label_names]
 
     def compute(self, inputs: dict[str, Any], timings: Timings) -> IngestReport:
         self.work.root.mkdir(parents=True, exist_ok=True)
@@ -167,6 +176,7 @@ class IngestStage(Stage[IngestReport]):
             ["source", "line"], kind="stable"
         )
         write_atomic(self.work.rejects, lambda tmp: rejects.to_csv(tmp, index=False))
+        write_label_names(self.work, self.label_names(rows.named))
         reasons = rejects["reason"].str.replace(r" \(.*|(?<=duplicate id) .*", "", regex=True)
         return IngestReport(
             corpus=self.work.corpus,
@@ -182,6 +192,12 @@ class IngestStage(Stage[IngestReport]):
             corpus_sha256=file_sha256(self.work.corpus),
             texts_sha256=texts_fingerprint_of_file(self.work.corpus),
         )
+
+    def label_names(self, named: Counter[tuple[str, str]]) -> dict[str, str]:
+        """From --label-names FILE when given, else from the name column of the rows."""
+        if self.columns.label_names:
+            return read_mapping(Path(self.columns.label_names))
+        return names_from_pairs(pair for pair, count in named.items() for _ in range(count))
 
     def rebuild(self, entry: dict[str, Any]) -> IngestReport:
         return IngestReport.rebuild(entry["outputs"], corpus=self.work.corpus, rejects=self.work.rejects)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import EncajesError
+from pipeline.label_names import NAME_COLUMNS
 from pipeline.settings import Columns
 
 SPLIT_ALIASES = {
@@ -59,7 +60,25 @@ def check_columns(path: Path, header: list[str], columns: Columns, delimiter: st
             )
         else:
             positions[role] = None
+    positions["label_name"] = name_column(path, header, columns, positions)
     return positions
+
+
+def name_column(
+    path: Path, header: list[str], columns: Columns, positions: dict[str, int | None]
+) -> int | None:
+    """Where the labels' names are: the column asked for, else the first of the usual names present
+    (never the text or label column itself)."""
+    if columns.label_name:
+        if columns.label_name not in header:
+            raise EncajesError(
+                f"{path}: no label-name column {columns.label_name!r}; the columns are {header}. "
+                "Fix --label-name-col or leave it out."
+            )
+        return header.index(columns.label_name)
+    taken = {positions["text"], positions["label"]}
+    found = [header.index(name) for name in NAME_COLUMNS if name in header]
+    return next((at for at in found if at not in taken), None)
 
 
 def split_from_filename(path: Path) -> str | None:

@@ -1,6 +1,7 @@
 """Every file and folder name of a workdir (and of the user cache), in one place::
 
-    W/corpus.parquet, W/rejects.csv          ingest
+    W/corpus.parquet, W/rejects.csv          ingest (+ label_names.json where the files name labels)
+    W/baselines/baselines.json               baselines (+ predictions.parquet): majority class, TF-IDF
     W/runs/<model>__<pooling>/embeddings.pt  embed (+ vectors.npy beyond memory, shards/ while running)
     W/runs/<model>__<pooling>/index.faiss    index (+ index_ids.npy, the FAISS position -> row_id map)
     W/runs/<model>__<pooling>/probe.json     probe (+ predictions.parquet, confusion.png)
@@ -144,6 +145,20 @@ class Workdir:
     @property
     def manifest(self) -> Path:
         return self.root / MANIFEST
+
+    @property
+    def label_names(self) -> Path:
+        """Label code -> name (``0`` -> ``❤``), where the ingested files had a name column."""
+        return self.root / "label_names.json"
+
+    @property
+    def baselines(self) -> Path:
+        """Majority-class and TF-IDF probes on the corpus' own split: every run reads against them."""
+        return self.root / "baselines" / "baselines.json"
+
+    @property
+    def baseline_predictions(self) -> Path:
+        return self.root / "baselines" / "predictions.parquet"
 
     @property
     def lock(self) -> Path:

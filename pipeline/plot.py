@@ -5,6 +5,7 @@ page ``umap_page``'s; this module only wires them to the workdir."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pipeline.atomic import write_atomic
 from pipeline.corpus import CorpusTexts, corpus_hash, load_corpus
 from pipeline.errors import EncajesError
 from pipeline.figures import label_names
+from pipeline.label_names import load_label_names, names_input
 from pipeline.layout import Workdir
 from pipeline.map_figure import plot_umap_png
 from pipeline.models import DEFAULT_MODEL
@@ -61,7 +63,12 @@ class PlotStage(RunStage[PlotReport]):
             "corpus_sha256": corpus_hash(self.work),
             "embeddings_sha256": self.run.embeddings_sha256,
             **asdict(self.settings),
+            **names_input(self.names),
         }
+
+    @cached_property
+    def names(self) -> dict[str, str]:
+        return load_label_names(self.work)
 
     def rebuild(self, entry: dict[str, Any]) -> PlotReport:
         paths = self.run.paths
@@ -87,7 +94,9 @@ class PlotStage(RunStage[PlotReport]):
                 }
             )
             write_atomic(paths.umap, lambda tmp: frame.to_parquet(tmp, index=False))
-            plot_umap_png(frame, self.run.title, paths.umap_png, top=self.settings.map_labels)
+            plot_umap_png(
+                frame, self.run.title, paths.umap_png, names=self.names, top=self.settings.map_labels
+            )
             self.write_page(frame, positions)
         return PlotReport(
             umap=paths.umap,
@@ -114,6 +123,7 @@ class PlotStage(RunStage[PlotReport]):
             self.run.title,
             self.run.paths.umap_html,
             counts,
+            names=self.names,
             top=self.settings.map_labels,
         )
 

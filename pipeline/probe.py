@@ -1,26 +1,29 @@
 """Probes: how well do a run's embeddings separate the labels? Logistic regression and FAISS kNN.
 
 Both are trained on the ``train`` split (plus ``val`` if asked) and scored on ``test``; a corpus without
-splits gets a stratified, seeded 80/20 split. Same seed, same numbers.
+splits gets a stratified, seeded 80/20 split. C and k are chosen on the training rows (``probe_models``)
+unless given. Same seed, same numbers.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 import pandas as pd
 
 from pipeline.atomic import write_atomic, write_text_atomic
 from pipeline.corpus import corpus_hash, load_corpus
 from pipeline.errors import EncajesError
+from pipeline.label_names import load_label_names, names_input
 from pipeline.layout import RunPaths, Workdir
 from pipeline.metrics import bootstrap_macro_f1, classification_report
 from pipeline.models import DEFAULT_MODEL
+from pipeline.probe_models import knn_predict, knn_tuned_predict, logistic_params, logistic_predict
 from pipeline.runner import RunStage, Timings, run_stage
 from pipeline.runs import find_run
 from pipeline.settings import ProbeSettings
@@ -72,26 +75,6 @@ def choose_split(corpus: pd.DataFrame, settings: ProbeSettings) -> tuple[np.ndar
     )
 
 
-def logistic_predict(
-    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, settings: ProbeSettings
-) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=settings.C, max_iter=settings.max_iter, random_state=settings.seed)
-    return model.fit(train_x, train_y).predict(test_x)
-
-
-def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int) -> np.ndarray:
-    """Similarity-weighted vote of the k most cosine-similar training rows (exact FAISS search)."""
-    classes, codes = np.unique(train_y, return_inverse=True)
-    index = faiss.IndexFlatIP(train_x.shape[1])
-    index.add(np.ascontiguousarray(train_x, dtype=np.float32))
-    sims, neighbours = index.search(np.ascontiguousarray(test_x, dtype=np.float32), min(k, len(train_x)))
-    votes = np.zeros((len(test_x), len(classes)))
-    np.add.at(votes, (np.arange(len(test_x))[:, None], codes[neighbours]), sims)
-    return classes[votes.argmax(axis=1)]  # a tie goes to the first label in sorted order
-
-
 # --- the stage -----------------------------------------------------------------------------------------
 
 
@@ -110,9 +93,9 @@ class ProbeReport(StageReport):
 
     def summary(self) -> dict[str, Any]:
         """Headline figures (no per-class tables)."""
-        keep = ("macro_f1", "macro_f1_ci", "accuracy", "weighted_f1")
+        keep = ("macro_f1", "macro_f1_ci", "accuracy", "weighted_f1", "C", "k")
         return {
-            name: {key: result[key] for key in keep}
+            name: {key: result[key] for key in keep if key in result}
             for name, result in (("logistic", self.logistic), ("knn", self.knn))
         }
 
@@ -128,10 +111,20 @@ class ProbeReport(StageReport):
             ci = result["macro_f1_ci"]
             out.append(
                 f"{name:>9}: macro-F1 {result['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]  "
-                f"accuracy {result['accuracy']:.3f}  weighted-F1 {result['weighted_f1']:.3f}"
+                f"accuracy {result['accuracy']:.3f}  weighted-F1 {result['weighted_f1']:.3f}  "
+                f"{choice_words(result)}"
             )
         out.append(f"confusion matrices: {self.confusion_png}")
         return out
+
+
+def choice_words(result: dict[str, Any]) -> str:
+    """'C = 16 (3-fold CV)' / 'k = 10 (fixed)': how a probe's hyper-parameter was set."""
+    for name in ("C", "k"):
+        if name in result:
+            how = f"{result[name]['folds']}-fold CV" if result[name]["tuned"] else "fixed"
+            return f"{name} = {result[name]['value']:g} ({how})"
+    return ""
 
 
 class ProbeStage(RunStage[ProbeReport]):
@@ -142,7 +135,13 @@ class ProbeStage(RunStage[ProbeReport]):
             "corpus_sha256": corpus_hash(self.work),
             "embeddings_sha256": self.run.embeddings_sha256,
             **asdict(self.settings),
+            **names_input(self.names),
         }
+
+    @cached_property
+    def names(self) -> dict[str, str]:
+        """Shown in confusion.png, hence an input."""
+        return load_label_names(self.work)
 
     def rebuild(self, entry: dict[str, Any]) -> ProbeReport:
         return load_probe_report(self.run.paths, skipped=True)
@@ -159,17 +158,19 @@ class ProbeStage(RunStage[ProbeReport]):
             train, test, how = choose_split(corpus, settings)
             y = corpus["label"].astype(str).to_numpy()
             x_train, x_test = embeddings.take(np.flatnonzero(train)), embeddings.take(np.flatnonzero(test))
-            predicted = {
-                "logistic": logistic_predict(x_train, y[train], x_test, settings),
-                "knn": knn_predict(x_train, y[train], x_test, settings.k),
-            }
+            predicted, choices = fit_probes(x_train, y[train], x_test, settings)
             results = score(y[test], predicted, settings)
+            results["logistic"] |= {
+                "C": choices["logistic"],
+                "refit": logistic_params(choices["logistic"]["value"], settings.max_iter),
+            }
+            results["knn"] |= {"k": choices["knn"]}
             row_ids = corpus["row_id"].to_numpy()[test]
             frame = pd.DataFrame({"row_id": row_ids, "label": y[test], **predicted})
             write_atomic(paths.predictions, lambda tmp: frame.to_parquet(tmp, index=False))
             from pipeline.figures import plot_confusions
 
-            plot_confusions(results, self.run.title, paths.confusion_png)
+            plot_confusions(results, self.run.title, paths.confusion_png, names=self.names)
         report = ProbeReport(
             probe=paths.probe,
             predictions=paths.predictions,
@@ -189,6 +190,16 @@ class ProbeStage(RunStage[ProbeReport]):
         }
         write_text_atomic(paths.probe, json.dumps(payload, indent=2, ensure_ascii=False))
         return report
+
+
+def fit_probes(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, settings: ProbeSettings
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """Each probe's test predictions, and how its C or k was set."""
+    folds, seed = settings.cv_folds, settings.seed
+    lr, C = logistic_predict(x_train, y_train, x_test, settings.C, folds, seed, settings.max_iter)
+    knn, k = knn_tuned_predict(x_train, y_train, x_test, settings.k, folds, seed)
+    return {"logistic": lr, "knn": knn}, {"logistic": C.to_dict(), "knn": k.to_dict()}
 
 
 def score(truth: np.ndarray, predicted: dict[str, np.ndarray], settings: ProbeSettings) -> dict[str, Any]:
@@ -224,4 +235,12 @@ def load_probe_report(paths: RunPaths, skipped: bool = False) -> ProbeReport:
     return report
 
 
-__all__ = ["ProbeReport", "ProbeSettings", "choose_split", "knn_predict", "logistic_predict", "probe_run"]
+__all__ = [
+    "ProbeReport",
+    "ProbeSettings",
+    "choose_split",
+    "fit_probes",
+    "knn_predict",
+    "logistic_predict",
+    "probe_run",
+]

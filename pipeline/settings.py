@@ -183,8 +183,17 @@ class IndexSettings:
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    k: int = option(10, "Neighbours in the kNN vote.", "--k", min=1)
-    C: float = option(1.0, "Inverse regularisation of the logistic regression.", "--C", above=0)
+    k: int | None = option(
+        None, "Neighbours in the kNN vote. Default: chosen from 1-50 by inner cross-validation.", "--k", min=1
+    )
+    C: float | None = option(
+        None,
+        "Inverse regularisation of the logistic regression. Default: chosen from 0.25-64 by inner "
+        "cross-validation on the training rows; --C 1.0 is the fixed protocol.",
+        "--C",
+        above=0,
+    )
+    cv_folds: int = option(3, "Folds of the inner cross-validation that chooses C and k.", min=2)
     max_iter: int = option(1000, "Logistic regression iterations.", min=1)
     include_val: bool = option(False, "Train the probes on train + val (default: train only).")
     seed: int = option(0, "Seed of the 80/20 split (corpora without splits), bootstrap and UMAP.")
@@ -225,6 +234,17 @@ class Columns:
     id: str | None = option(None, "Column with your row ids (default: 'id' if present).", "--id-col")
     split: str | None = option(
         None, "Column with train/val/test (default: 'split' if present).", "--split-col"
+    )
+    label_name: str | None = option(
+        None,
+        "Column naming each label, shown in reports and maps (default: 'emoji', 'label_name' or 'name' "
+        "if present).",
+        "--label-name-col",
+    )
+    label_names: str | None = option(
+        None,
+        "A CSV naming the labels (columns: label, and emoji, label_name or name), e.g. mapping.csv.",
+        "--label-names",
     )
 
     __post_init__ = check_fields

@@ -60,7 +60,14 @@ def test_second_compare_skips_and_a_change_reruns_only_its_dependants(tmp_path, 
     assert "paired bootstrap" in markdown
     data = json.loads(Path(report["json"]).read_text(encoding="utf-8"))
     assert {run["pooling"] for run in data["runs"]} == {"mean", "cls"}
-    assert set(data["tests"]) == {"logistic", "knn"}
+    assert set(data["pairs"]) == {"logistic", "knn"}
+    lr_pairs = {frozenset((row["a"], row["b"])) for row in data["pairs"]["logistic"]}
+    mean, cls = (f"{run['model']} · {run['pooling']}" for run in data["runs"])
+    assert lr_pairs == {  # every pair of runs and the TF-IDF baseline, each tested once
+        frozenset(pair) for pair in ((mean, cls), (mean, "TF-IDF baseline"), (cls, "TF-IDF baseline"))
+    }
+    assert all(row["p_holm"] >= row["p_value"] for row in data["pairs"]["logistic"])
+    assert set(data["baselines"]) == {"majority", "tfidf"}
 
 
 def test_run_command_does_the_whole_chain(tmp_path, sample_csv, tiny_model):
@@ -90,7 +97,10 @@ def test_run_command_does_the_whole_chain(tmp_path, sample_csv, tiny_model):
     (embeddings,) = (tmp_path / "w" / "runs").glob("*/embeddings.pt")
     x = torch.load(embeddings, weights_only=True)["embeddings"].numpy()
     train, test = (corpus["split"] == "train").to_numpy(), (corpus["split"] == "test").to_numpy()
-    fitted = LogisticRegression(C=1.0, max_iter=1000, random_state=0).fit(x[train], corpus["label"][train])
+    probe = json.loads(next((tmp_path / "w" / "runs").glob("*/probe.json")).read_text(encoding="utf-8"))
+    assert data["runs"][0]["lr_C"] == probe["logistic"]["refit"]["C"]
+    refit = probe["logistic"]["refit"]
+    fitted = LogisticRegression(**refit, random_state=0).fit(x[train], corpus["label"][train])
     expected = f1_score(corpus["label"][test], fitted.predict(x[test]), average="macro")
     assert data["runs"][0]["lr_macro_f1"] == pytest.approx(expected)
 
@@ -163,3 +173,26 @@ def test_a_bad_comparison_file_is_a_clear_error_before_any_work(tmp_path, sample
         out = CliRunner().invoke(main, ["compare", "-w", str(work), "--config", str(config)])
         assert out.exit_code == 1 and says in out.output and str(config) in out.output, out.output
         assert "Traceback" not in out.output and not (work / "runs").exists()
+
+
+def test_report_opens_with_the_verdict_and_shows_label_names(tmp_path, tiny_model):
+    from tests.conftest import SAMPLE_ROWS, write_csv
+
+    codes = {"😂": "0", "🔥": "1", "❤": "2", "😢": "3"}
+    coded = [(i, text, codes[label], label, split) for i, text, label, split in SAMPLE_ROWS]
+    work = tmp_path / "w"
+    ingest([write_csv(tmp_path / "coded.csv", coded, header="id,text,label,emoji,split")], work)
+    spec = CompareSpec(
+        models=(str(tiny_model),), poolings=("mean", "cls"), probe=ProbeSettings(bootstrap=100)
+    )
+    result = compare(work, spec, progress=False)
+    assert result.label_names == {"0": "😂", "1": "🔥", "2": "❤", "3": "😢"}
+    report = write_report(result, ReportPaths(tmp_path / "report"))
+    markdown = Path(report["markdown"]).read_text(encoding="utf-8")
+    first_paragraph = markdown.split("\n\n")[1]
+    assert first_paragraph.startswith("Logistic regression: **") and "is best" in first_paragraph
+    assert "kNN: **" in first_paragraph and "Holm" in first_paragraph
+    assert "| 😂 face with tears of joy |" in markdown and "\n| 0 |" not in markdown  # names, not codes
+    html = Path(report["html"]).read_text(encoding="utf-8")
+    assert "<p class=lead>Logistic regression: <b>" in html and "p (Holm)" in html
+    assert "baseline: TF-IDF" in html and "baseline: majority class" in html

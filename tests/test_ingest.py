@@ -265,3 +265,31 @@ def test_a_failing_file_leaves_no_partial_corpus(tmp_path):
     with pytest.raises(EncajesError, match="no rows"):
         ingest([good, empty], tmp_path / "w")
     assert not list((tmp_path / "w").glob("*corpus*"))
+
+
+def test_label_names_come_from_an_emoji_column_or_a_mapping_file(tmp_path):
+    import json
+
+    rows = [
+        ("1", "hola", "0", "❤", "train"),
+        ("2", "jaja", "1", "😂", "test"),
+        ("3", "amor", "0", "❤", "test"),
+    ]
+    source = write_csv(tmp_path / "coded.csv", rows, header="id,text,label,emoji,split")
+    ingest([source], tmp_path / "w")
+    assert json.loads((tmp_path / "w" / "label_names.json").read_text(encoding="utf-8")) == {
+        "0": "❤",
+        "1": "😂",
+    }
+
+    mapping = write_csv(tmp_path / "mapping.csv", [("0", "red_heart"), ("1", "joy")], header="label,name")
+    plain = write_csv(tmp_path / "plain.csv", [(r[0], r[1], r[2], r[4]) for r in rows])
+    ingest([plain], tmp_path / "w2", Columns(label_names=str(mapping)))
+    assert json.loads((tmp_path / "w2" / "label_names.json").read_text(encoding="utf-8")) == {
+        "0": "red_heart",
+        "1": "joy",
+    }
+    with pytest.raises(EncajesError, match="--label-name-col"):
+        ingest([plain], tmp_path / "w3", Columns(label_name="emoji"))
+    ingest([plain], tmp_path / "w4")  # no name column: an empty mapping, never a stale one
+    assert json.loads((tmp_path / "w4" / "label_names.json").read_text(encoding="utf-8")) == {}

@@ -1,0 +1,177 @@
+"""The probes' models, pure: arrays in, predictions and the chosen hyper-parameter out.
+
+Logistic regression's C and kNN's k are chosen by stratified inner cross-validation on the training
+rows only (SentEval's protocol; CLIP's linear probe sweeps C the same way), scored by macro-F1 like the
+test figure. A fixed value skips the search. Both are seeded, so the same call gives the same numbers.
+
+The logistic fits use scikit-learn's ``newton-cg`` solver: on unit-norm sentence embeddings it reaches the
+optimum in a few Newton steps where ``lbfgs`` needs hundreds of iterations at large C, and along a grid
+each fold warm-starts from the previous C's solution.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+
+from pipeline.metrics import classification_report
+
+C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)  # unit-norm embeddings need weak regularisation: C >> 1 often wins
+K_GRID = (1, 5, 10, 20, 50)
+MIN_ROWS_TO_TUNE = 20
+FALLBACK_C, FALLBACK_K = 1.0, 10  # when there are too few training rows to cross-validate
+SOLVER = "newton-cg"
+MAX_ITER = 1000
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A hyper-parameter and how it was set: by inner cross-validation (with each grid value's mean
+    macro-F1 over the folds) or fixed by the user."""
+
+    value: float
+    tuned: bool
+    grid: tuple[float, ...] = ()
+    cv_macro_f1: tuple[float, ...] = ()
+    folds: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def inner_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds of the training rows; fewer folds when the smallest class is too small."""
+    from sklearn.model_selection import StratifiedKFold
+
+    smallest = int(np.unique(y, return_counts=True)[1].min())
+    splits = max(2, min(folds, smallest)) if smallest >= 2 else 2
+    if len(y) < MIN_ROWS_TO_TUNE:
+        return []
+    with warnings.catch_warnings():  # a class with fewer rows than folds: still split, as well as it can
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        found = StratifiedKFold(splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+        usable = [(fit, held) for fit, held in found if len(np.unique(y[fit])) > 1]  # a fit needs 2 classes
+    return usable if len(usable) >= 2 else []
+
+
+def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    return float(classification_report(truth, predicted)["macro_f1"])
+
+
+def logistic_model(
+    C: float, seed: int, max_iter: int = MAX_ITER, warm_start: bool = False, solver: str = SOLVER
+) -> Any:
+    """The logistic regression every probe fits (the settings a refit needs are in ``logistic_params``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, solver=solver, max_iter=max_iter, random_state=seed, warm_start=warm_start)
+
+
+def logistic_params(C: float, max_iter: int = MAX_ITER, solver: str = SOLVER) -> dict[str, Any]:
+    """What to pass to scikit-learn's ``LogisticRegression`` to refit the probe at its C."""
+    return {"C": C, "solver": solver, "max_iter": max_iter}
+
+
+def _quiet_fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():  # a fold that stops at max_iter still ranks its C fairly
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        warnings.filterwarnings("ignore", message=".*[Ll]ine [Ss]earch.*")
+        return model.fit(x, y)
+
+
+def choose_C(
+    x: Any,
+    y: np.ndarray,
+    folds: int,
+    seed: int,
+    max_iter: int = MAX_ITER,
+    grid: tuple[float, ...] = C_GRID,
+    solver: str = SOLVER,
+) -> Choice:
+    """C with the best mean inner-CV macro-F1 (the smallest C among ties: the most regularised)."""
+    splits = inner_folds(y, folds, seed)
+    if not splits:  # too few rows to cross-validate: the fixed protocol's C
+        return Choice(FALLBACK_C, False)
+    scores = np.zeros((len(splits), len(grid)))
+    for f, (fit_rows, held_out) in enumerate(splits):
+        # each C starts from the previous C's solution on this fold
+        model = logistic_model(grid[0], seed, max_iter, warm_start=True, solver=solver)
+        for j, C in enumerate(grid):
+            model.set_params(C=C)
+            _quiet_fit(model, x[fit_rows], y[fit_rows])
+            scores[f, j] = _macro_f1(y[held_out], model.predict(x[held_out]))
+    mean = scores.mean(axis=0)
+    best = int(np.argmax(mean))
+    return Choice(grid[best], True, tuple(grid), tuple(float(s) for s in mean), len(splits))
+
+
+def logistic_predict(
+    train_x: Any,
+    train_y: np.ndarray,
+    test_x: Any,
+    C: float | None,
+    folds: int,
+    seed: int,
+    max_iter: int = MAX_ITER,
+    grid: tuple[float, ...] = C_GRID,
+    solver: str = SOLVER,
+) -> tuple[np.ndarray, Choice]:
+    """Test predictions of a logistic regression at the given C, or at the C inner CV chooses."""
+    if C is None:
+        choice = choose_C(train_x, train_y, folds, seed, max_iter, grid, solver)
+    else:
+        choice = Choice(C, False)
+    model = _quiet_fit(logistic_model(choice.value, seed, max_iter, solver=solver), train_x, train_y)
+    return model.predict(test_x), choice
+
+
+def _neighbours(train_x: np.ndarray, test_x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    index = faiss.IndexFlatIP(train_x.shape[1])
+    index.add(np.ascontiguousarray(train_x, dtype=np.float32))
+    return index.search(np.ascontiguousarray(test_x, dtype=np.float32), min(k, len(train_x)))
+
+
+def _vote(sims: np.ndarray, neighbours: np.ndarray, codes: np.ndarray, n_classes: int, k: int) -> np.ndarray:
+    """Class codes by similarity-weighted vote of the first k neighbours; a tie goes to the lower code."""
+    votes = np.zeros((len(sims), n_classes))
+    rows = np.arange(len(sims))[:, None]
+    np.add.at(votes, (rows, codes[neighbours[:, :k]]), sims[:, :k])
+    return votes.argmax(axis=1)
+
+
+def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int) -> np.ndarray:
+    """Similarity-weighted vote of the k most cosine-similar training rows (exact FAISS search)."""
+    classes, codes = np.unique(train_y, return_inverse=True)
+    sims, neighbours = _neighbours(train_x, test_x, k)
+    return classes[_vote(sims, neighbours, codes, len(classes), k)]
+
+
+def choose_k(x: np.ndarray, y: np.ndarray, folds: int, seed: int, grid: tuple[int, ...] = K_GRID) -> Choice:
+    """k with the best mean inner-CV macro-F1: one search per fold at the largest k serves every k."""
+    classes, codes = np.unique(y, return_inverse=True)
+    splits = inner_folds(y, folds, seed)
+    if not splits:
+        return Choice(FALLBACK_K, False)
+    scores = np.zeros((len(splits), len(grid)))
+    for f, (fit_rows, held_out) in enumerate(splits):
+        sims, neighbours = _neighbours(x[fit_rows], x[held_out], max(grid))
+        for j, k in enumerate(grid):
+            predicted = _vote(sims, neighbours, codes[fit_rows], len(classes), k)
+            scores[f, j] = _macro_f1(codes[held_out], predicted)
+    mean = scores.mean(axis=0)
+    best = int(np.argmax(mean))
+    return Choice(grid[best], True, tuple(grid), tuple(float(s) for s in mean), len(splits))
+
+
+def knn_tuned_predict(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int | None, folds: int, seed: int
+) -> tuple[np.ndarray, Choice]:
+    """Test predictions of the kNN vote at the given k, or at the k inner CV chooses."""
+    choice = Choice(k, False) if k is not None else choose_k(train_x, train_y, folds, seed)
+    return knn_predict(train_x, train_y, test_x, int(choice.value)), choice
