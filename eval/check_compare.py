@@ -1,51 +1,103 @@
-"""Issue 4 check: the report's logistic-regression macro-F1 equals scikit-learn's on the saved embeddings.
+"""Check of a comparison report against scikit-learn, independently of encajes' probe code.
 
-Independently of encajes' probe code: loads each run's ``embeddings.pt`` (``weights_only=True``),
-fits ``LogisticRegression(C=1.0, max_iter=1000)`` on the train rows and scores macro-F1 on the test rows,
-then prints it beside the figure in ``report.json``.
+For each run in ``W/report/report.json``: loads its ``embeddings.pt`` (``weights_only=True``), refits
+scikit-learn's ``LogisticRegression`` at the C the report states (once with the probe's own solver, once
+with scikit-learn's default lbfgs) on the train rows and scores macro-F1 on the test rows; fits the fixed
+protocol (C = 1.0, lbfgs, max_iter 1000) the same way; checks that the TF-IDF baseline row and the pair
+table with Holm-adjusted p-values are there. With ``--time``, also times the probe stage fixed
+(``--C 1.0 --k 10``) against tuned, alternated in one process, and reports the median ratio.
 
-    .venv/bin/python eval/check_compare.py work/semeval-es
+    .venv/bin/python eval/check_compare.py W [--time 3]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import statistics
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
 
-def main(workdir: Path) -> None:
+def refit(x, y, train, test, **params) -> float:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        pred = LogisticRegression(random_state=0, **params).fit(x[train], y[train]).predict(x[test])
+    return float(f1_score(y[test], pred, average="macro"))
+
+
+def check_run(workdir: Path, corpus: pd.DataFrame, run: dict, probe_dir: Path) -> dict:
+    probe = json.loads((probe_dir / "probe.json").read_text(encoding="utf-8"))
+    saved = torch.load(probe_dir / "embeddings.pt", weights_only=True)
+    x = saved["embeddings"].float().numpy()
+    frame = corpus.set_index("row_id").loc[saved["row_ids"].numpy()]
+    train, test = (frame["split"] == "train").to_numpy(), (frame["split"] == "test").to_numpy()
+    y = frame["label"].astype(str).to_numpy()
+    stated = probe["logistic"]["refit"]
+    same_solver = refit(x, y, train, test, **stated)
+    default_solver = refit(x, y, train, test, C=stated["C"], max_iter=1000)
+    fixed = refit(x, y, train, test, C=1.0, max_iter=1000)
+    reported = run["lr_macro_f1"]
+    return {
+        "run": f"{run['model']} · {run['pooling']}",
+        "C": stated["C"],
+        "tuned": probe["logistic"]["C"]["tuned"],
+        "report_lr_macro_f1": round(reported, 4),
+        "sklearn_refit_same_solver": round(same_solver, 4),
+        "sklearn_refit_lbfgs": round(default_solver, 4),
+        "sklearn_fixed_C1": round(fixed, 4),
+        "within_half_point": abs(reported - same_solver) <= 0.005 and abs(reported - default_solver) <= 0.005,
+        "tuned_ge_fixed": reported >= fixed,
+    }
+
+
+def time_probes(workdir: Path, model: str, pooling: str, rounds: int) -> dict:
+    """Probe stage seconds, fixed then tuned, alternated so drift on a shared machine hits both."""
+    from pipeline.probe import probe_run
+    from pipeline.settings import ProbeSettings
+
+    fixed, tuned = [], []
+    for _ in range(rounds):
+        fixed.append(probe_run(workdir, model, pooling, ProbeSettings(C=1.0, k=10), force=True).seconds)
+        tuned.append(probe_run(workdir, model, pooling, ProbeSettings(), force=True).seconds)
+    ratios = [t / f for f, t in zip(fixed, tuned, strict=True)]
+    return {"run": f"{model} · {pooling}", "fixed_s": fixed, "tuned_s": tuned,
+            "median_ratio": round(statistics.median(ratios), 2)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("--time", type=int, default=0, help="Fixed/tuned probe pairs to time per run.")
+    args = parser.parse_args()
+    workdir = args.workdir.resolve()
     corpus = pd.read_parquet(workdir / "corpus.parquet")
     report = json.loads((workdir / "report" / "report.json").read_text(encoding="utf-8"))
-    out = []
+    folders = {p.name: p for p in (workdir / "runs").iterdir()}
+    runs = []
     for run in report["runs"]:
-        run_dir = workdir / "runs" / f"{run['model']}__{run['pooling']}"
-        saved = torch.load(run_dir / "embeddings.pt", weights_only=True)
-        x = saved["embeddings"].numpy()
-        frame = corpus.set_index("row_id").loc[saved["row_ids"].numpy()]
-        train, test = (frame["split"] == "train").to_numpy(), (frame["split"] == "test").to_numpy()
-        y = frame["label"].astype(str).to_numpy()
-        pred = LogisticRegression(C=1.0, max_iter=1000).fit(x[train], y[train]).predict(x[test])
-        sklearn_f1 = f1_score(y[test], pred, average="macro")
-        out.append(
-            {
-                "run": f"{run['model']} · {run['pooling']}",
-                "report_lr_macro_f1": round(run["lr_macro_f1"], 4),
-                "sklearn_lr_macro_f1": round(float(sklearn_f1), 4),
-                "abs_difference": round(abs(run["lr_macro_f1"] - sklearn_f1), 4),
-            }
-        )
-    print(
-        json.dumps(
-            {"workdir": str(workdir), "runs": out, "tests": report["tests"]}, indent=2, ensure_ascii=False
-        )
-    )
+        folder = next(p for name, p in folders.items() if name.endswith(f"__{run['pooling']}")
+                      and json.loads((p / "probe.json").read_text())["model"] == run["model"])  # fmt: skip
+        runs.append(check_run(workdir, corpus, run, folder))
+    pairs = report.get("pairs", {})
+    out = {
+        "runs": runs,
+        "tfidf_baseline_row": "tfidf" in report.get("baselines", {}),
+        "pair_table_with_holm": bool(pairs.get("logistic")) and all("p_holm" in p for p in pairs["logistic"]),
+        "timing": [time_probes(workdir, r["model"], r["pooling"], args.time) for r in report["runs"]]
+        if args.time
+        else [],
+    }
+    print(json.dumps(out, indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "work/semeval-es"))
+    main()

@@ -14,7 +14,7 @@ from pipeline.atomic import write_atomic, write_text_atomic
 from pipeline.baselines import BASELINES, TITLES, majority_predict, tfidf_predict
 from pipeline.corpus import corpus_hash, load_corpus
 from pipeline.layout import Workdir
-from pipeline.probe import choice_words, choose_split, score
+from pipeline.probe_data import choice_words, choose_split, score
 from pipeline.runner import Stage, Timings, run_stage
 from pipeline.settings import ProbeSettings
 from pipeline.stage_report import StageReport

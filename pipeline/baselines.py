@@ -17,6 +17,7 @@ from pipeline.probe_models import Choice, logistic_predict
 BASELINES = ("majority", "tfidf")
 TFIDF_C_GRID = (1.0, 4.0, 16.0)
 TFIDF_SOLVER = "sag"
+TFIDF_TOL = 1e-3  # sag stops in a third of the epochs of 1e-4 with the same macro-F1 (README)
 TITLES = {"majority": "majority class", "tfidf": "TF-IDF + logistic regression"}
 
 
@@ -53,9 +54,9 @@ def tfidf_predict(
     seed: int,
     max_iter: int,
 ) -> tuple[np.ndarray, Choice]:
-    """``sag`` suits these sparse, row-normalised features (several times faster than Newton steps
-    here); the grid stops at 16, past which the TF-IDF model stops improving and ``sag`` slows down."""
+    """``sag`` suits these sparse, row-normalised features (faster than Newton steps or lbfgs here); the
+    grid stops at 16, past which the TF-IDF model stops improving and ``sag`` slows down."""
     train_x, test_x = tfidf_features(train_texts, test_texts)
     return logistic_predict(
-        train_x, train_y, test_x, C, folds, seed, max_iter, grid=TFIDF_C_GRID, solver=TFIDF_SOLVER
+        train_x, train_y, test_x, C, folds, seed, max_iter, TFIDF_C_GRID, TFIDF_SOLVER, TFIDF_TOL
     )

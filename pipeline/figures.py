@@ -53,9 +53,23 @@ def display_label(label: str, for_html: bool = False, names: Mapping[str, str] |
     label = names.get(label, label) if names else label
     name = emoji_name(label)
     if name is None:
-        return label
+        return label if for_html else _spelled_out(label)
     drawable = for_html or all(ord(ch) in _font_charmap() or ord(ch) in INVISIBLE for ch in label)
     return f"{label} {name}" if drawable else name
+
+
+def _spelled_out(label: str) -> str:
+    """Text with symbols the plotting font cannot draw ('💕@s' -> '[two hearts]@s'): no empty boxes."""
+    if all(ord(ch) in _font_charmap() or ord(ch) in INVISIBLE for ch in label):
+        return label
+    return "".join(
+        ch
+        if ord(ch) in _font_charmap()
+        else ""
+        if ord(ch) in INVISIBLE
+        else f"[{unicodedata.name(ch, '?').lower()}]"
+        for ch in label
+    )
 
 
 def _pyplot():

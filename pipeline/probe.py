@@ -21,61 +21,14 @@ from pipeline.corpus import corpus_hash, load_corpus
 from pipeline.errors import EncajesError
 from pipeline.label_names import load_label_names, names_input
 from pipeline.layout import RunPaths, Workdir
-from pipeline.metrics import bootstrap_macro_f1, classification_report
 from pipeline.models import DEFAULT_MODEL
+from pipeline.probe_data import choice_words, choose_split, score
 from pipeline.probe_models import knn_predict, knn_tuned_predict, logistic_params, logistic_predict
 from pipeline.runner import RunStage, Timings, run_stage
 from pipeline.runs import find_run
 from pipeline.settings import ProbeSettings
 from pipeline.stage_report import StageReport
 from pipeline.store import load_embeddings
-
-# --- the pure core -------------------------------------------------------------------------------------
-
-
-def choose_split(corpus: pd.DataFrame, settings: ProbeSettings) -> tuple[np.ndarray, np.ndarray, str]:
-    """Boolean masks (train, test) over labelled rows, and a sentence saying how they were chosen."""
-    labelled = corpus["label"].notna().to_numpy()
-    split = corpus["split"].fillna("").to_numpy()
-    if labelled.sum() < 2 or corpus.loc[labelled, "label"].nunique() < 2:
-        raise EncajesError(
-            "Probes need labels: the corpus has fewer than two labelled classes (--label-col?)."
-        )
-    has_train, has_test = (labelled & (split == "train")).any(), (labelled & (split == "test")).any()
-    if has_train and has_test:
-        train_splits = ["train", "val"] if settings.include_val else ["train"]
-        train = labelled & np.isin(split, train_splits)
-        test = labelled & (split == "test")
-        return train, test, f"{' + '.join(train_splits)} -> test"
-    if has_train or has_test:
-        only = "train" if has_train else "test"
-        raise EncajesError(
-            f"The corpus has a {only!r} split but no {'test' if has_train else 'train'!r} split: ingest both "
-            f"files (named train.csv/test.csv or with a split column), or ingest without splits for 80/20."
-        )
-    from sklearn.model_selection import train_test_split
-
-    positions = np.flatnonzero(labelled)
-    labels = corpus["label"].to_numpy()[positions]
-    counts = pd.Series(labels).value_counts()
-    test_rows = int(np.ceil(settings.test_size * len(labels)))
-    # stratifying needs two rows a class, and room for every class on both sides
-    can_stratify = counts.min() >= 2 and min(test_rows, len(labels) - test_rows) >= len(counts)
-    stratify = labels if can_stratify else None
-    tr, te = train_test_split(
-        positions, test_size=settings.test_size, random_state=settings.seed, stratify=stratify
-    )
-    train, test = np.zeros(len(corpus), bool), np.zeros(len(corpus), bool)
-    train[tr], test[te] = True, True
-    how = "stratified" if stratify is not None else "random (too few rows a class to stratify)"
-    return (
-        train,
-        test,
-        f"{how} {1 - settings.test_size:.0%}/{settings.test_size:.0%} split, seed {settings.seed}",
-    )
-
-
-# --- the stage -----------------------------------------------------------------------------------------
 
 
 @dataclass(kw_only=True)
@@ -116,15 +69,6 @@ class ProbeReport(StageReport):
             )
         out.append(f"confusion matrices: {self.confusion_png}")
         return out
-
-
-def choice_words(result: dict[str, Any]) -> str:
-    """'C = 16 (3-fold CV)' / 'k = 10 (fixed)': how a probe's hyper-parameter was set."""
-    for name in ("C", "k"):
-        if name in result:
-            how = f"{result[name]['folds']}-fold CV" if result[name]["tuned"] else "fixed"
-            return f"{name} = {result[name]['value']:g} ({how})"
-    return ""
 
 
 class ProbeStage(RunStage[ProbeReport]):
@@ -200,16 +144,6 @@ def fit_probes(
     lr, C = logistic_predict(x_train, y_train, x_test, settings.C, folds, seed, settings.max_iter)
     knn, k = knn_tuned_predict(x_train, y_train, x_test, settings.k, folds, seed)
     return {"logistic": lr, "knn": knn}, {"logistic": C.to_dict(), "knn": k.to_dict()}
-
-
-def score(truth: np.ndarray, predicted: dict[str, np.ndarray], settings: ProbeSettings) -> dict[str, Any]:
-    """Each probe's classification report with a bootstrap interval of its macro-F1."""
-    results = {}
-    for name, pred in predicted.items():
-        report = classification_report(truth, pred)
-        report["macro_f1_ci"] = bootstrap_macro_f1(truth, pred, settings.bootstrap, settings.seed)
-        results[name] = report
-    return results
 
 
 def probe_run(

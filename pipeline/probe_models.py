@@ -25,6 +25,7 @@ K_GRID = (1, 5, 10, 20, 50)
 MIN_ROWS_TO_TUNE = 20
 FALLBACK_C, FALLBACK_K = 1.0, 10  # when there are too few training rows to cross-validate
 SOLVER = "newton-cg"
+TOL = 1e-4  # scikit-learn's default
 MAX_ITER = 1000
 
 
@@ -63,12 +64,19 @@ def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def logistic_model(
-    C: float, seed: int, max_iter: int = MAX_ITER, warm_start: bool = False, solver: str = SOLVER
+    C: float,
+    seed: int,
+    max_iter: int = MAX_ITER,
+    warm_start: bool = False,
+    solver: str = SOLVER,
+    tol: float = TOL,
 ) -> Any:
     """The logistic regression every probe fits (the settings a refit needs are in ``logistic_params``)."""
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=C, solver=solver, max_iter=max_iter, random_state=seed, warm_start=warm_start)
+    return LogisticRegression(
+        C=C, solver=solver, tol=tol, max_iter=max_iter, random_state=seed, warm_start=warm_start
+    )
 
 
 def logistic_params(C: float, max_iter: int = MAX_ITER, solver: str = SOLVER) -> dict[str, Any]:
@@ -93,6 +101,7 @@ def choose_C(
     max_iter: int = MAX_ITER,
     grid: tuple[float, ...] = C_GRID,
     solver: str = SOLVER,
+    tol: float = TOL,
 ) -> Choice:
     """C with the best mean inner-CV macro-F1 (the smallest C among ties: the most regularised)."""
     splits = inner_folds(y, folds, seed)
@@ -101,7 +110,7 @@ def choose_C(
     scores = np.zeros((len(splits), len(grid)))
     for f, (fit_rows, held_out) in enumerate(splits):
         # each C starts from the previous C's solution on this fold
-        model = logistic_model(grid[0], seed, max_iter, warm_start=True, solver=solver)
+        model = logistic_model(grid[0], seed, max_iter, warm_start=True, solver=solver, tol=tol)
         for j, C in enumerate(grid):
             model.set_params(C=C)
             _quiet_fit(model, x[fit_rows], y[fit_rows])
@@ -121,13 +130,14 @@ def logistic_predict(
     max_iter: int = MAX_ITER,
     grid: tuple[float, ...] = C_GRID,
     solver: str = SOLVER,
+    tol: float = TOL,
 ) -> tuple[np.ndarray, Choice]:
     """Test predictions of a logistic regression at the given C, or at the C inner CV chooses."""
     if C is None:
-        choice = choose_C(train_x, train_y, folds, seed, max_iter, grid, solver)
+        choice = choose_C(train_x, train_y, folds, seed, max_iter, grid, solver, tol)
     else:
         choice = Choice(C, False)
-    model = _quiet_fit(logistic_model(choice.value, seed, max_iter, solver=solver), train_x, train_y)
+    model = _quiet_fit(logistic_model(choice.value, seed, max_iter, solver=solver, tol=tol), train_x, train_y)
     return model.predict(test_x), choice
 
 
