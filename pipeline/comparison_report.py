@@ -16,6 +16,7 @@ import pandas as pd
 from pipeline.atomic import write_text_atomic
 from pipeline.comparison import BASELINE_NAMES, CompareResult, verdicts
 from pipeline.layout import ReportPaths
+from pipeline.probe_data import NO_SPLIT
 from pipeline.report_classes import confused_pairs_html, per_class_html, per_class_markdown
 from pipeline.report_pairs import pairs_html, pairs_markdown
 from pipeline.report_tables import markdown_table
@@ -93,8 +94,15 @@ def _context(result: CompareResult) -> dict[str, Any]:
 
 
 def context_sentence(result: CompareResult, ctx: dict[str, Any]) -> str:
-    return (
-        f"{len(result.runs)} runs on one corpus; probes trained on {ctx['split']} ({ctx['train']:,} train / "
+    drawn = ctx["split"].startswith(NO_SPLIT)
+    split = "a drawn split" if drawn else ctx["split"]
+    warning = (
+        f"Warning: {ctx['split']}; name the files *_train / *_test or ingest with SPLIT=FILE. "
+        if drawn
+        else ""
+    )
+    return warning + (
+        f"{len(result.runs)} runs on one corpus; probes trained on {split} ({ctx['train']:,} train / "
         f"{ctx['test']:,} test rows), C and k chosen by cross-validation on the training rows unless fixed. "
         "Macro-F1 is the primary figure (as in SemEval-2018 Task 2 and TweetEval); intervals are 95% "
         "bootstrap over test rows. The baselines are trained and scored on the same rows."

@@ -53,6 +53,7 @@ class IngestReport(StageReport):
     reject_reasons: dict[str, int] = field(default_factory=dict)
     corpus_sha256: str = ""
     texts_sha256: str = ""  # row ids and texts only: what embeddings depend on
+    label_names: dict[str, str] = field(default_factory=dict)  # code -> name, shown in reports and maps
 
     def lines(self) -> list[str]:
         rejects = f"  (rejects: {self.rejects})" if self.rows_rejected else ""
@@ -61,11 +62,23 @@ class IngestReport(StageReport):
             f"rows read {self.rows_read} = kept {self.rows_kept} + rejected {self.rows_rejected}{rejects}",
             *(f"  rejected {count:>6}  {reason}" for reason, count in self.reject_reasons.items()),
             "splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
+            *([NO_SPLIT_WARNING] if set(self.labels) - {"(none)"} and set(self.splits) <= {"(none)"} else []),
             f"labels: {len(self.labels)} distinct " + top_counts(self.labels),
+            *(
+                [f"label names: {len(self.label_names)} " + top_counts(self.label_names)]
+                if self.label_names
+                else []
+            ),
         ]
 
 
-def top_counts(counts: dict[str, int], n: int = 6) -> str:
+NO_SPLIT_WARNING = (
+    "warning: labelled rows but no split: probes will draw a seeded 80/20 split. Name the files "
+    "*_train / *_test (e.g. es_train.csv), give a split column, or ingest train=FILE test=FILE."
+)
+
+
+def top_counts(counts: dict[str, Any], n: int = 6) -> str:
     items = list(counts.items())[:n]
     more = ", ..." if len(counts) > n else ""
     return "(" + ", ".join(f"{k} {v}" for k, v in items) + more + ")"
@@ -176,7 +189,8 @@ class IngestStage(Stage[IngestReport]):
             ["source", "line"], kind="stable"
         )
         write_atomic(self.work.rejects, lambda tmp: rejects.to_csv(tmp, index=False))
-        write_label_names(self.work, self.label_names(rows.named))
+        names = self.label_names(rows.named)
+        write_label_names(self.work, names)
         reasons = rejects["reason"].str.replace(r" \(.*|(?<=duplicate id) .*", "", regex=True)
         return IngestReport(
             corpus=self.work.corpus,
@@ -191,6 +205,7 @@ class IngestStage(Stage[IngestReport]):
             reject_reasons={str(k): int(v) for k, v in reasons.value_counts().items()},
             corpus_sha256=file_sha256(self.work.corpus),
             texts_sha256=texts_fingerprint_of_file(self.work.corpus),
+            label_names=names,
         )
 
     def label_names(self, named: Counter[tuple[str, str]]) -> dict[str, str]:

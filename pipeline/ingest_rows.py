@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +26,8 @@ SPLIT_ALIASES = {
     "dev": "val",
     "test": "test",
 }
+# controls, format (ZWJ, ZWSP), separators, lone marks; unassigned code points stay: newer emoji
+INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp", "Mn"}
 CORPUS_COLUMNS = ["row_id", "id", "text", "label", "split", "source", "line"]
 REJECT_COLUMNS = ["source", "line", "reason", "raw"]
 OTHER_DELIMITERS = {";": "';'", "\t": "a tab ('\\t')", "|": "'|'"}
@@ -82,7 +86,16 @@ def name_column(
 
 
 def split_from_filename(path: Path) -> str | None:
-    return SPLIT_ALIASES.get(path.stem.lower())
+    """The split a file's name says, as a whole token: ``es4_train.csv``, ``train-2019.jsonl`` and
+    ``test_es.parquet`` do, ``contest.csv`` does not. A name with two different split words says none."""
+    stem = path.name.lower().split(".")[0]
+    found = {SPLIT_ALIASES[token] for token in re.split(r"[^a-z0-9]+", stem) if token in SPLIT_ALIASES}
+    return found.pop() if len(found) == 1 else None
+
+
+def has_visible_text(text: str) -> bool:
+    """False for text made only of whitespace, zero-width, format or control characters."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in INVISIBLE_CATEGORIES for ch in text)
 
 
 def parse_input(arg: str | Path) -> tuple[Path, str | None]:
@@ -102,6 +115,8 @@ def row_from_record(
     reason = None
     if not text.strip():
         reason = "empty text"
+    elif not has_visible_text(text):
+        reason = "no visible text (only zero-width, control or format characters)"
     elif "\x00" in text:
         reason = "text contains NUL bytes"
     split = file_split

@@ -12,6 +12,8 @@ from pipeline.errors import EncajesError
 from pipeline.metrics import bootstrap_macro_f1, classification_report
 from pipeline.settings import ProbeSettings
 
+NO_SPLIT = "no split in the corpus"
+
 
 def choose_split(corpus: pd.DataFrame, settings: ProbeSettings) -> tuple[np.ndarray, np.ndarray, str]:
     """Boolean masks (train, test) over labelled rows, and a sentence saying how they were chosen."""
@@ -51,7 +53,8 @@ def choose_split(corpus: pd.DataFrame, settings: ProbeSettings) -> tuple[np.ndar
     return (
         train,
         test,
-        f"{how} {1 - settings.test_size:.0%}/{settings.test_size:.0%} split, seed {settings.seed}",
+        f"{NO_SPLIT}: a {how} {1 - settings.test_size:.0%}/{settings.test_size:.0%} split was drawn "
+        f"(seed {settings.seed})",
     )
 
 

@@ -293,3 +293,33 @@ def test_label_names_come_from_an_emoji_column_or_a_mapping_file(tmp_path):
         ingest([plain], tmp_path / "w3", Columns(label_name="emoji"))
     ingest([plain], tmp_path / "w4")  # no name column: an empty mapping, never a stale one
     assert json.loads((tmp_path / "w4" / "label_names.json").read_text(encoding="utf-8")) == {}
+
+
+def test_split_words_in_file_names_and_a_loud_note_without_any(tmp_path):
+    from pipeline.ingest_rows import split_from_filename
+
+    named = {
+        "es4_train.csv": "train",
+        "train-2019.jsonl": "train",
+        "test_es.parquet": "test",
+        "dev.tsv": "val",
+    }
+    for name, split in named.items():
+        assert split_from_filename(Path(name)) == split, name
+    for name in ("contest.csv", "es_trial.csv", "train_test.csv", "tweets.csv"):
+        assert split_from_filename(Path(name)) is None, name
+    rows = [("1", "hola", "a", ""), ("2", "adiós", "b", "")]
+    train = write_csv(tmp_path / "es4_train.csv", rows)
+    test = write_csv(tmp_path / "es4_test.csv", [("3", "hasta luego", "a", "")])
+    report = ingest([train, test], tmp_path / "w")
+    assert report.splits == {"train": 2, "test": 1} and not any("no split" in line for line in report.lines())
+    report = ingest([write_csv(tmp_path / "tweets.csv", rows)], tmp_path / "w2")
+    assert any(line.startswith("warning: labelled rows but no split") for line in report.lines())
+
+
+def test_text_with_nothing_visible_is_rejected_like_an_empty_one(tmp_path):
+    rows = [("1", "\u200b\u200d", "a", "train"), ("2", "\x01\x02", "a", "train"), ("3", "❤️", "a", "train")]
+    report = ingest([write_csv(tmp_path / "t.csv", rows)], tmp_path / "w")
+    corpus, rejects = read_back(tmp_path / "w")
+    assert report.rows_kept == 1 and corpus["text"].tolist() == ["❤️"]
+    assert rejects["reason"].str.startswith("no visible text").sum() == 2
