@@ -14,7 +14,7 @@ from pipeline.atomic import write_atomic, write_text_atomic
 from pipeline.baselines import BASELINES, TITLES, majority_predict, tfidf_predict
 from pipeline.corpus import corpus_hash, load_corpus
 from pipeline.layout import Workdir
-from pipeline.probe_data import choice_words, choose_split, score
+from pipeline.probe_data import choose_split, hyper_words, score
 from pipeline.runner import Stage, Timings, run_stage
 from pipeline.settings import ProbeSettings
 from pipeline.stage_report import StageReport
@@ -46,7 +46,7 @@ class BaselineReport(StageReport):
             result, ci = self.results[name], self.results[name]["macro_f1_ci"]
             out.append(
                 f"{TITLES[name]:>30}: macro-F1 {result['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
-                f"  accuracy {result['accuracy']:.3f}  {choice_words(result)}".rstrip()
+                f"  accuracy {result['accuracy']:.3f}  {hyper_words(result)}".rstrip()
             )
         return out
 

@@ -27,22 +27,36 @@ def majority_predict(train_y: np.ndarray, n_test: int) -> np.ndarray:
 
 
 def tfidf_features(train_texts: list[str], test_texts: list[str]) -> tuple[Any, Any]:
-    """Sparse TF-IDF matrices, the vocabulary learnt on the training texts only."""
+    """Sparse TF-IDF matrices, the vocabulary learnt on the training texts only. Terms seen in one text
+    only are dropped, unless that leaves none (a tiny corpus, or texts of emoji alone)."""
+    try:
+        union = _tfidf(min_df=2)
+        return union.fit_transform(train_texts), union.transform(test_texts)
+    except ValueError:  # "After pruning, no terms remain" / "empty vocabulary"
+        union = _tfidf(min_df=1)
+        return union.fit_transform(train_texts), union.transform(test_texts)
+
+
+def _tfidf(min_df: int) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
-    union = FeatureUnion(
+    return FeatureUnion(
         [
-            ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, lowercase=True)),
+            (
+                "words",  # words, and every other symbol (an emoji, '!') as a token of its own
+                TfidfVectorizer(
+                    token_pattern=r"(?u)\w+|[^\w\s]", ngram_range=(1, 2), min_df=min_df, sublinear_tf=True
+                ),
+            ),
             (
                 "chars",
                 TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, lowercase=True
+                    analyzer="char_wb", ngram_range=(2, 5), min_df=min_df, sublinear_tf=True, lowercase=True
                 ),
             ),
         ]
     )
-    return union.fit_transform(train_texts), union.transform(test_texts)
 
 
 def tfidf_predict(

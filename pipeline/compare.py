@@ -127,7 +127,7 @@ def compare(
         if on_step:
             on_step("baselines (majority class, TF-IDF)")
         base = baselines(work.root, spec.probe, force=force)
-        pairs = {probe: test_pairs(results, base, probe, spec.probe) for probe in ("logistic", "knn")}
+        pairs = {probe: tested_pairs(results, base, probe, spec.probe) for probe in ("logistic", "knn")}
     return CompareResult(
         work.root,
         results,
@@ -168,7 +168,7 @@ def _one_run(
     )
 
 
-def test_pairs(
+def tested_pairs(
     runs: list[RunResult], base: BaselineReport, probe: str, settings: ProbeSettings
 ) -> list[dict[str, Any]]:
     """Every pair of runs (and, for logistic regression, each run against the TF-IDF baseline) on the

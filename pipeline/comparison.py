@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.pairs import tied_with_best
+from pipeline.pairs import resolution_problem, tied_with_best
+from pipeline.probe_models import choice_words
 
 
 @dataclass
@@ -50,14 +51,14 @@ class CompareResult:
                     "lr_ci_low": lr["macro_f1_ci"]["low"],
                     "lr_ci_high": lr["macro_f1_ci"]["high"],
                     "lr_accuracy": lr["accuracy"],
-                    "lr_C": lr.get("C", {}).get("value"),
-                    "lr_C_tuned": lr.get("C", {}).get("tuned", False),
+                    "lr_C": lr["C"]["value"] if "C" in lr else None,
+                    "lr_C_how": choice_words(lr["C"]) if "C" in lr else "?",
                     "knn_macro_f1": knn["macro_f1"],
                     "knn_ci_low": knn["macro_f1_ci"]["low"],
                     "knn_ci_high": knn["macro_f1_ci"]["high"],
                     "knn_accuracy": knn["accuracy"],
-                    "knn_k": knn.get("k", {}).get("value"),
-                    "knn_k_tuned": knn.get("k", {}).get("tuned", False),
+                    "knn_k": knn["k"]["value"] if "k" in knn else None,
+                    "knn_k_how": choice_words(knn["k"]) if "k" in knn else "?",
                 }
             )
         return pd.DataFrame(rows)
@@ -97,7 +98,10 @@ class CompareResult:
         for _, row in table.iterrows():
             lr = f"{row.lr_macro_f1:.3f} [{row.lr_ci_low:.3f}, {row.lr_ci_high:.3f}]"
             knn = f"{row.knn_macro_f1:.3f} [{row.knn_ci_low:.3f}, {row.knn_ci_high:.3f}]"
-            C, k = f"{row.lr_C or 0:g}", f"{row.knn_k or 0:g}"
+            C, k = (
+                f"{value:g}" if value is not None and value == value else "?"
+                for value in (row.lr_C, row.knn_k)
+            )
             out.append(
                 f"{str(row.model)[-28:]:<28} {row.pooling:<7} {row.dim:>4}  {lr:<24} {C:>5}  {knn:<24} {k:>3}"
             )
@@ -105,9 +109,9 @@ class CompareResult:
             ci = result["macro_f1_ci"]
             value = f"{result['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
             out.append(f"{'baseline: ' + BASELINE_NAMES[name]:<41} {value:<24}")
-        tuned = [name for name, flag in (("C", "lr_C_tuned"), ("k", "knn_k_tuned")) if table[flag].any()]
-        if tuned:
-            out.append(f"{' and '.join(tuned)} chosen by inner cross-validation on the training rows.")
+        for name, column in (("C", "lr_C_how"), ("k", "knn_k_how")):
+            hows = sorted({how.partition("(")[2].rstrip(")") for how in table[column]})
+            out.append(f"{name}: {'; '.join(hows)}" + (" on the training rows" if "CV" in str(hows) else ""))
         out += [sentence.replace("**", "") for sentence in verdicts(self)]
         stages = [done for r in self.runs for name, done in r.skipped.items() if name != "plot" or r.plot]
         computed = sum(not skipped for skipped in stages)
@@ -160,6 +164,7 @@ def verdicts(result: CompareResult) -> list[str]:
         )
         sentence += f"; significantly worse: {_listed(worse, scores)}" if worse and tied else ""
         out.append(sentence + " (paired bootstrap over the test rows, Holm-adjusted p < 0.05).")
+        out += [problem] if (problem := resolution_problem(pairs)) else []
     if "majority" in result.baselines:
         out.append(f"Majority-class baseline: {result.baselines['majority']['macro_f1']:.3f} macro-F1.")
     return out

@@ -17,6 +17,7 @@ from pipeline.atomic import write_text_atomic
 from pipeline.comparison import BASELINE_NAMES, CompareResult, verdicts
 from pipeline.layout import ReportPaths
 from pipeline.probe_data import NO_SPLIT
+from pipeline.probe_models import choice_words
 from pipeline.report_classes import confused_pairs_html, per_class_html, per_class_markdown
 from pipeline.report_pairs import pairs_html, pairs_markdown
 from pipeline.report_tables import markdown_table
@@ -30,13 +31,6 @@ def _ci(row: pd.Series, prefix: str) -> str:
 
 def _params(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n else "?"
-
-
-def _choice(row: pd.Series, name: str) -> str:
-    value = row[name]
-    if value is None or pd.isna(value):
-        return "?"
-    return f"{value:g} ({'CV' if row[f'{name}_tuned'] else 'fixed'})"
 
 
 def headline_rows(result: CompareResult) -> tuple[list[dict[str, str]], set[tuple[int, str]]]:
@@ -53,10 +47,10 @@ def headline_rows(result: CompareResult) -> tuple[list[dict[str, str]], set[tupl
                 "params": _params(int(row["parameters"])),
                 "texts/s": f"{row['texts_per_s']:,.0f}" if row["texts_per_s"] else "?",
                 LR_HEAD: _ci(row, "lr"),
-                "LR C": _choice(row, "lr_C"),
+                "LR C": row["lr_C_how"],
                 "LR acc": f"{row['lr_accuracy']:.3f}",
                 KNN_HEAD: _ci(row, "knn"),
-                "kNN k": _choice(row, "knn_k"),
+                "kNN k": row["knn_k_how"],
                 "kNN acc": f"{row['knn_accuracy']:.3f}",
             }
         )
@@ -69,7 +63,7 @@ def headline_rows(result: CompareResult) -> tuple[list[dict[str, str]], set[tupl
                 **dict.fromkeys(rows[0], "—"),
                 "model": f"baseline: {BASELINE_NAMES[name]}",
                 LR_HEAD: f"{base['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]",
-                "LR C": f"{choice['value']:g} ({'CV' if choice['tuned'] else 'fixed'})" if choice else "—",
+                "LR C": choice_words(choice) if choice else "—",
                 "LR acc": f"{base['accuracy']:.3f}",
             }
         )

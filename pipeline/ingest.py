@@ -157,6 +157,8 @@ class IngestStage(Stage[IngestReport]):
                 raise EncajesError(f"{path}: no such file.")
         if columns.label_names and not Path(columns.label_names).is_file():
             raise EncajesError(f"{columns.label_names}: no such file (--label-names).")
+        # read before anything is written: a bad mapping file must not leave a half-replaced workdir
+        self.mapping = read_mapping(Path(columns.label_names)) if columns.label_names else None
 
     @property
     def manifest(self) -> Path:
@@ -210,8 +212,8 @@ class IngestStage(Stage[IngestReport]):
 
     def label_names(self, named: Counter[tuple[str, str]]) -> dict[str, str]:
         """From --label-names FILE when given, else from the name column of the rows."""
-        if self.columns.label_names:
-            return read_mapping(Path(self.columns.label_names))
+        if self.mapping is not None:
+            return self.mapping
         return names_from_pairs(pair for pair, count in named.items() for _ in range(count))
 
     def rebuild(self, entry: dict[str, Any]) -> IngestReport:

@@ -30,7 +30,7 @@ def names_from_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 def read_mapping(path: Path) -> dict[str, str]:
     """A CSV with a ``label`` column and a name column (``emoji``, ``label_name`` or ``name``)."""
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: a BOM from a spreadsheet
             rows = list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise EncajesError(f"{path}: cannot read the label names ({error}).") from None

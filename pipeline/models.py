@@ -8,6 +8,7 @@ its runs); ``resolve_model`` makes it loadable and pins the hub revision it will
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -189,24 +190,52 @@ def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
         return ResolvedModel(model, str(folder))
     if model.folder is not None:
         return ResolvedModel(model, str(model.folder))
-    return ResolvedModel(model, model.key, revision=hub_revision(model.key, revision))
+    problem: list[str] = []
+    commit = hub_revision(model.key, revision, problem=problem)
+    if commit is None and not (revision and re.fullmatch(r"[0-9a-f]{40}", revision)):
+        raise EncajesError(unknown_model_message(name, problem[0] if problem else "not in the local cache"))
+    return ResolvedModel(model, model.key, revision=commit)
 
 
-def hub_revision(repo_id: str, revision: str | None = None, local_only: bool = False) -> str | None:
+HUB_TIMEOUT_S = 5  # one short question to the hub; a retry storm is what made a typo cost a minute
+
+
+def unknown_model_message(name: str, why: str) -> str:
+    """Why a name cannot be loaded, the nearest alias when one is close, and what would work."""
+    close = difflib.get_close_matches(name.lower(), list(REGISTRY), n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (
+        f"Model {name!r} is not an alias, not a folder, and cannot be loaded from the Hugging Face hub "
+        f"({why}).{hint} Aliases: {', '.join(sorted(REGISTRY))}; or give a model folder, or a hub id "
+        "(owner/name) that is in your local cache or reachable online."
+    )
+
+
+def hub_revision(
+    repo_id: str, revision: str | None = None, local_only: bool = False, problem: list[str] | None = None
+) -> str | None:
     """The commit a hub id's ``revision`` (default: main) points to: a full commit hash as it is; else
-    asked of the hub when online (and not ``local_only``), else read from the local Hugging Face cache;
-    None when neither knows."""
+    asked of the hub when online (and not ``local_only``), once and briefly, else read from the local
+    Hugging Face cache; None when neither knows (``problem`` then gets the reason)."""
     import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
 
     if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
         return revision
+    why = "offline mode (HF_HUB_OFFLINE) and not in the local cache"
     if not (local_only or huggingface_hub.is_offline_mode()):
         try:
-            return huggingface_hub.HfApi().model_info(repo_id, revision=revision, timeout=10).sha
-        except Exception:  # unreachable, unknown or gated: what the cache holds is the best answer
-            pass
+            return huggingface_hub.HfApi().model_info(repo_id, revision=revision, timeout=HUB_TIMEOUT_S).sha
+        except RepositoryNotFoundError:
+            why = "the hub has no such model, or it is private"
+        except Exception as error:  # unreachable or gated: what the cache holds is the best answer
+            why = f"the hub did not answer ({type(error).__name__}) and it is not in the local cache"
     cached = huggingface_hub.try_to_load_from_cache(repo_id, "config.json", revision=revision)
-    return Path(cached).parent.name if isinstance(cached, str) else None  # .../snapshots/<commit>/
+    if isinstance(cached, str):
+        return Path(cached).parent.name  # .../snapshots/<commit>/
+    if problem is not None:
+        problem.append(why)
+    return None
 
 
 def weights_fingerprint(model: ResolvedModel) -> str:

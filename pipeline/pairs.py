@@ -80,3 +80,19 @@ def tied_with_best(scores: Mapping[str, float], pairs: list[dict[str, Any]]) -> 
         if best in (row["a"], row["b"]) and not row["significant"]
     ]
     return best, sorted(tied, key=lambda name: -scores[name])
+
+
+def resolution_problem(pairs: list[dict[str, Any]]) -> str:
+    """With many pairs and few resamples, Holm can leave no pair significant whatever the data say: the
+    smallest bootstrap p is 2/(B+1), times the number of pairs. A sentence saying so, or ''."""
+    if not pairs:
+        return ""
+    resamples = pairs[0]["resamples"]
+    smallest = min(1.0, 2 / (resamples + 1) * len(pairs))
+    if smallest < ALPHA:
+        return ""
+    return (
+        f"Warning: with {len(pairs)} pairs and {resamples} resamples the smallest possible Holm-adjusted p "
+        f"is {smallest:.3f}, so no pair can be significant at {ALPHA}: rerun with --bootstrap "
+        f"{int(4 * len(pairs) / ALPHA)}."
+    )

@@ -22,7 +22,7 @@ from pipeline.errors import EncajesError
 from pipeline.label_names import load_label_names, names_input
 from pipeline.layout import RunPaths, Workdir
 from pipeline.models import DEFAULT_MODEL
-from pipeline.probe_data import choice_words, choose_split, score
+from pipeline.probe_data import choose_split, hyper_words, score
 from pipeline.probe_models import knn_predict, knn_tuned_predict, logistic_params, logistic_predict
 from pipeline.runner import RunStage, Timings, run_stage
 from pipeline.runs import find_run
@@ -65,7 +65,7 @@ class ProbeReport(StageReport):
             out.append(
                 f"{name:>9}: macro-F1 {result['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]  "
                 f"accuracy {result['accuracy']:.3f}  weighted-F1 {result['weighted_f1']:.3f}  "
-                f"{choice_words(result)}"
+                f"{hyper_words(result)}"
             )
         out.append(f"confusion matrices: {self.confusion_png}")
         return out

@@ -10,6 +10,7 @@ import pandas as pd
 
 from pipeline.errors import EncajesError
 from pipeline.metrics import bootstrap_macro_f1, classification_report
+from pipeline.probe_models import choice_words
 from pipeline.settings import ProbeSettings
 
 NO_SPLIT = "no split in the corpus"
@@ -28,6 +29,12 @@ def choose_split(corpus: pd.DataFrame, settings: ProbeSettings) -> tuple[np.ndar
         train_splits = ["train", "val"] if settings.include_val else ["train"]
         train = labelled & np.isin(split, train_splits)
         test = labelled & (split == "test")
+        classes = corpus.loc[train, "label"].unique()
+        if len(classes) < 2:
+            raise EncajesError(
+                f"The {' + '.join(train_splits)} rows hold one class only ({classes[0]!r}): a probe needs "
+                "two to learn anything. Check the label column and which file is the training file."
+            )
         return train, test, f"{' + '.join(train_splits)} -> test"
     if has_train or has_test:
         only = "train" if has_train else "test"
@@ -68,10 +75,9 @@ def score(truth: np.ndarray, predicted: dict[str, np.ndarray], settings: ProbeSe
     return results
 
 
-def choice_words(result: dict[str, Any]) -> str:
-    """'C = 16 (3-fold CV)' / 'k = 10 (fixed)': how a probe's hyper-parameter was set."""
+def hyper_words(result: dict[str, Any]) -> str:
+    """'C = 16 (3-fold CV)' for a probe result that records its C (or k); '' when it records neither."""
     for name in ("C", "k"):
         if name in result:
-            how = f"{result[name]['folds']}-fold CV" if result[name]["tuned"] else "fixed"
-            return f"{name} = {result[name]['value']:g} ({how})"
+            return choice_words(result[name], name)
     return ""

@@ -11,6 +11,7 @@ each fold warm-starts from the previous C's solution.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,6 +25,7 @@ C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)  # unit-norm embeddings need weak regulari
 K_GRID = (1, 5, 10, 20, 50)
 MIN_ROWS_TO_TUNE = 20
 FALLBACK_C, FALLBACK_K = 1.0, 10  # when there are too few training rows to cross-validate
+TOO_FEW = "too few rows to tune"
 SOLVER = "newton-cg"
 TOL = 1e-4  # scikit-learn's default
 MAX_ITER = 1000
@@ -32,29 +34,40 @@ MAX_ITER = 1000
 @dataclass(frozen=True)
 class Choice:
     """A hyper-parameter and how it was set: by inner cross-validation (with each grid value's mean
-    macro-F1 over the folds) or fixed by the user."""
+    macro-F1 over the folds), fixed by the user, or a default when the rows are too few to tune."""
 
     value: float
     tuned: bool
     grid: tuple[float, ...] = ()
     cv_macro_f1: tuple[float, ...] = ()
     folds: int = 0
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def choice_words(choice: dict[str, Any], name: str = "") -> str:
+    """'16 (3-fold CV)', '64 (3-fold CV, top of the grid)', '1 (fixed)' or '1 (default: too few rows to
+    tune)': how a probe's hyper-parameter was set, from its ``Choice.to_dict()``."""
+    if choice.get("tuned"):
+        edge = ", top of the grid" if choice["grid"] and choice["value"] == max(choice["grid"]) else ""
+        how = f"{choice['folds']}-fold CV{edge}"
+    else:
+        how = f"default: {choice['note']}" if choice.get("note") else "fixed"
+    return f"{name + ' = ' if name else ''}{choice['value']:g} ({how})"
+
+
 def inner_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified folds of the training rows; fewer folds when the smallest class is too small."""
+    """Stratified folds of the training rows (a class with fewer rows than folds is spread as far as it
+    goes); none when the rows are too few, or fewer than two folds leave two classes to fit."""
     from sklearn.model_selection import StratifiedKFold
 
-    smallest = int(np.unique(y, return_counts=True)[1].min())
-    splits = max(2, min(folds, smallest)) if smallest >= 2 else 2
-    if len(y) < MIN_ROWS_TO_TUNE:
+    if len(y) < MIN_ROWS_TO_TUNE or np.unique(y, return_counts=True)[1].max() < folds:
         return []
-    with warnings.catch_warnings():  # a class with fewer rows than folds: still split, as well as it can
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        found = StratifiedKFold(splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+        found = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
         usable = [(fit, held) for fit, held in found if len(np.unique(y[fit])) > 1]  # a fit needs 2 classes
     return usable if len(usable) >= 2 else []
 
@@ -93,6 +106,15 @@ def _quiet_fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
         return model.fit(x, y)
 
 
+def _fold_score(
+    x: Any, y: np.ndarray, fit_rows: np.ndarray, held_out: np.ndarray, C: float, seed: int, options: dict
+) -> float:
+    """Macro-F1 on a held-out fold of a model fitted from scratch on the rest (a warm start from the
+    previous C stops newton-cg before it moves: the gradient is already under tol)."""
+    model = _quiet_fit(logistic_model(C, seed, **options), x[fit_rows], y[fit_rows])
+    return _macro_f1(y[held_out], model.predict(x[held_out]))
+
+
 def choose_C(
     x: Any,
     y: np.ndarray,
@@ -103,18 +125,21 @@ def choose_C(
     solver: str = SOLVER,
     tol: float = TOL,
 ) -> Choice:
-    """C with the best mean inner-CV macro-F1 (the smallest C among ties: the most regularised)."""
+    """C with the best mean inner-CV macro-F1 (the smallest C among ties: the most regularised). The
+    folds x grid fits are independent, so they run in parallel on the machine's cores."""
+    from joblib import Parallel, delayed
+
     splits = inner_folds(y, folds, seed)
-    if not splits:  # too few rows to cross-validate: the fixed protocol's C
-        return Choice(FALLBACK_C, False)
+    if not splits:  # too few rows to cross-validate
+        return Choice(FALLBACK_C, False, note=TOO_FEW)
+    options = {"max_iter": max_iter, "solver": solver, "tol": tol}
+    jobs = [(f, j) for f in range(len(splits)) for j in range(len(grid))]
+    found = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1))(
+        delayed(_fold_score)(x, y, *splits[f], grid[j], seed, options) for f, j in jobs
+    )
     scores = np.zeros((len(splits), len(grid)))
-    for f, (fit_rows, held_out) in enumerate(splits):
-        # each C starts from the previous C's solution on this fold
-        model = logistic_model(grid[0], seed, max_iter, warm_start=True, solver=solver, tol=tol)
-        for j, C in enumerate(grid):
-            model.set_params(C=C)
-            _quiet_fit(model, x[fit_rows], y[fit_rows])
-            scores[f, j] = _macro_f1(y[held_out], model.predict(x[held_out]))
+    for (f, j), value in zip(jobs, found, strict=True):
+        scores[f, j] = value
     mean = scores.mean(axis=0)
     best = int(np.argmax(mean))
     return Choice(grid[best], True, tuple(grid), tuple(float(s) for s in mean), len(splits))
@@ -167,7 +192,7 @@ def choose_k(x: np.ndarray, y: np.ndarray, folds: int, seed: int, grid: tuple[in
     classes, codes = np.unique(y, return_inverse=True)
     splits = inner_folds(y, folds, seed)
     if not splits:
-        return Choice(FALLBACK_K, False)
+        return Choice(FALLBACK_K, False, note=TOO_FEW)
     scores = np.zeros((len(splits), len(grid)))
     for f, (fit_rows, held_out) in enumerate(splits):
         sims, neighbours = _neighbours(x[fit_rows], x[held_out], max(grid))
@@ -175,7 +200,7 @@ def choose_k(x: np.ndarray, y: np.ndarray, folds: int, seed: int, grid: tuple[in
             predicted = _vote(sims, neighbours, codes[fit_rows], len(classes), k)
             scores[f, j] = _macro_f1(codes[held_out], predicted)
     mean = scores.mean(axis=0)
-    best = int(np.argmax(mean))
+    best = len(grid) - 1 - int(np.argmax(mean[::-1]))  # ties: the largest k, the smoothest vote
     return Choice(grid[best], True, tuple(grid), tuple(float(s) for s in mean), len(splits))
 
 

@@ -6,23 +6,30 @@ from __future__ import annotations
 import html
 
 from pipeline.comparison import PROBES, CompareResult
+from pipeline.pairs import resolution_problem
 from pipeline.report_tables import html_table, markdown_table
 
 INTRO = (
-    "Each row tests one pair on the same test rows: the difference of macro-F1 (first minus second), its "
-    "95% paired-bootstrap interval, and the two-sided p-value adjusted for the number of pairs (Holm). "
-    "Adjusted p < 0.05 counts as a real difference."
+    "Each row tests one pair on the same test rows: the difference of macro-F1 (higher minus lower), its "
+    "95% paired-bootstrap interval (not adjusted), and the two-sided p-value, also adjusted for the number "
+    "of pairs (Holm). Only an adjusted p < 0.05 counts as a real difference."
 )
+
+
+def _p(value: float, resamples: int) -> str:
+    """A bootstrap p-value cannot go below 2/(B+1): say so rather than print the floor as a value."""
+    floor = 2 / (resamples + 1)
+    return f"≤ {floor:.3f}" if value <= floor * (1 + 1e-9) else f"{value:.3f}"
 
 
 def pair_cells(result: CompareResult, probe: str) -> list[dict[str, str]]:
     return [
         {
-            "better": row["a"],
-            "worse": row["b"],
+            "higher": row["a"],
+            "lower": row["b"],
             "difference": f"{row['difference']:+.3f}",
-            "95% CI": f"[{row['low']:+.3f}, {row['high']:+.3f}]",
-            "p": f"{row['p_value']:.3f}",
+            "95% CI (unadjusted)": f"[{row['low']:+.3f}, {row['high']:+.3f}]",
+            "p": _p(row["p_value"], row["resamples"]),
             "p (Holm)": f"{row['p_holm']:.3f}",
             "verdict": "significant" if row["significant"] else "indistinguishable",
         }
@@ -30,11 +37,17 @@ def pair_cells(result: CompareResult, probe: str) -> list[dict[str, str]]:
     ]
 
 
+def resolution_warning(result: CompareResult, probe: str) -> str:
+    return resolution_problem(result.pairs.get(probe, []))
+
+
 def pairs_markdown(result: CompareResult) -> list[str]:
     lines = ["## Every pair tested", "", INTRO, ""]
     for probe, name in PROBES.items():
         cells = pair_cells(result, probe)
-        lines += [f"### {name}", "", markdown_table(cells) if cells else "Only one system: no pair.", ""]
+        warning = resolution_warning(result, probe)
+        lines += [f"### {name}", "", *([f"**{warning}**", ""] if warning else [])]
+        lines += [markdown_table(cells) if cells else "Only one system: no pair.", ""]
     return lines
 
 
@@ -43,5 +56,7 @@ def pairs_html(result: CompareResult) -> str:
     for probe, name in PROBES.items():
         cells = pair_cells(result, probe)
         table = html_table(cells, css="pairs") if cells else "<p>Only one system: no pair.</p>"
-        out += f"<h3>{html.escape(name)}</h3>{table}"
+        warning = resolution_warning(result, probe)
+        note = f"<p class=warn>{html.escape(warning)}</p>" if warning else ""
+        out += f"<h3>{html.escape(name)}</h3>{note}{table}"
     return out

@@ -323,3 +323,13 @@ def test_text_with_nothing_visible_is_rejected_like_an_empty_one(tmp_path):
     corpus, rejects = read_back(tmp_path / "w")
     assert report.rows_kept == 1 and corpus["text"].tolist() == ["❤️"]
     assert rejects["reason"].str.startswith("no visible text").sum() == 2
+
+
+def test_a_bad_label_names_file_fails_before_the_corpus_is_touched(tmp_path, sample_csv):
+    ingest([sample_csv], tmp_path / "w")
+    before = (tmp_path / "w" / "corpus.parquet").read_bytes()
+    bad = write_csv(tmp_path / "names.csv", [("x", "y")], header="code,title")
+    other = write_csv(tmp_path / "other.csv", [("z1", "otro texto", "a", "train")])
+    with pytest.raises(EncajesError, match="needs a 'label' column"):
+        ingest([other], tmp_path / "w", Columns(label_names=str(bad)))
+    assert (tmp_path / "w" / "corpus.parquet").read_bytes() == before

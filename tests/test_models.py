@@ -21,11 +21,13 @@ SENTENCES = [
 ]
 
 
-def test_hub_id_passes_through_and_paths_resolve(tiny_model):
-    assert (
-        resolve_model("dccuchile/bert-base-spanish-wwm-cased").source
-        == "dccuchile/bert-base-spanish-wwm-cased"
-    )
+def test_hub_id_passes_through_and_paths_resolve(tiny_model, monkeypatch):
+    import pipeline.models
+
+    commit = "0" * 39 + "1"  # as the hub (or the local cache) would answer where it is reachable
+    monkeypatch.setattr(pipeline.models, "hub_revision", lambda *args, **kwargs: commit)
+    hub = resolve_model("dccuchile/bert-base-spanish-wwm-cased")
+    assert hub.source == "dccuchile/bert-base-spanish-wwm-cased" and hub.revision == commit
     local = resolve_model(str(tiny_model))
     assert Path(local.source) == tiny_model.resolve() and local.is_local
 
@@ -39,9 +41,8 @@ def test_bad_names_are_clear_errors(tmp_path):
 
 def test_unreachable_hub_model_is_a_clear_error():
     # HF_HUB_OFFLINE=1 (conftest): the hub path is taken and fails fast, as with no network.
-    settings = resolve_settings(EmbedSettings(model="someone/not-cached-model-xyz"))
-    with pytest.raises(EncajesError, match="download the model"):
-        load_encoder(settings)
+    with pytest.raises(EncajesError, match="cannot be loaded from the Hugging Face hub"):
+        resolve_settings(EmbedSettings(model="someone/not-cached-model-xyz"))
 
 
 def test_run_names_are_safe_and_distinct():
@@ -127,3 +128,18 @@ def test_a_hub_model_updated_on_the_hub_makes_its_run_stale(tmp_path, sample_csv
     assert not after.skipped and after.settings["model_revision"] == second
     manifest = json.loads((after.run_dir / "manifest.json").read_text())
     assert manifest["embed"]["inputs"]["weights"] == f"hub:{repo}@{second}"
+
+
+def test_an_unknown_name_fails_at_once_with_the_nearest_alias(monkeypatch):
+    import huggingface_hub
+
+    from pipeline.errors import EncajesError
+    from pipeline.models import resolve_model
+
+    monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: True)  # never ask the network here
+    with pytest.raises(EncajesError, match="Did you mean 'e5-small'") as error:
+        resolve_model("e5small")
+    assert "not in the local cache" in str(error.value)
+    with pytest.raises(EncajesError) as error:
+        resolve_model("someone/no-such-model-here")
+    assert "Did you mean" not in str(error.value) and "Aliases: e5-small, minilm" in str(error.value)

@@ -36,3 +36,15 @@ def test_identical_systems_are_never_different():
     truth = np.array(list("abcabcabca"))
     (pair,) = all_pairs(truth, {"x": truth, "y": truth.copy()}, n_resamples=200)
     assert pair["difference"] == 0 and pair["p_value"] == 1.0 and not pair["significant"]
+
+
+def test_too_few_resamples_for_many_pairs_is_said_not_hidden():
+    from pipeline.pairs import resolution_problem
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, 300).astype(str)
+    systems = {f"s{i}": np.where(rng.random(300) < i / 8, truth, "0") for i in range(8)}  # 28 pairs
+    pairs = all_pairs(truth, systems, n_resamples=200)
+    assert len(pairs) == 28 and not any(row["significant"] for row in pairs)  # 2/201 x 28 > 0.05
+    assert "no pair can be significant" in resolution_problem(pairs)
+    assert resolution_problem(all_pairs(truth, systems, n_resamples=3000)) == ""

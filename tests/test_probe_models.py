@@ -79,3 +79,29 @@ def test_majority_and_tfidf_baselines():
     labels = np.array(["sol", "lunes", "sol", "lunes"] * 10)
     predicted, choice = tfidf_predict(texts, labels, ["sol y playa", "otro lunes"], None, 3, 0, 1000)
     assert list(predicted) == ["sol", "lunes"] and choice.tuned
+
+
+def test_every_grid_score_is_that_of_a_fit_from_scratch():
+    """A warm start along the grid would let newton-cg stop at once and score the previous C again."""
+    from pipeline.probe_models import inner_folds
+
+    x, y = clusters(600, 7)
+    choice = choose_C(x, y, folds=3, seed=0)
+    for C, score in zip(choice.grid, choice.cv_macro_f1, strict=True):
+        folds = []
+        for fit, held in inner_folds(y, 3, 0):
+            model = LogisticRegression(**logistic_params(C), random_state=0).fit(x[fit], y[fit])
+            folds.append(f1_score(y[held], model.predict(x[held]), average="macro"))
+        assert score == pytest.approx(np.mean(folds)), C
+    assert len(set(choice.cv_macro_f1)) > 2  # the grid's points are really different models
+
+
+def test_how_a_value_was_set_reads_right():
+    from pipeline.probe_models import choice_words
+
+    tuned = choose_C(*clusters(600, 8), folds=3, seed=0).to_dict()
+    assert choice_words(tuned, "C").startswith(f"C = {tuned['value']:g} (3-fold CV")
+    _, fallback = logistic_predict(*clusters(5, 6, classes=3), clusters(5, 6, classes=3)[0], None, 3, 0)
+    assert choice_words(fallback.to_dict()) == "1 (default: too few rows to tune)"
+    _, fixed = logistic_predict(*clusters(50, 6), clusters(5, 6)[0], 2.0, 3, 0)
+    assert choice_words(fixed.to_dict()) == "2 (fixed)"
