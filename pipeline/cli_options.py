@@ -113,12 +113,20 @@ def typed_options(cls: type, values: dict[str, Any], exclude: Iterable[str] = ()
 
 # --- what every command shares -----------------------------------------------------------------------
 
+def _say_default_workdir(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """No --workdir: say which folder is used, on stderr (stdout stays one JSON object with --json)."""
+    if ctx.get_parameter_source(param.name or "workdir") is ParameterSource.DEFAULT:
+        click.echo(f"workdir: {value} (the default; --workdir to choose another)", err=True)
+    return value
+
+
 workdir_option = click.option(
     "--workdir",
     "-w",
     default=DEFAULT_WORKDIR,
     show_default=True,
     type=click.Path(file_okay=False),
+    callback=_say_default_workdir,
     help="Folder that holds the corpus and every artifact made from it.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead.")

@@ -33,6 +33,7 @@ from pipeline.ingest_rows import (
 )
 from pipeline.label_names import names_from_pairs, read_mapping, write_label_names
 from pipeline.layout import Workdir
+from pipeline.manifest import stage_entry
 from pipeline.runner import Stage, Timings, run_stage
 from pipeline.settings import Columns, CsvFormat
 from pipeline.stage_report import StageReport
@@ -147,8 +148,15 @@ class _Rows:
 class IngestStage(Stage[IngestReport]):
     name = "ingest"
 
-    def __init__(self, work: Workdir, paths: Sequence[str | Path], columns: Columns, fmt: CsvFormat) -> None:
-        self.work, self.columns, self.fmt = work, columns, fmt
+    def __init__(
+        self,
+        work: Workdir,
+        paths: Sequence[str | Path],
+        columns: Columns,
+        fmt: CsvFormat,
+        replace: bool = False,
+    ) -> None:
+        self.work, self.columns, self.fmt, self.replace = work, columns, fmt, replace
         self.given = [parse_input(arg) for arg in paths]
         if not self.given:
             raise EncajesError("Give at least one CSV file to ingest.")
@@ -177,6 +185,8 @@ class IngestStage(Stage[IngestReport]):
         return [self.work.corpus, self.work.rejects, self.work.label_names]
 
     def compute(self, inputs: dict[str, Any], timings: Timings) -> IngestReport:
+        if not self.replace:
+            refuse_other_corpus(self.work, [f["path"] for f in inputs["files"]])
         self.work.root.mkdir(parents=True, exist_ok=True)
         sink = CorpusSink(self.work)
         rows = _Rows(sink, [path.name for path, _ in self.given], self.fmt)
@@ -220,6 +230,24 @@ class IngestStage(Stage[IngestReport]):
         return IngestReport.rebuild(entry["outputs"], corpus=self.work.corpus, rejects=self.work.rejects)
 
 
+def refuse_other_corpus(work: Workdir, paths: list[str]) -> None:
+    """A workdir holds one corpus: ingesting other files into it would silently replace it and turn every
+    run made from it stale. The same files again (edited, relabelled) are an update, not a replacement."""
+    entry = stage_entry(work.manifest, "ingest")
+    if entry is None or not work.corpus.exists():
+        return
+    before = sorted(f["path"] for f in entry["inputs"].get("files", []))
+    if before == sorted(paths):
+        return
+    runs = len(work.run_folders())
+    raise EncajesError(
+        f"{work.root} already holds a corpus from {', '.join(Path(p).name for p in before)}"
+        f"{f' and {runs} run(s) made from it' if runs else ''}; ingesting "
+        f"{', '.join(Path(p).name for p in paths)} would replace it. Use another --workdir, or --force to "
+        "replace it."
+    )
+
+
 def ingest(
     csv_paths: Sequence[str | Path],
     workdir: str | Path,
@@ -228,8 +256,10 @@ def ingest(
     encoding: str = "utf-8",
     force: bool = False,
 ) -> IngestReport:
-    """Read CSVs into ``W/corpus.parquet`` and ``W/rejects.csv``; skip if the same inputs were ingested."""
-    stage = IngestStage(Workdir.at(workdir), csv_paths, columns or Columns(), CsvFormat(delimiter, encoding))
+    """Read CSVs into ``W/corpus.parquet`` and ``W/rejects.csv``; skip if the same inputs were ingested.
+    Other files than the workdir's corpus came from are refused unless ``force`` (which also re-reads)."""
+    work, fmt = Workdir.at(workdir), CsvFormat(delimiter, encoding)
+    stage = IngestStage(work, csv_paths, columns or Columns(), fmt, replace=force)
     return run_stage(stage, force)
 
 

@@ -49,35 +49,72 @@ def unmask_text(
 def unmask(
     text: str, model: str = DEFAULT_MLM, top_k: int = 5, trust_remote_code: bool = False
 ) -> list[Filling]:
-    """Top-k tokens for each [MASK] in ``text`` (written [MASK] whatever the model's own mask token)."""
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    resolved = resolve_model(model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.source, trust_remote_code=trust_remote_code)
-        network = AutoModelForMaskedLM.from_pretrained(resolved.source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as error:
-        raise EncajesError(
-            f"Could not load a masked language model from {resolved.key!r}: {str(error).splitlines()[0]} "
-            f"Give a folder or hub id of a model with a fill-mask head (e.g. {DEFAULT_MLM})."
-        ) from None
-    if tokenizer.mask_token is None:
-        raise EncajesError(f"{resolved.key!r} has no mask token: it is not a masked language model.")
-    if MASK_PLACEHOLDER not in text:
+    """Top-k tokens for each [MASK] in ``text`` (written [MASK] whatever the model's own mask token). With
+    several masks, each is filled on its own, the others left masked."""
+    if MASK_PLACEHOLDER not in text:  # before loading anything: a model takes seconds to load
         raise EncajesError(
             f"Put {MASK_PLACEHOLDER} where a word is missing, e.g. 'Hoy vamos a comer unos [MASK].'"
         )
+    tokenizer, network = load_masked_lm(model, trust_remote_code)
     encoded = tokenizer(text.replace(MASK_PLACEHOLDER, tokenizer.mask_token), return_tensors="pt")
-    positions = (encoded["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten().tolist()
+    ids = encoded["input_ids"][0]
+    positions = (ids == tokenizer.mask_token_id).nonzero().flatten().tolist()
     with torch.inference_mode():
-        probabilities = network.eval()(**encoded).logits[0].softmax(dim=-1)
+        probabilities = network(**encoded).logits[0].softmax(dim=-1)
     fillings = []
     for m, position in enumerate(positions):
-        scores, ids = probabilities[position].topk(top_k)
-        for rank, (score, token_id) in enumerate(zip(scores.tolist(), ids.tolist(), strict=True), start=1):
-            token = tokenizer.decode([token_id]).strip()
-            filled = encoded["input_ids"][0].clone()
+        scores, token_ids = probabilities[position].topk(top_k)
+        for rank, (score, token_id) in enumerate(zip(scores.tolist(), token_ids.tolist(), strict=True), 1):
+            filled = ids.clone()
             filled[position] = token_id
-            sequence = tokenizer.decode(filled, skip_special_tokens=True)
-            fillings.append(Filling(m, rank, token, float(score), sequence))
+            token = tokenizer.decode([token_id]).strip()
+            fillings.append(Filling(m, rank, token, float(score), _readable(tokenizer, filled)))
     return fillings
+
+
+def _readable(tokenizer: Any, ids: torch.Tensor) -> str:
+    """The sentence with one mask filled: special tokens dropped, the other masks shown as [MASK]."""
+    words = tokenizer.convert_ids_to_tokens(ids.tolist())
+    dropped = set(tokenizer.all_special_tokens) - {tokenizer.mask_token}
+    kept = [MASK_PLACEHOLDER if w == tokenizer.mask_token else w for w in words if w not in dropped]
+    return tokenizer.convert_tokens_to_string(kept).strip()
+
+
+def load_masked_lm(model: str, trust_remote_code: bool) -> tuple[Any, Any]:
+    """Tokenizer and masked-LM network, refusing an encoder whose fill-mask head is missing: transformers
+    would make one up at random and the words it prints would mean nothing."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    try:
+        resolved = resolve_model(model)
+    except EncajesError as error:
+        raise EncajesError(f"{error} `unmask` needs {_WHAT_WORKS}") from None
+    from transformers.utils import logging as transformers_logging
+
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # its report of missing weights: we say it in one line
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.source, trust_remote_code=trust_remote_code)
+        network, info = AutoModelForMaskedLM.from_pretrained(
+            resolved.source, trust_remote_code=trust_remote_code, output_loading_info=True
+        )
+    except (OSError, ValueError) as error:
+        raise EncajesError(
+            f"Could not load a masked language model from {resolved.key!r}: {str(error).splitlines()[0]} "
+            f"`unmask` needs {_WHAT_WORKS}"
+        ) from None
+    finally:
+        transformers_logging.set_verbosity(level)
+    missing = [key for key in info.get("missing_keys", []) if not key.endswith("position_ids")]
+    if missing or tokenizer.mask_token is None:
+        raise EncajesError(
+            f"{model!r} has no fill-mask head (its weights lack {', '.join(missing[:2]) or 'a mask token'}): "
+            f"it is a sentence encoder, so its guesses would be random. `unmask` needs {_WHAT_WORKS}"
+        )
+    return tokenizer, network.eval()
+
+
+_WHAT_WORKS = (
+    "a model trained for fill-mask: a BERT/RoBERTa masked language model folder (saved with "
+    f"save_pretrained) or hub id, e.g. {DEFAULT_MLM}."
+)

@@ -50,6 +50,21 @@ def test_unmask_fills_each_mask_with_ranked_tokens(tiny_mlm):
     scores = [f.score for f in fillings[:3]]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
     assert all(f.token and "[MASK]" not in f.token for f in fillings)
+    # each mask is filled on its own: the other one stays visible in every candidate sentence
+    assert all(f.sequence.count("[MASK]") == 1 for f in fillings)
+    assert fillings[0].sequence.endswith("[MASK]") and fillings[3].sequence.split()[3] == "[MASK]"
+
+
+def test_unmask_refuses_an_encoder_without_a_fill_mask_head(tiny_model, monkeypatch):
+    import pipeline.unmask
+
+    with pytest.raises(EncajesError, match="has no fill-mask head"):
+        unmask("hola [MASK]", model=str(tiny_model))
+    loads = []
+    monkeypatch.setattr(pipeline.unmask, "load_masked_lm", lambda *a: loads.append(a))
+    with pytest.raises(EncajesError, match=r"Put \[MASK\]"):
+        unmask("sin mascara", model=str(tiny_model))
+    assert loads == []  # the text is checked before any model is loaded
 
 
 def test_course_commands_fail_clearly_and_nonzero(tiny_mlm, tiny_model):

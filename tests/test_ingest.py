@@ -333,3 +333,20 @@ def test_a_bad_label_names_file_fails_before_the_corpus_is_touched(tmp_path, sam
     with pytest.raises(EncajesError, match="needs a 'label' column"):
         ingest([other], tmp_path / "w", Columns(label_names=str(bad)))
     assert (tmp_path / "w" / "corpus.parquet").read_bytes() == before
+
+
+def test_other_files_never_silently_replace_a_workdirs_corpus(tmp_path, sample_csv, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    ingest([sample_csv], tmp_path / "w")
+    before = (tmp_path / "w" / "corpus.parquet").read_bytes()
+    other = write_csv(tmp_path / "other.csv", [("z1", "otro texto", "a", "train")])
+    with pytest.raises(EncajesError, match=r"already holds a corpus from tweets\.csv.*--force to replace"):
+        ingest([other], tmp_path / "w")
+    assert (tmp_path / "w" / "corpus.parquet").read_bytes() == before
+    assert ingest([other], tmp_path / "w", force=True).rows_kept == 1  # asked for: replaced
+    monkeypatch.chdir(tmp_path)  # the default workdir is relative to where the command runs
+    out = CliRunner().invoke(main, ["ingest", str(other), "--json"], catch_exceptions=False)
+    assert "workdir: work/demo (the default" in out.stderr  # no --workdir: the folder used is said
