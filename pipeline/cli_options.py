@@ -113,6 +113,7 @@ def typed_options(cls: type, values: dict[str, Any], exclude: Iterable[str] = ()
 
 # --- what every command shares -----------------------------------------------------------------------
 
+
 def _say_default_workdir(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """No --workdir: say which folder is used, on stderr (stdout stays one JSON object with --json)."""
     if ctx.get_parameter_source(param.name or "workdir") is ParameterSource.DEFAULT:
