@@ -121,7 +121,11 @@ class EmbedStage(Stage[EmbedReport]):
         resumed = shards.prepare()
         with timings.part("load_model_s"):
             job = EncodeJob(resolved, texts, shards.pending(), shards.chunk_size, self.progress)
-            started = self.engine.start(job)
+            try:
+                started = self.engine.start(job)
+            except BaseException:
+                shards.remove_if_empty()
+                raise
         with timings.part("encode_s"):
             encoded_rows, encoded_tokens = write_shards(started.chunks, shards)
         with timings.part("write_s"):

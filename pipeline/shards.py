@@ -87,3 +87,10 @@ class ShardSet:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def remove_if_empty(self) -> None:
+        """After a failed start: no shard written means no trace left, not an empty run folder that
+        `status` would list."""
+        for folder in (self.folder, self.run.root):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()

@@ -198,3 +198,19 @@ def test_an_attention_that_changes_the_output_is_not_used(tiny_model, monkeypatc
     assert encoder.transformer.speedups["cpu_attention"] is False
     theirs = plain_hf_vectors(tiny_model, TEXTS)
     np.testing.assert_allclose(encoder.encode(TEXTS).vectors, theirs, atol=2e-5)
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, monkeypatch):
+    import torch
+
+    import pipeline.encoders.loading as loading
+
+    plain = tmp_path / "cpuinfo"
+    plain.write_text("flags\t: fpu sse2 avx2 avx512f\n", encoding="utf-8")
+    assert loading.cpu_has_native_bf16(plain) is False
+    native = tmp_path / "cpuinfo2"
+    native.write_text("flags\t: avx512f avx512_bf16 amx_bf16\n", encoding="utf-8")
+    assert loading.cpu_has_native_bf16(native) is True
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda *args: False)
+    with pytest.warns(UserWarning, match="far slower than fp32"):
+        assert loading.pick_dtype("bf16", torch.device("cpu")) == "bf16"

@@ -193,3 +193,23 @@ def test_search_refuses_an_index_built_for_another_run(tmp_path, sample_csv, tin
     (mean_dir / "manifest.json").write_text(json.dumps(mean_manifest))
     with pytest.raises(EncajesError, match=r"built for .* / cls"):
         Workspace(tmp_path / "w").search("hola", model=str(tiny_model), pooling="mean")
+
+
+def test_an_embed_that_cannot_load_its_model_leaves_no_run_behind(tmp_path, sample_csv, tiny_model):
+    import shutil
+
+    from pipeline.embed import embed_corpus
+    from pipeline.errors import EncajesError
+    from pipeline.ingest import ingest
+    from pipeline.settings import EmbedSettings
+
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    for name in ("config.json", "vocab.txt", "tokenizer_config.json"):
+        if (tiny_model / name).exists():
+            shutil.copy(tiny_model / name, broken / name)  # no weights
+    ingest([sample_csv], tmp_path / "w")
+    with pytest.raises((EncajesError, OSError)):
+        embed_corpus(tmp_path / "w", EmbedSettings(model=str(broken)), progress=False)
+    runs = tmp_path / "w" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())

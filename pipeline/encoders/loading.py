@@ -3,7 +3,9 @@ embed stage, search queries, similarity, the API and the benchmark alike."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +37,23 @@ def pick_dtype(dtype: str, device: torch.device) -> str:
         return "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "fp16"
     if dtype == "fp16" and device.type == "cpu":
         raise EncajesError("fp16 is slow and inexact on CPU: use --dtype fp32 or bf16 there.")
+    if dtype == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
+        warnings.warn(
+            "--dtype bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): it is emulated and will be "
+            "far slower than fp32 here. Use --dtype fp32 (the CPU default).",
+            UserWarning,
+            stacklevel=2,
+        )
     return dtype
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16); None where it cannot be told."""
+    try:
+        flags = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @dataclass(frozen=True)
