@@ -58,18 +58,22 @@ def main() -> None:
 @click.argument("csv_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @workdir_option
 @settings_options(Columns, CsvFormat)
-@force_option("Ingest again even if these files were ingested unchanged.")
+@force_option("Ingest again even if unchanged, or replace a corpus made from other files.")
 def ingest(csv_files: tuple[str, ...], workdir: str, force: bool, **kw: Any) -> Printable:
-    """Read CSV file(s) into WORKDIR/corpus.parquet; unusable rows go to WORKDIR/rejects.csv.
+    """Read tweet files into WORKDIR/corpus.parquet; unusable rows go to WORKDIR/rejects.csv.
 
-    Every row read is either kept or rejected with a reason, and the counts are printed. Without a split
-    column, a file named train/val/dev/validation/test gives its rows that split; SPLIT=FILE gives a
-    split to a file with any name.
+    Files may be CSV/TSV, JSON lines (.jsonl, .ndjson, also gzipped), a JSON array, a Twitter API v2
+    page or parquet, told apart by content. In JSON a column may be a dotted path (user.lang); tweets'
+    full_text, a retweet's retweeted_status.full_text and id_str are used without flags. Every row read
+    is either kept or rejected with a reason, and the counts are printed. Without a split column, a file
+    whose name holds train/val/dev/validation/test as a word (es_train.csv) gives its rows that split;
+    SPLIT=FILE gives a split to a file with any name.
 
     \b
     Examples:
       encajes ingest train.csv test.csv --workdir work/emoji --label-col emoji
       encajes ingest train=es_trial.csv test=es_test.csv --workdir work/es
+      encajes ingest dump_train.jsonl.gz dump_test.jsonl.gz --label-col user.lang -w work/lang
     """
     from pipeline.ingest import ingest as run_ingest
 

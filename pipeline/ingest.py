@@ -34,6 +34,7 @@ from pipeline.ingest_rows import (
 from pipeline.label_names import names_from_pairs, read_mapping, write_label_names
 from pipeline.layout import Workdir
 from pipeline.manifest import stage_entry
+from pipeline.record_reader import POSITIONS, open_records, record_kind
 from pipeline.runner import Stage, Timings, run_stage
 from pipeline.settings import Columns, CsvFormat
 from pipeline.stage_report import StageReport
@@ -97,8 +98,15 @@ class _Rows:
         self.named: Counter[tuple[str, str]] = Counter()  # (label, name) of kept rows
 
     def read_file(self, file_index: int, path: Path, split: str | None, columns: Columns) -> None:
-        stream = open_csv(path, self.fmt.encoding, self.fmt.delimiter)
-        positions = check_columns(path, stream.header, columns, self.fmt.delimiter)
+        kind = record_kind(path)
+        if kind is not None:  # JSON lines / JSON / parquet: the columns come out in a fixed order
+            stream, positions = open_records(path, columns, kind), dict(POSITIONS)
+        else:
+            delimiter = (
+                "\t" if path.suffix.lower() == ".tsv" and self.fmt.delimiter == "," else self.fmt.delimiter
+            )
+            stream = open_csv(path, self.fmt.encoding, delimiter)
+            positions = check_columns(path, stream.header, columns, delimiter)
         file_split = split or split_from_filename(path)
         counts = self.per_file.setdefault(str(path), {"read": 0, "kept": 0, "rejected": 0})
         pending: list[dict[str, Any]] = []
@@ -109,7 +117,7 @@ class _Rows:
                 continue
             row, reason = row_from_record(item.fields, positions, file_split)
             if row is None:
-                raw = join_fields(item.fields, self.fmt.delimiter)
+                raw = join_fields(item.fields, "," if kind else delimiter)
                 self._reject(counts, str(path), item.line, reason or "", raw)
                 continue
             row.update(source=str(path), line=item.line, where=(file_index << 40) | item.line)
@@ -120,8 +128,10 @@ class _Rows:
                 self._flush(pending, counts)
         self._flush(pending, counts)
         self.blank_lines += stream.counts["blank_lines"]
+        if counts["read"] == 0 and kind is not None:
+            raise EncajesError(f"{path}: the file holds no records.")
         if counts["read"] == 0:
-            header = self.fmt.delimiter.join(stream.header)
+            header = delimiter.join(stream.header)
             raise EncajesError(f"{path}: the file has a header ({header}) but no rows.")
         assert counts["kept"] + counts["rejected"] == counts["read"], "row accounting bug"
 

@@ -1,0 +1,70 @@
+"""Ingest beyond CSV: JSON lines (plain and gzipped), JSON arrays, Twitter v2 pages and parquet, with the
+same row accounting, Twitter's conventions, dotted paths into nested fields, and clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from pipeline.errors import EncajesError
+from pipeline.ingest import Columns, ingest
+
+TWEETS = [
+    {"id": 1111111111111111111, "id_str": "1111111111111111111", "full_text": "hola mundo", "label": "a",
+     "user": {"lang": "es"}},
+    {"id_str": "2", "text": "RT @x: el texto cort…", "retweeted_status": {"full_text": "el texto completo"},
+     "label": "b", "user": {"lang": "en"}},
+    {"id_str": "3", "text": "   ", "label": "a", "user": {"lang": "es"}},
+    {"id_str": "4", "label": "a"},
+]  # fmt: skip
+
+
+def write_jsonl(path, records, extra_lines=()):
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for line in extra_lines:
+            handle.write(line + "\n")
+    return path
+
+
+def test_json_lines_follow_twitter_conventions_and_account_for_every_line(tmp_path):
+    source = write_jsonl(tmp_path / "es_train.jsonl", TWEETS, extra_lines=["{broken", "", "[1, 2]"])
+    report = ingest([source], tmp_path / "w")
+    corpus = pd.read_parquet(tmp_path / "w" / "corpus.parquet")
+    rejects = pd.read_csv(tmp_path / "w" / "rejects.csv")
+    assert report.rows_read == 6 == report.rows_kept + report.rows_rejected  # a blank line is no record
+    assert corpus["text"].tolist() == ["hola mundo", "el texto completo"]  # a retweet's full text
+    assert corpus["id"].tolist() == ["1111111111111111111", "2"]  # id_str: no digits lost
+    assert set(corpus["split"]) == {"train"}  # from the file name's token
+    reasons = dict(zip(rejects["line"], rejects["reason"], strict=True))
+    assert reasons[3] == "empty text" and reasons[4].startswith("no text field")
+    assert reasons[5].startswith("invalid JSON") and reasons[7] == "not an object"
+
+
+def test_gzipped_lines_arrays_v2_pages_and_parquet(tmp_path):
+    gz = write_jsonl(tmp_path / "more.jsonl.gz", [{"id_str": "9", "full_text": "desde gzip", "label": "b"}])
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps([{"id": 5, "text": "en un array", "label": "a"}]), encoding="utf-8")
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps({"data": [{"id": "7", "text": "página v2"}], "meta": {}}, indent=2), "utf-8")
+    parquet = tmp_path / "tweets_test.parquet"
+    pd.DataFrame({"text": ["parquet uno"], "label": [3], "meta": [{"lang": "es"}]}).to_parquet(parquet)
+    ingest([gz, array, page, parquet], tmp_path / "w")
+    corpus = pd.read_parquet(tmp_path / "w" / "corpus.parquet")
+    assert corpus["text"].tolist() == ["desde gzip", "en un array", "página v2", "parquet uno"]
+    assert corpus["label"].tolist()[-1] == "3" and corpus["split"].tolist()[-1] == "test"
+    ingest([parquet], tmp_path / "w2", Columns(label="meta.lang"))
+    assert pd.read_parquet(tmp_path / "w2" / "corpus.parquet")["label"].tolist() == ["es"]
+
+
+def test_a_nested_column_that_is_not_there_names_the_keys_that_are(tmp_path):
+    source = write_jsonl(tmp_path / "t.jsonl", TWEETS)
+    ingest([source], tmp_path / "w", Columns(label="user.lang"))
+    assert pd.read_parquet(tmp_path / "w" / "corpus.parquet")["label"].tolist() == ["es", "en"]
+    with pytest.raises(EncajesError, match=r"no 'user\.langg'.*'user'.*--label-col"):
+        ingest([source], tmp_path / "w2", Columns(label="user.langg"))
