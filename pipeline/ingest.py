@@ -8,7 +8,7 @@ Rows are checked by the pure core in ``ingest_rows`` and written group by group 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +19,8 @@ import pandas as pd
 from pipeline.atomic import write_atomic
 from pipeline.corpus import texts_fingerprint_of_file
 from pipeline.corpus_writer import CorpusSink
-from pipeline.csv_reader import Reject, open_csv
+from pipeline.csv_reader import CsvStream, Reject, open_csv
+from pipeline.emoji_labels import parse_emoji_set, top_emojis
 from pipeline.errors import EncajesError
 from pipeline.hashing import file_sha256
 from pipeline.ingest_rows import (
@@ -31,6 +32,7 @@ from pipeline.ingest_rows import (
     row_from_record,
     split_from_filename,
 )
+from pipeline.ingest_text import TextRules, train_test_duplicates
 from pipeline.label_names import names_from_pairs, read_mapping, write_label_names
 from pipeline.layout import Workdir
 from pipeline.manifest import stage_entry
@@ -56,6 +58,9 @@ class IngestReport(StageReport):
     corpus_sha256: str = ""
     texts_sha256: str = ""  # row ids and texts only: what embeddings depend on
     label_names: dict[str, str] = field(default_factory=dict)  # code -> name, shown in reports and maps
+    label_emojis: list[str] = field(default_factory=list)  # --label-from-emoji's set
+    leaked_rows: int = 0  # kept rows whose own label emoji is in their text
+    train_test_duplicates: int = 0  # test rows whose text (normalised) is also a train text
 
     def lines(self) -> list[str]:
         rejects = f"  (rejects: {self.rejects})" if self.rows_rejected else ""
@@ -67,11 +72,29 @@ class IngestReport(StageReport):
             *([NO_SPLIT_WARNING] if set(self.labels) - {"(none)"} and set(self.splits) <= {"(none)"} else []),
             f"labels: {len(self.labels)} distinct " + top_counts(self.labels),
             *(
-                [f"label names: {len(self.label_names)} " + top_counts(self.label_names)]
-                if self.label_names
-                else []
+                [f"label names: {len(self.label_names)} {top_counts(self.label_names)}"]
+                * bool(self.label_names)
             ),
+            *(
+                [f"labels from emojis: {' '.join(self.label_emojis)} (removed from the texts)"]
+                * bool(self.label_emojis)
+            ),
+            *self.warnings(),
         ]
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.leaked_rows:
+            out.append(
+                f"warning: {self.leaked_rows:,} rows hold their own label emoji in the text: the label leaks "
+                "into the input (--label-from-emoji removes it)"
+            )
+        if self.train_test_duplicates:
+            out.append(
+                f"warning: {self.train_test_duplicates:,} test rows repeat a train text (same after case, "
+                "spaces, links and 'RT @user:'): retweets and copies inflate test scores"
+            )
+        return out
 
 
 NO_SPLIT_WARNING = (
@@ -89,24 +112,34 @@ def top_counts(counts: dict[str, Any], n: int = 6) -> str:
 class _Rows:
     """Every file's records -> kept rows in the corpus sink, or rejects with a reason; counts per file."""
 
-    def __init__(self, sink: CorpusSink, names: list[str], fmt: CsvFormat) -> None:
-        self.sink, self.names, self.fmt = sink, names, fmt
+    def __init__(self, sink: CorpusSink | None, names: list[str], fmt: CsvFormat, rules: TextRules) -> None:
+        self.sink, self.names, self.fmt, self.rules = sink, names, fmt, rules
         self.rejects: list[dict[str, Any]] = []
         self.per_file: dict[str, dict[str, int]] = {}
         self.seen = SeenIds()
         self.blank_lines = 0
         self.named: Counter[tuple[str, str]] = Counter()  # (label, name) of kept rows
 
-    def read_file(self, file_index: int, path: Path, split: str | None, columns: Columns) -> None:
+    def open(self, path: Path, columns: Columns) -> tuple[CsvStream, dict[str, int | None], str, str]:
+        """The file's records, where each column sits in them, the delimiter to show raw rows with, and
+        the kind of file ('csv', 'json' or 'parquet')."""
         kind = record_kind(path)
         if kind is not None:  # JSON lines / JSON / parquet: the columns come out in a fixed order
-            stream, positions = open_records(path, columns, kind), dict(POSITIONS)
-        else:
-            delimiter = (
-                "\t" if path.suffix.lower() == ".tsv" and self.fmt.delimiter == "," else self.fmt.delimiter
-            )
-            stream = open_csv(path, self.fmt.encoding, delimiter)
-            positions = check_columns(path, stream.header, columns, delimiter)
+            return open_records(path, columns, kind), dict(POSITIONS), ",", kind
+        tsv = path.suffix.lower() == ".tsv" and self.fmt.delimiter == ","
+        delimiter = "\t" if tsv else self.fmt.delimiter
+        stream = open_csv(path, self.fmt.encoding, delimiter)
+        return stream, check_columns(path, stream.header, columns, delimiter), delimiter, "csv"
+
+    def texts(self, path: Path, columns: Columns) -> Iterator[str]:
+        """The usable texts of a file, as read (a first pass, to count emojis for --label-from-emoji N)."""
+        stream, positions, _, _ = self.open(path, columns)
+        for item in stream.records:
+            if not isinstance(item, Reject) and (row := row_from_record(item.fields, positions, None)[0]):
+                yield row["text"]
+
+    def read_file(self, file_index: int, path: Path, split: str | None, columns: Columns) -> None:
+        stream, positions, delimiter, kind = self.open(path, columns)
         file_split = split or split_from_filename(path)
         counts = self.per_file.setdefault(str(path), {"read": 0, "kept": 0, "rejected": 0})
         pending: list[dict[str, Any]] = []
@@ -116,19 +149,22 @@ class _Rows:
                 self._reject(counts, str(path), item.line, item.reason, item.raw)
                 continue
             row, reason = row_from_record(item.fields, positions, file_split)
-            if row is None:
-                raw = join_fields(item.fields, "," if kind else delimiter)
+            name_at = positions["label_name"]
+            if row is not None:
+                reason = self.rules.apply(row, item.fields[name_at] if name_at is not None else "")
+            if row is None or reason:
+                raw = join_fields(item.fields, delimiter)
                 self._reject(counts, str(path), item.line, reason or "", raw)
                 continue
             row.update(source=str(path), line=item.line, where=(file_index << 40) | item.line)
-            if positions["label_name"] is not None and row["label"]:
-                self.named[(row["label"], item.fields[positions["label_name"]])] += 1
+            if name_at is not None and row["label"]:
+                self.named[(row["label"], item.fields[name_at])] += 1
             pending.append(row)
             if len(pending) >= self.sink.group_rows:
                 self._flush(pending, counts)
         self._flush(pending, counts)
         self.blank_lines += stream.counts["blank_lines"]
-        if counts["read"] == 0 and kind is not None:
+        if counts["read"] == 0 and kind != "csv":
             raise EncajesError(f"{path}: the file holds no records.")
         if counts["read"] == 0:
             header = delimiter.join(stream.header)
@@ -198,8 +234,10 @@ class IngestStage(Stage[IngestReport]):
         if not self.replace:
             refuse_other_corpus(self.work, [f["path"] for f in inputs["files"]])
         self.work.root.mkdir(parents=True, exist_ok=True)
+        label_emojis = self.label_emojis()
         sink = CorpusSink(self.work)
-        rows = _Rows(sink, [path.name for path, _ in self.given], self.fmt)
+        names = [path.name for path, _ in self.given]
+        rows = _Rows(sink, names, self.fmt, TextRules(self.columns.normalize, label_emojis))
         try:
             for file_index, (path, split) in enumerate(self.given):
                 rows.read_file(file_index, path, split, self.columns)
@@ -211,8 +249,8 @@ class IngestStage(Stage[IngestReport]):
             ["source", "line"], kind="stable"
         )
         write_atomic(self.work.rejects, lambda tmp: rejects.to_csv(tmp, index=False))
-        names = self.label_names(rows.named)
-        write_label_names(self.work, names)
+        label_names = self.label_names(rows.named)
+        write_label_names(self.work, label_names)
         reasons = rejects["reason"].str.replace(r" \(.*|(?<=duplicate id) .*", "", regex=True)
         return IngestReport(
             corpus=self.work.corpus,
@@ -227,8 +265,26 @@ class IngestStage(Stage[IngestReport]):
             reject_reasons={str(k): int(v) for k, v in reasons.value_counts().items()},
             corpus_sha256=file_sha256(self.work.corpus),
             texts_sha256=texts_fingerprint_of_file(self.work.corpus),
-            label_names=names,
+            label_names=label_names,
+            label_emojis=label_emojis or [],
+            leaked_rows=rows.rules.leaked,
+            train_test_duplicates=train_test_duplicates(self.work.corpus),
         )
+
+    def label_emojis(self) -> list[str] | None:
+        """--label-from-emoji: the list given, or the N emojis in the most tweets (a first pass)."""
+        if not self.columns.label_from_emoji:
+            return None
+        wanted = parse_emoji_set(self.columns.label_from_emoji)
+        if isinstance(wanted, list):
+            if not wanted:
+                raise EncajesError("--label-from-emoji: no emoji found in the list given (e.g. '❤,😂,🔥').")
+            return wanted
+        reader = _Rows(None, [], self.fmt, TextRules(self.columns.normalize))
+        found = top_emojis((t for path, _ in self.given for t in reader.texts(path, self.columns)), wanted)
+        if len(found) < 2:
+            raise EncajesError(f"--label-from-emoji {wanted}: the texts hold {len(found)} emoji(s); need 2.")
+        return found
 
     def label_names(self, named: Counter[tuple[str, str]]) -> dict[str, str]:
         """From --label-names FILE when given, else from the name column of the rows."""

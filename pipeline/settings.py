@@ -246,6 +246,19 @@ class Columns:
         "A CSV naming the labels (columns: label, and emoji, label_name or name), e.g. mapping.csv.",
         "--label-names",
     )
+    label_from_emoji: str | None = option(
+        None,
+        "Label tweets by emoji (distant supervision): a number N (the N most frequent emojis) or a list "
+        "('❤,😂,🔥'). Keeps tweets with exactly one of them, labels them by it, removes it from the text.",
+        "--label-from-emoji",
+        pattern=r"\s*\d+\s*|.*\S.*",
+    )
+    normalize: str = option(
+        "none",
+        "tweets: user mentions -> @user, links -> http (TweetEval's convention); none keeps texts as read.",
+        "--normalize",
+        choices=("none", "tweets"),
+    )
 
     __post_init__ = check_fields
 
