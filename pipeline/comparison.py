@@ -116,7 +116,8 @@ class CompareResult:
         stages = [done for r in self.runs for name, done in r.skipped.items() if name != "plot" or r.plot]
         computed = sum(not skipped for skipped in stages)
         out.append(
-            f"{len(self.runs)} runs: {computed} of {len(stages)} stages computed, the rest reused "
+            f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}: {computed} of {len(stages)} stages "
+            "computed, the rest reused "
             f"({self.seconds:.1f}s)"
         )
         if self.report:

@@ -96,8 +96,9 @@ def context_sentence(result: CompareResult, ctx: dict[str, Any]) -> str:
         else ""
     )
     return warning + (
-        f"{len(result.runs)} runs on one corpus; probes trained on {split} ({ctx['train']:,} train / "
-        f"{ctx['test']:,} test rows), C and k chosen by cross-validation on the training rows unless fixed. "
+        f"{len(result.runs)} run{'s' * (len(result.runs) != 1)} on one corpus; probes trained on {split} "
+        f"({ctx['train']:,} train / {ctx['test']:,} test rows), C and k chosen by cross-validation on the "
+        "training rows unless fixed. "
         "Macro-F1 is the primary figure (as in SemEval-2018 Task 2 and TweetEval); intervals are 95% "
         "bootstrap over test rows. The baselines are trained and scored on the same rows."
     )

@@ -88,6 +88,12 @@ def load_masked_lm(model: str, trust_remote_code: bool) -> tuple[Any, Any]:
     try:
         resolved = resolve_model(model)
     except EncajesError as error:
+        if model == DEFAULT_MLM:  # the default itself is what is missing: suggesting it would not help
+            raise EncajesError(
+                f"The default fill-mask model {DEFAULT_MLM} is not in the local Hugging Face cache and the "
+                "hub cannot be reached. Where it can, save it with save_pretrained and pass that folder with "
+                "--model, or pass any other masked language model folder."
+            ) from None
         raise EncajesError(f"{error} `unmask` needs {_WHAT_WORKS}") from None
     from transformers.utils import logging as transformers_logging
 
