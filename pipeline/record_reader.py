@@ -4,8 +4,8 @@ records that ``csv_reader`` gives, so ingest keeps one path for checks, accounti
 Records are objects; a column is a key or a dotted path into nested objects (``user.lang``). Twitter's
 conventions apply when a column is left at its default: the text is ``retweeted_status.full_text`` for
 a retweet (its own text is cut), else ``full_text``, ``extended_tweet.full_text``, then ``text``; the id is
-``id_str`` before ``id`` (a JSON number loses digits in many readers). JSON lines and parquet stream
-record by record; a JSON array or a v2 page is one document and is read whole.
+``id_str`` before ``id`` (a JSON number loses digits in many readers). JSON lines, JSON arrays and
+parquet stream record by record; a v2 page (at most 100 tweets) is read whole.
 """
 
 from __future__ import annotations
@@ -116,13 +116,14 @@ def _open_text(path: Path) -> Any:
 
 def _json_records(path: Path) -> Iterator[tuple[int, Any, str]]:
     """(line or position, decoded value or the decoding error, raw text) for every record of the file:
-    JSON lines are read line by line; an array, or one object spread over lines (a v2 page), whole."""
+    JSON lines line by line, an array element by element; one object spread over lines (a v2 page, at
+    most 100 tweets), whole."""
     with _open_text(path) as handle:
         first_line = handle.readline()
         while first_line and not first_line.strip():
             first_line = handle.readline()
     if first_line.lstrip().startswith("["):
-        yield from _whole(path)
+        yield from _array_items(path)
         return
     try:
         json.loads(first_line)
@@ -144,6 +145,37 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any, str]]:
                     yield number, item, json.dumps(item, ensure_ascii=False)
             else:
                 yield number, value, raw
+
+
+def _array_items(path: Path, block: int = 1 << 20) -> Iterator[tuple[int, Any, str]]:
+    """The elements of a top-level JSON array one at a time, reading the file a block at a time, so a
+    large array never sits in memory whole (only the element being decoded and one block)."""
+    decoder = json.JSONDecoder()
+    with _open_text(path) as handle:
+        buffer, at, number, done = handle.read(block).lstrip(), 1, 0, False  # at: past the '['
+        while True:
+            while at < len(buffer) and buffer[at] in " \t\r\n,":
+                at += 1
+            if at < len(buffer) and buffer[at] == "]":
+                return
+            try:
+                value, end = decoder.raw_decode(buffer, at)
+                if end == len(buffer) and not done:  # a number cut at the block's end decodes too
+                    raise json.JSONDecodeError("cut at the block's end", buffer, end)
+            except json.JSONDecodeError as error:
+                more = "" if done else handle.read(block)
+                if not more:
+                    done = True
+                    raise EncajesError(f"{path}: not valid JSON in element {number + 1} ({error}).") from None
+                buffer, at = buffer[at:] + more, 0
+                continue
+            number += 1
+            yield number, value, buffer[at:end]
+            buffer, at = buffer[end:], 0
+            if len(buffer) < block // 2 and not done:
+                more = handle.read(block)
+                done = not more
+                buffer += more
 
 
 def _whole(path: Path) -> Iterator[tuple[int, Any, str]]:

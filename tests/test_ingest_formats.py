@@ -68,3 +68,20 @@ def test_a_nested_column_that_is_not_there_names_the_keys_that_are(tmp_path):
     assert pd.read_parquet(tmp_path / "w" / "corpus.parquet")["label"].tolist() == ["es", "en"]
     with pytest.raises(EncajesError, match=r"no 'user\.langg'.*'user'.*--label-col"):
         ingest([source], tmp_path / "w2", Columns(label="user.langg"))
+
+
+def test_a_large_json_array_streams_element_by_element(tmp_path):
+    from pipeline.record_reader import _array_items
+
+    items = [{"id": i, "text": f'tuit {i} ❤ ] [ , "', "n": {"a": [1, {"b": "]"}]}} for i in range(3000)]
+    source = tmp_path / "big.json"
+    source.write_text(json.dumps(items, ensure_ascii=False, indent=1), encoding="utf-8")
+    got = [value for _, value, _ in _array_items(source, block=2048)]  # far smaller than the file
+    assert got == items
+    report = ingest([source], tmp_path / "w")
+    assert report.rows_read == report.rows_kept == 3000
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"text": "uno"}, {"text": ]', encoding="utf-8")
+    with pytest.raises(EncajesError, match="not valid JSON in element 2"):
+        ingest([broken], tmp_path / "w2")
+    assert not (tmp_path / "w2" / "corpus.parquet").exists()
