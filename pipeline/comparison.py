@@ -127,6 +127,9 @@ class CompareResult:
 
 BASELINE_NAMES = {"majority": "majority class", "tfidf": "TF-IDF"}
 PROBES = {"logistic": "logistic regression", "knn": "kNN"}
+SIGNIFICANCE = (
+    "a difference counts when its p from a paired bootstrap over the test rows, Holm-adjusted, is < 0.05"
+)
 SENTENCE_START = {"logistic": "Logistic regression", "knn": "kNN"}
 
 
@@ -159,12 +162,18 @@ def verdicts(result: CompareResult) -> list[str]:
             continue
         best, tied = tied_with_best(scores, pairs)
         worse = sorted(set(scores) - {best, *tied}, key=lambda name: -scores[name])
-        sentence = f"{SENTENCE_START[probe]}: **{best}** is best ({scores[best]:.3f} macro-F1)"
-        sentence += (
-            f"; indistinguishable from it: {_listed(tied, scores)}" if tied else "; it beats every other"
-        )
-        sentence += f"; significantly worse: {_listed(worse, scores)}" if worse and tied else ""
-        out.append(sentence + " (paired bootstrap over the test rows, Holm-adjusted p < 0.05).")
+        top = f"**{best}** ({scores[best]:.3f} macro-F1)"
+        if not worse:
+            sentence = (
+                f"{SENTENCE_START[probe]}: no significant difference: {top} scores highest, but no test "
+            )
+            sentence += f"separates it from {_listed(tied, scores)}"
+        elif not tied:
+            sentence = f"{SENTENCE_START[probe]}: {top} is best, significantly better than every other"
+        else:
+            sentence = f"{SENTENCE_START[probe]}: {top} scores highest; no test separates it from "
+            sentence += f"{_listed(tied, scores)}; significantly worse: {_listed(worse, scores)}"
+        out.append(sentence + f" ({SIGNIFICANCE}).")
         out += [problem] if (problem := resolution_problem(pairs)) else []
     if "majority" in result.baselines:
         out.append(f"Majority-class baseline: {result.baselines['majority']['macro_f1']:.3f} macro-F1.")

@@ -180,7 +180,7 @@ def render_html(result: CompareResult, out_dir: Path) -> str:
 <title>encajes comparison — {esc(result.workdir.name)}</title><style>{CSS}</style></head><body>
 <h1>encajes comparison — {esc(result.workdir.name)}</h1>
 <p class=lead>{verdict}</p>
-<p>{esc(context_sentence(result, ctx))} Best figures are highlighted.</p>
+<p>{esc(context_sentence(result, ctx))} The highest figure of each column is highlighted.</p>
 <table><tr>{head}</tr>{body}</table>
 {pairs_html(result)}
 <h2>UMAP maps</h2><div class="grid">{maps or "<p>(plots were turned off)</p>"}</div>

@@ -136,6 +136,7 @@ class _Lines:
 class Record:
     line: int  # where it starts, 1-based
     fields: list[str]
+    raw: str | None = None  # the record as written (JSON); None: the fields joined are the raw line
 
 
 @dataclass

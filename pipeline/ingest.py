@@ -153,7 +153,7 @@ class _Rows:
             if row is not None:
                 reason = self.rules.apply(row, item.fields[name_at] if name_at is not None else "")
             if row is None or reason:
-                raw = join_fields(item.fields, delimiter)
+                raw = item.raw if item.raw is not None else join_fields(item.fields, delimiter)
                 self._reject(counts, str(path), item.line, reason or "", raw)
                 continue
             row.update(source=str(path), line=item.line, where=(file_index << 40) | item.line)
@@ -241,6 +241,8 @@ class IngestStage(Stage[IngestReport]):
         try:
             for file_index, (path, split) in enumerate(self.given):
                 rows.read_file(file_index, path, split, self.columns)
+            if not any(counts["kept"] for counts in rows.per_file.values()):
+                raise EncajesError(nothing_kept(rows.rejects))
         except BaseException:
             sink.abort()
             raise
@@ -294,6 +296,16 @@ class IngestStage(Stage[IngestReport]):
 
     def rebuild(self, entry: dict[str, Any]) -> IngestReport:
         return IngestReport.rebuild(entry["outputs"], corpus=self.work.corpus, rejects=self.work.rejects)
+
+
+def nothing_kept(rejects: list[dict[str, Any]]) -> str:
+    """No row survived: say why, instead of writing an empty corpus that every later stage trips on."""
+    reasons = Counter(str(r["reason"]).split(" (")[0] for r in rejects).most_common(3)
+    said = ", ".join(f"{count} {reason}" for reason, count in reasons)
+    return (
+        f"No row was kept ({len(rejects)} rejected: {said}); nothing was written. Check the text and "
+        "label options."
+    )
 
 
 def refuse_other_corpus(work: Workdir, paths: list[str]) -> None:

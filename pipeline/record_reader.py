@@ -224,7 +224,7 @@ def _records(path: Path, found: Iterable[tuple[int, Any, str]], roles: Roles) ->
         if fields is None:
             yield Reject(number, "no text field (looked for " + ", ".join(roles.paths["text"]) + ")", raw)
         else:
-            yield Record(number, fields)
+            yield Record(number, fields, raw or json.dumps(value, ensure_ascii=False, default=str))
 
 
 def open_records(path: Path, columns: Columns, kind: str) -> CsvStream:

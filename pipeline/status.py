@@ -28,7 +28,7 @@ def _state(state: str, why: str = "") -> dict[str, str]:
 def ingest_status(work: Workdir) -> dict[str, str]:
     entry = stage_entry(work.manifest, "ingest")
     if entry is None or not work.corpus.exists():
-        return _state("missing", "run `encajes ingest`")
+        return _state("missing", f"run `encajes ingest FILES -w {work.root}`")
     for source in entry["inputs"]["files"]:
         path = Path(source["path"])
         if not path.exists():
@@ -81,7 +81,9 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
     embed = manifest.get("embed")
     out = {"embed": embed_status(work, run, embed)}
     embeddings_hash = (embed or {}).get("embeddings_sha256")
-    which = f" -m {embed['inputs']['model']} --pooling {embed['inputs']['pooling']}" if embed else ""
+    which = f" -w {work.root}" + (
+        f" -m {embed['inputs']['model']} --pooling {embed['inputs']['pooling']}" if embed else ""
+    )
     for stage in ("index", "probe", "plot"):
         entry = manifest.get(stage)
         if entry is None or not all(path.exists() for path in run.outputs(stage)):

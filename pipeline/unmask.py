@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from pipeline.models import resolve_model
 
 MASK_PLACEHOLDER = "[MASK]"
 DEFAULT_MLM = "dccuchile/bert-base-spanish-wwm-cased"
+MLM_HEAD = re.compile(r"ForMaskedLM|ForPreTraining|WithLMHead")  # architectures that carry a fill-mask head
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,18 @@ def load_masked_lm(model: str, trust_remote_code: bool) -> tuple[Any, Any]:
                 "--model, or pass any other masked language model folder."
             ) from None
         raise EncajesError(f"{error} `unmask` needs {_WHAT_WORKS}") from None
+    from transformers import AutoConfig
     from transformers.utils import logging as transformers_logging
 
+    architectures = AutoConfig.from_pretrained(resolved.source).architectures or []
+    if architectures and not any(MLM_HEAD.search(name) for name in architectures):
+        raise EncajesError(  # known from config.json alone: no need to load the weights to refuse
+            f"{model!r} has no fill-mask head (it is a {', '.join(architectures)}): its guesses would be "
+            f"random. `unmask` needs {_WHAT_WORKS}"
+        )
     level = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()  # its report of missing weights: we say it in one line
+    transformers_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.source, trust_remote_code=trust_remote_code)
         network, info = AutoModelForMaskedLM.from_pretrained(
@@ -111,6 +121,7 @@ def load_masked_lm(model: str, trust_remote_code: bool) -> tuple[Any, Any]:
         ) from None
     finally:
         transformers_logging.set_verbosity(level)
+        transformers_logging.enable_progress_bar()
     missing = [key for key in info.get("missing_keys", []) if not key.endswith("position_ids")]
     if missing or tokenizer.mask_token is None:
         raise EncajesError(

@@ -10,9 +10,11 @@ import unicodedata
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.errors import EncajesError
 from pipeline.ingest import ingest
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
@@ -43,6 +45,11 @@ def test_every_row_is_kept_verbatim_or_rejected(rows, newline):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tweets.csv"
         path.write_bytes(write(rows, newline))
+        if not any(usable(text) for text, _ in rows):  # nothing to keep: a clear error, nothing written
+            with pytest.raises(EncajesError, match="No row was kept"):
+                ingest([path], Path(tmp) / "w")
+            assert not (Path(tmp) / "w" / "corpus.parquet").exists()
+            return
         report = ingest([path], Path(tmp) / "w")
         corpus = pd.read_parquet(Path(tmp) / "w" / "corpus.parquet")
     assert report.rows_read == len(rows)
@@ -64,7 +71,11 @@ def test_a_broken_line_never_corrupts_kept_texts(rows, where, garbage):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tweets.csv"
         path.write_text("id,text,label\n" + "".join(records), encoding="utf-8")
-        report = ingest([path], Path(tmp) / "w")
+        try:
+            report = ingest([path], Path(tmp) / "w")
+        except EncajesError as error:  # every row unusable or swallowed by the broken one
+            assert "No row was kept" in str(error)
+            return
         corpus = pd.read_parquet(Path(tmp) / "w" / "corpus.parquet")
     assert report.rows_kept + report.rows_rejected == report.rows_read
     originals = {(str(i), text) for i, (text, _) in enumerate(rows)}
