@@ -6,7 +6,7 @@ import hashlib
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from indexes.exact import SearchIndex, load_index, on_gpu
 from pipeline.corpus import load_corpus
 from pipeline.errors import EncajesError
 from pipeline.index import IndexReport, ensure_index
+from pipeline.label_names import load_label_names
 from pipeline.layout import Workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.runs import Run, find_run
@@ -87,6 +88,7 @@ class SearchResult:
     run: str
     k: int
     index_built: bool
+    label_names: dict[str, str] = field(default_factory=dict)  # printed instead of label codes
 
     def to_dict(self) -> dict[str, Any]:
         results = [
@@ -113,7 +115,8 @@ class SearchResult:
             ]
             for hit in group.itertuples():
                 text = " ".join(str(hit.text).split())
-                line = f"{hit.rank:>4}  {hit.score:6.3f}  {hit.row_id:>7}  {hit.label or '-'!s:<8}  {text}"
+                label = self.label_names.get(str(hit.label), hit.label) if hit.label else "-"
+                line = f"{hit.rank:>4}  {hit.score:6.3f}  {hit.row_id:>7}  {label!s:<8}  {text}"
                 out.append(line[:width])
             out.append("")
         return out
@@ -348,4 +351,5 @@ def search(
         hits = searcher.search_row(row, k)
     else:
         hits = searcher.search_texts([query] if query is not None else read_queries(Path(queries_file)), k)
-    return SearchResult(hits, searcher.run.paths.root.name, k, searcher.index_built)
+    names = load_label_names(Workdir.at(workdir))
+    return SearchResult(hits, searcher.run.paths.root.name, k, searcher.index_built, names)

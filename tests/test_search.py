@@ -60,3 +60,26 @@ def test_a_one_off_search_uses_onnx_runtime_without_torch_and_finds_what_torch_f
     expected = by_torch[by_torch["query"] == queries[0]]
     assert row_ids == expected["row_id"].tolist() and not imported_torch
     np.testing.assert_allclose(scores, expected["score"].to_numpy(), atol=1e-5)
+
+
+def test_printed_hits_show_label_names_where_the_corpus_has_them():
+    import pandas as pd
+
+    from pipeline.search import SearchResult
+
+    hits = pd.DataFrame(
+        {
+            "query": ["q"],
+            "rank": [1],
+            "score": [0.9],
+            "row_id": [4],
+            "id": ["a"],
+            "label": ["0"],
+            "text": ["hola"],
+        }
+    )
+    printed = "\n".join(SearchResult(hits, "run", 1, False, {"0": "❤"}).lines())
+    assert "❤" in printed and "  0  " not in printed
+    assert (
+        SearchResult(hits, "run", 1, False).to_dict()["results"][0]["hits"][0]["label"] == "0"
+    )  # JSON: codes
