@@ -6,7 +6,7 @@ and a hub id against the commit its main points to in the local Hugging Face cac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +97,30 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
     return out
 
 
+def baselines_status(work: Workdir) -> dict[str, str]:
+    """The comparison baselines (majority class, TF-IDF): made by `compare`, per corpus."""
+    entry = stage_entry(work.manifest, "baselines")
+    if entry is None or not (work.baselines.exists() and work.baseline_predictions.exists()):
+        return _state("missing", f"made by `encajes compare -w {work.root}`")
+    if entry["inputs"].get("corpus_sha256") != corpus_hash(work):
+        return _state("stale", "the corpus changed; the next compare remakes them")
+    return _state("fresh")
+
+
 @dataclass
 class WorkdirStatus:
     workdir: Path
     ingest: dict[str, str]
     runs: dict[str, dict[str, dict[str, str]]]
+    baselines: dict[str, str] = field(default_factory=lambda: _state("missing"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"workdir": str(self.workdir), "ingest": self.ingest, "runs": self.runs}
+        return {
+            "workdir": str(self.workdir),
+            "ingest": self.ingest,
+            "baselines": self.baselines,
+            "runs": self.runs,
+        }
 
     def lines(self) -> list[str]:
         import click
@@ -115,7 +131,7 @@ class WorkdirStatus:
             label = click.style(f"{state['state']:<8}", fg=colours[state["state"]])
             return f"  {name:<10} {label} {state['why']}"
 
-        out = [str(self.workdir), show("ingest", self.ingest)]
+        out = [str(self.workdir), show("ingest", self.ingest), show("baselines", self.baselines)]
         for run, stages in self.runs.items():
             out += [run, *(show(stage, stages[stage]) for stage in STAGES)]
         return out
@@ -127,4 +143,5 @@ def workdir_status(workdir: str | Path) -> WorkdirStatus:
     runs = (
         {} if ingest["state"] == "missing" else {r.root.name: run_status(work, r) for r in work.run_folders()}
     )
-    return WorkdirStatus(work.root, ingest, runs)
+    base = _state("missing", "ingest first") if ingest["state"] == "missing" else baselines_status(work)
+    return WorkdirStatus(work.root, ingest, runs, base)

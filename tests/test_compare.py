@@ -187,6 +187,9 @@ def test_report_opens_with_the_verdict_and_shows_label_names(tmp_path, tiny_mode
     )
     result = compare(work, spec, progress=False)
     assert result.label_names == {"0": "😂", "1": "🔥", "2": "❤", "3": "😢"}
+    from pipeline.status import workdir_status
+
+    assert workdir_status(work).baselines["state"] == "fresh"  # made once per corpus, listed by status
     report = write_report(result, ReportPaths(tmp_path / "report"))
     markdown = Path(report["markdown"]).read_text(encoding="utf-8")
     first_paragraph = markdown.split("\n\n")[1]
