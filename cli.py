@@ -189,13 +189,16 @@ def probe(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any)
     """Score how well a run's embeddings predict the labels: logistic regression and kNN.
 
     Trained on the train split (plus val with --include-val), scored on test; a corpus without splits
-    gets a stratified, seeded 80/20 split. Prints macro-F1 with a 95% bootstrap interval, accuracy and
-    weighted F1; writes probe.json (per-class figures, confusion matrices), predictions.parquet and
+    gets a stratified, seeded 80/20 split (and says so). C and k are chosen by stratified inner
+    cross-validation on the training rows unless given; --C 1.0 --k 10 is the fixed protocol. Prints
+    macro-F1 with a 95% bootstrap interval, accuracy, weighted F1 and how C and k were set; writes
+    probe.json (per-class figures, confusion matrices, the CV scores), predictions.parquet and
     confusion.png in the run folder.
 
     \b
-    Example:
-      encajes probe --model minilm --pooling cls --k 20
+    Examples:
+      encajes probe --model minilm --pooling cls
+      encajes probe --model minilm --C 1.0 --k 10      # the fixed protocol
     """
     from pipeline.probe import probe_run
 
