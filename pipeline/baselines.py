@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.probe_models import Choice, logistic_predict
+from pipeline.probe_models import Choice, choose_C, logistic_predict
 
 BASELINES = ("majority", "tfidf")
 TFIDF_C_GRID = (1.0, 4.0, 16.0)
@@ -70,7 +70,16 @@ def tfidf_predict(
 ) -> tuple[np.ndarray, Choice]:
     """``sag`` suits these sparse, row-normalised features (faster than Newton steps or lbfgs here); the
     grid stops at 16, past which the TF-IDF model stops improving and ``sag`` slows down."""
+    texts = np.asarray(train_texts, dtype=object)
+    if C is None:  # each fold's vocabulary and IDF from its own fitted rows: held-out texts shape nothing
+        fold_features = lambda fit, held: tfidf_features(list(texts[fit]), list(texts[held]))  # noqa: E731
+        options = {"max_iter": max_iter, "grid": TFIDF_C_GRID, "solver": TFIDF_SOLVER, "tol": TFIDF_TOL}
+        choice = choose_C(texts, train_y, folds, seed, features=fold_features, **options)
+        C = choice.value
+    else:
+        choice = Choice(C, False)
     train_x, test_x = tfidf_features(train_texts, test_texts)
-    return logistic_predict(
+    predicted, _ = logistic_predict(
         train_x, train_y, test_x, C, folds, seed, max_iter, TFIDF_C_GRID, TFIDF_SOLVER, TFIDF_TOL
     )
+    return predicted, choice

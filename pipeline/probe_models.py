@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -106,13 +107,15 @@ def _quiet_fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
         return model.fit(x, y)
 
 
-def _fold_score(
-    x: Any, y: np.ndarray, fit_rows: np.ndarray, held_out: np.ndarray, C: float, seed: int, options: dict
-) -> float:
+def _fold_score(fold: tuple[Any, np.ndarray, Any, np.ndarray], C: float, seed: int, options: dict) -> float:
     """Macro-F1 on a held-out fold of a model fitted from scratch on the rest (a warm start from the
     previous C stops newton-cg before it moves: the gradient is already under tol)."""
-    model = _quiet_fit(logistic_model(C, seed, **options), x[fit_rows], y[fit_rows])
-    return _macro_f1(y[held_out], model.predict(x[held_out]))
+    x_fit, y_fit, x_held, y_held = fold
+    model = _quiet_fit(logistic_model(C, seed, **options), x_fit, y_fit)
+    return _macro_f1(y_held, model.predict(x_held))
+
+
+FoldFeatures = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]  # (fit rows, held rows) -> features
 
 
 def choose_C(
@@ -124,18 +127,25 @@ def choose_C(
     grid: tuple[float, ...] = C_GRID,
     solver: str = SOLVER,
     tol: float = TOL,
+    features: FoldFeatures | None = None,
 ) -> Choice:
     """C with the best mean inner-CV macro-F1 (the smallest C among ties: the most regularised). The
-    folds x grid fits are independent, so they run in parallel on the machine's cores."""
+    folds x grid fits are independent, so they run in parallel on the machine's cores. ``features``
+    builds a fold's inputs from its own rows (a TF-IDF vocabulary learnt on the fitted rows only);
+    without it ``x`` is already the features."""
     from joblib import Parallel, delayed
 
     splits = inner_folds(y, folds, seed)
     if not splits:  # too few rows to cross-validate
         return Choice(FALLBACK_C, False, note=TOO_FEW)
     options = {"max_iter": max_iter, "solver": solver, "tol": tol}
+    data = [
+        (*(features(fit, held) if features else (x[fit], x[held])), y[fit], y[held]) for fit, held in splits
+    ]
+    folds_data = [(x_fit, y_fit, x_held, y_held) for x_fit, x_held, y_fit, y_held in data]
     jobs = [(f, j) for f in range(len(splits)) for j in range(len(grid))]
     found = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1))(
-        delayed(_fold_score)(x, y, *splits[f], grid[j], seed, options) for f, j in jobs
+        delayed(_fold_score)(folds_data[f], grid[j], seed, options) for f, j in jobs
     )
     scores = np.zeros((len(splits), len(grid)))
     for (f, j), value in zip(jobs, found, strict=True):

@@ -105,3 +105,22 @@ def test_how_a_value_was_set_reads_right():
     assert choice_words(fallback.to_dict()) == "1 (default: too few rows to tune)"
     _, fixed = logistic_predict(*clusters(50, 6), clusters(5, 6)[0], 2.0, 3, 0)
     assert choice_words(fixed.to_dict()) == "2 (fixed)"
+
+
+def test_the_tfidf_baseline_learns_each_folds_vocabulary_from_its_fitted_rows_only(monkeypatch):
+    import pipeline.baselines as baselines
+
+    fitted_on: list[tuple[set[str], set[str]]] = []
+    real = baselines.tfidf_features
+
+    def spy(train_texts, test_texts):
+        fitted_on.append((set(train_texts), set(test_texts)))
+        return real(train_texts, test_texts)
+
+    monkeypatch.setattr(baselines, "tfidf_features", spy)
+    texts = [f"texto {i} {'sol playa' if i % 2 else 'lunes lluvia'}" for i in range(60)]
+    labels = np.array(["sol" if i % 2 else "lunes" for i in range(60)])
+    baselines.tfidf_predict(texts, labels, ["sol y playa"], None, 3, 0, 1000)
+    folds, final = fitted_on[:-1], fitted_on[-1]
+    assert len(folds) == 3 and all(not (fit & held) for fit, held in folds)  # never fitted on held-out rows
+    assert final == (set(texts), {"sol y playa"})  # the final model: every training row
