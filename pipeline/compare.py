@@ -127,7 +127,7 @@ def compare(
         if on_step:
             on_step("baselines (majority class, TF-IDF)")
         base = baselines(work.root, spec.probe, force=force)
-        pairs = {probe: tested_pairs(results, base, probe, spec.probe) for probe in ("logistic", "knn")}
+        pairs = tested_pairs(results, base, spec.probe)
     return CompareResult(
         work.root,
         results,
@@ -169,22 +169,23 @@ def _one_run(
 
 
 def tested_pairs(
-    runs: list[RunResult], base: BaselineReport, probe: str, settings: ProbeSettings
-) -> list[dict[str, Any]]:
-    """Every pair of runs (and, for logistic regression, each run against the TF-IDF baseline) on the
-    same test rows: paired bootstrap of macro-F1, Holm-adjusted over the pairs."""
-    if len(runs) < 2 and probe != "logistic":
-        return []
-    frames = {run_name(run): pd.read_parquet(run.probe["predictions"]) for run in runs}
+    runs: list[RunResult], base: BaselineReport, settings: ProbeSettings
+) -> dict[str, list[dict[str, Any]]]:
+    """Per probe, every pair of runs (and, for logistic regression, each run against the TF-IDF baseline)
+    on the same test rows: paired bootstrap of macro-F1, Holm-adjusted over the pairs."""
     baseline = pd.read_parquet(base.predictions)
-    truth = baseline["label"].to_numpy()
-    predictions = {}
+    frames = {run_name(run): pd.read_parquet(run.probe["predictions"]) for run in runs}  # read once
     for name, frame in frames.items():
         if not np.array_equal(frame["row_id"].to_numpy(), baseline["row_id"].to_numpy()):
             raise EncajesError(
                 f"{name} was probed on other test rows than the rest; rerun compare with --force."
             )
-        predictions[name] = frame[probe].to_numpy()
-    if probe == "logistic":
-        predictions[TFIDF_SYSTEM] = baseline["tfidf"].to_numpy()
-    return all_pairs(truth, predictions, settings.bootstrap, settings.seed) if len(predictions) > 1 else []
+    truth = baseline["label"].to_numpy()
+    out = {}
+    for probe in ("logistic", "knn"):
+        predictions = {name: frame[probe].to_numpy() for name, frame in frames.items()}
+        if probe == "logistic":
+            predictions[TFIDF_SYSTEM] = baseline["tfidf"].to_numpy()
+        enough = len(predictions) > 1
+        out[probe] = all_pairs(truth, predictions, settings.bootstrap, settings.seed) if enough else []
+    return out

@@ -33,7 +33,7 @@ from pipeline.ingest_rows import (
     split_from_filename,
 )
 from pipeline.ingest_text import TextRules, train_test_duplicates
-from pipeline.label_names import names_from_pairs, read_mapping, write_label_names
+from pipeline.label_names import names_from_counts, read_mapping, write_label_names
 from pipeline.layout import Workdir
 from pipeline.manifest import stage_entry
 from pipeline.record_reader import POSITIONS, open_records, record_kind
@@ -292,7 +292,7 @@ class IngestStage(Stage[IngestReport]):
         """From --label-names FILE when given, else from the name column of the rows."""
         if self.mapping is not None:
             return self.mapping
-        return names_from_pairs(pair for pair, count in named.items() for _ in range(count))
+        return names_from_counts(named)
 
     def rebuild(self, entry: dict[str, Any]) -> IngestReport:
         return IngestReport.rebuild(entry["outputs"], corpus=self.work.corpus, rejects=self.work.rejects)

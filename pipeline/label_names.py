@@ -8,7 +8,7 @@ import csv
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.atomic import write_text_atomic
@@ -18,13 +18,14 @@ from pipeline.layout import Workdir
 NAME_COLUMNS = ("emoji", "label_name", "name")  # tried in this order when --label-name-col is not given
 
 
-def names_from_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Each label's most frequent non-empty name (rows disagree in noisy files), when it differs."""
-    counts: dict[str, Counter[str]] = {}
-    for label, name in pairs:
+def names_from_counts(counts: Mapping[tuple[str, str], int]) -> dict[str, str]:
+    """Each label's most frequent non-empty name over (label, name) counts (rows disagree in noisy
+    files), when it differs from the label."""
+    named: dict[str, Counter[str]] = {}
+    for (label, name), count in counts.items():
         if label and name and name.strip() and name.strip() != label:
-            counts.setdefault(label, Counter())[name.strip()] += 1
-    return {label: names.most_common(1)[0][0] for label, names in sorted(counts.items())}
+            named.setdefault(label, Counter())[name.strip()] += count
+    return {label: names.most_common(1)[0][0] for label, names in sorted(named.items())}
 
 
 def read_mapping(path: Path) -> dict[str, str]:
@@ -41,7 +42,7 @@ def read_mapping(path: Path) -> dict[str, str]:
             f"{path}: a label-names file needs a 'label' column and one of {list(NAME_COLUMNS)}; "
             f"its columns are {header}."
         )
-    return names_from_pairs((row["label"].strip(), row[column]) for row in rows)
+    return names_from_counts(Counter((row["label"].strip(), row[column]) for row in rows))
 
 
 def write_label_names(work: Workdir, names: dict[str, str]) -> None:

@@ -23,7 +23,7 @@ from pipeline.label_names import load_label_names, names_input
 from pipeline.layout import RunPaths, Workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.probe_data import choose_split, hyper_words, score
-from pipeline.probe_models import knn_predict, knn_tuned_predict, logistic_params, logistic_predict
+from pipeline.probe_models import LogisticFit, knn_predict, knn_tuned_predict, logistic_predict
 from pipeline.runner import RunStage, Timings, run_stage
 from pipeline.runs import find_run
 from pipeline.settings import ProbeSettings
@@ -106,7 +106,7 @@ class ProbeStage(RunStage[ProbeReport]):
             results = score(y[test], predicted, settings)
             results["logistic"] |= {
                 "C": choices["logistic"],
-                "refit": logistic_params(choices["logistic"]["value"], settings.max_iter),
+                "refit": LogisticFit(max_iter=settings.max_iter).params(choices["logistic"]["value"]),
             }
             results["knn"] |= {"k": choices["knn"]}
             row_ids = corpus["row_id"].to_numpy()[test]
@@ -141,7 +141,9 @@ def fit_probes(
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
     """Each probe's test predictions, and how its C or k was set."""
     folds, seed = settings.cv_folds, settings.seed
-    lr, C = logistic_predict(x_train, y_train, x_test, settings.C, folds, seed, settings.max_iter)
+    lr, C = logistic_predict(
+        x_train, y_train, x_test, settings.C, folds, seed, LogisticFit(max_iter=settings.max_iter)
+    )
     knn, k = knn_tuned_predict(x_train, y_train, x_test, settings.k, folds, seed)
     return {"logistic": lr, "knn": knn}, {"logistic": C.to_dict(), "knn": k.to_dict()}
 

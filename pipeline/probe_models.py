@@ -5,8 +5,9 @@ rows only (SentEval's protocol; CLIP's linear probe sweeps C the same way), scor
 test figure. A fixed value skips the search. Both are seeded, so the same call gives the same numbers.
 
 The logistic fits use scikit-learn's ``newton-cg`` solver: on unit-norm sentence embeddings it reaches the
-optimum in a few Newton steps where ``lbfgs`` needs hundreds of iterations at large C, and along a grid
-each fold warm-starts from the previous C's solution.
+optimum in a few Newton steps where ``lbfgs`` needs hundreds of iterations at large C. Every fold x C
+is fitted from scratch: a warm start from the previous C stops newton-cg before it moves (the gradient
+is already under tol), so it would score the previous C again.
 """
 
 from __future__ import annotations
@@ -77,25 +78,29 @@ def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float(classification_report(truth, predicted)["macro_f1"])
 
 
-def logistic_model(
-    C: float,
-    seed: int,
-    max_iter: int = MAX_ITER,
-    warm_start: bool = False,
-    solver: str = SOLVER,
-    tol: float = TOL,
-) -> Any:
-    """The logistic regression every probe fits (the settings a refit needs are in ``logistic_params``)."""
-    from sklearn.linear_model import LogisticRegression
+@dataclass(frozen=True)
+class LogisticFit:
+    """How a probe's logistic regressions are fitted and which Cs inner CV tries."""
 
-    return LogisticRegression(
-        C=C, solver=solver, tol=tol, max_iter=max_iter, random_state=seed, warm_start=warm_start
-    )
+    max_iter: int = MAX_ITER
+    grid: tuple[float, ...] = C_GRID
+    solver: str = SOLVER
+    tol: float = TOL
+
+    def model(self, C: float, seed: int) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(
+            C=C, solver=self.solver, tol=self.tol, max_iter=self.max_iter, random_state=seed
+        )
+
+    def params(self, C: float) -> dict[str, Any]:
+        """What to pass to scikit-learn's ``LogisticRegression`` to refit the probe at its C."""
+        return {"C": C, "solver": self.solver, "max_iter": self.max_iter}
 
 
-def logistic_params(C: float, max_iter: int = MAX_ITER, solver: str = SOLVER) -> dict[str, Any]:
-    """What to pass to scikit-learn's ``LogisticRegression`` to refit the probe at its C."""
-    return {"C": C, "solver": solver, "max_iter": max_iter}
+def logistic_params(C: float, max_iter: int = MAX_ITER) -> dict[str, Any]:
+    return LogisticFit(max_iter=max_iter).params(C)
 
 
 def _quiet_fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
@@ -107,11 +112,12 @@ def _quiet_fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
         return model.fit(x, y)
 
 
-def _fold_score(fold: tuple[Any, np.ndarray, Any, np.ndarray], C: float, seed: int, options: dict) -> float:
-    """Macro-F1 on a held-out fold of a model fitted from scratch on the rest (a warm start from the
-    previous C stops newton-cg before it moves: the gradient is already under tol)."""
+def _fold_score(
+    fold: tuple[Any, np.ndarray, Any, np.ndarray], C: float, seed: int, fit: LogisticFit
+) -> float:
+    """Macro-F1 on a held-out fold of a model fitted from scratch on the rest."""
     x_fit, y_fit, x_held, y_held = fold
-    model = _quiet_fit(logistic_model(C, seed, **options), x_fit, y_fit)
+    model = _quiet_fit(fit.model(C, seed), x_fit, y_fit)
     return _macro_f1(y_held, model.predict(x_held))
 
 
@@ -123,10 +129,7 @@ def choose_C(
     y: np.ndarray,
     folds: int,
     seed: int,
-    max_iter: int = MAX_ITER,
-    grid: tuple[float, ...] = C_GRID,
-    solver: str = SOLVER,
-    tol: float = TOL,
+    fit: LogisticFit = LogisticFit(),
     features: FoldFeatures | None = None,
 ) -> Choice:
     """C with the best mean inner-CV macro-F1 (the smallest C among ties: the most regularised). The
@@ -138,21 +141,23 @@ def choose_C(
     splits = inner_folds(y, folds, seed)
     if not splits:  # too few rows to cross-validate
         return Choice(FALLBACK_C, False, note=TOO_FEW)
-    options = {"max_iter": max_iter, "solver": solver, "tol": tol}
-    data = [
-        (*(features(fit, held) if features else (x[fit], x[held])), y[fit], y[held]) for fit, held in splits
-    ]
-    folds_data = [(x_fit, y_fit, x_held, y_held) for x_fit, x_held, y_fit, y_held in data]
-    jobs = [(f, j) for f in range(len(splits)) for j in range(len(grid))]
+    folds_data = []
+    for rows, held in splits:
+        x_fit, x_held = features(rows, held) if features else (x[rows], x[held])
+        folds_data.append((x_fit, y[rows], x_held, y[held]))
+    jobs = [(f, C) for f in range(len(splits)) for C in fit.grid]
     found = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1))(
-        delayed(_fold_score)(folds_data[f], grid[j], seed, options) for f, j in jobs
+        delayed(_fold_score)(folds_data[f], C, seed, fit) for f, C in jobs
     )
-    scores = np.zeros((len(splits), len(grid)))
-    for (f, j), value in zip(jobs, found, strict=True):
-        scores[f, j] = value
+    return best_on_grid(fit.grid, np.reshape(found, (len(splits), len(fit.grid))))
+
+
+def best_on_grid(grid: tuple[float, ...], scores: np.ndarray, largest_on_ties: bool = False) -> Choice:
+    """The grid value with the best mean score over the folds (rows of ``scores``); ties go to the first
+    value, or to the last with ``largest_on_ties``."""
     mean = scores.mean(axis=0)
-    best = int(np.argmax(mean))
-    return Choice(grid[best], True, tuple(grid), tuple(float(s) for s in mean), len(splits))
+    best = len(grid) - 1 - int(np.argmax(mean[::-1])) if largest_on_ties else int(np.argmax(mean))
+    return Choice(grid[best], True, tuple(grid), tuple(float(s) for s in mean), len(scores))
 
 
 def logistic_predict(
@@ -162,17 +167,11 @@ def logistic_predict(
     C: float | None,
     folds: int,
     seed: int,
-    max_iter: int = MAX_ITER,
-    grid: tuple[float, ...] = C_GRID,
-    solver: str = SOLVER,
-    tol: float = TOL,
+    fit: LogisticFit = LogisticFit(),
 ) -> tuple[np.ndarray, Choice]:
     """Test predictions of a logistic regression at the given C, or at the C inner CV chooses."""
-    if C is None:
-        choice = choose_C(train_x, train_y, folds, seed, max_iter, grid, solver, tol)
-    else:
-        choice = Choice(C, False)
-    model = _quiet_fit(logistic_model(choice.value, seed, max_iter, solver=solver, tol=tol), train_x, train_y)
+    choice = Choice(C, False) if C is not None else choose_C(train_x, train_y, folds, seed, fit)
+    model = _quiet_fit(fit.model(choice.value, seed), train_x, train_y)
     return model.predict(test_x), choice
 
 
@@ -209,9 +208,7 @@ def choose_k(x: np.ndarray, y: np.ndarray, folds: int, seed: int, grid: tuple[in
         for j, k in enumerate(grid):
             predicted = _vote(sims, neighbours, codes[fit_rows], len(classes), k)
             scores[f, j] = _macro_f1(codes[held_out], predicted)
-    mean = scores.mean(axis=0)
-    best = len(grid) - 1 - int(np.argmax(mean[::-1]))  # ties: the largest k, the smoothest vote
-    return Choice(grid[best], True, tuple(grid), tuple(float(s) for s in mean), len(splits))
+    return best_on_grid(grid, scores, largest_on_ties=True)  # ties: the largest k, the smoothest vote
 
 
 def knn_tuned_predict(

@@ -37,15 +37,11 @@ def pair_cells(result: CompareResult, probe: str) -> list[dict[str, str]]:
     ]
 
 
-def resolution_warning(result: CompareResult, probe: str) -> str:
-    return resolution_problem(result.pairs.get(probe, []))
-
-
 def pairs_markdown(result: CompareResult) -> list[str]:
     lines = ["## Every pair tested", "", INTRO, ""]
     for probe, name in PROBES.items():
         cells = pair_cells(result, probe)
-        warning = resolution_warning(result, probe)
+        warning = resolution_problem(result.pairs.get(probe, []))
         lines += [f"### {name}", "", *([f"**{warning}**", ""] if warning else [])]
         lines += [markdown_table(cells) if cells else "Only one system: no pair.", ""]
     return lines
@@ -56,7 +52,7 @@ def pairs_html(result: CompareResult) -> str:
     for probe, name in PROBES.items():
         cells = pair_cells(result, probe)
         table = html_table(cells, css="pairs") if cells else "<p>Only one system: no pair.</p>"
-        warning = resolution_warning(result, probe)
+        warning = resolution_problem(result.pairs.get(probe, []))
         note = f"<p class=warn>{html.escape(warning)}</p>" if warning else ""
         out += f"<h3>{html.escape(name)}</h3>{note}{table}"
     return out
