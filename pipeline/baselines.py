@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.probe_models import Choice, LogisticFit, choose_C, logistic_predict
+from pipeline.probe_models import Choice, LogisticFit, logistic_predict, search_C
 
 BASELINES = ("majority", "tfidf")
 # sag suits these sparse, row-normalised features (faster than Newton steps or lbfgs here); past C = 16
@@ -75,7 +75,7 @@ def tfidf_predict(
     texts = np.asarray(train_texts, dtype=object)
     if C is None:  # each fold's vocabulary and IDF from its own fitted rows: held-out texts shape nothing
         fold_features = lambda rows, held: tfidf_features(list(texts[rows]), list(texts[held]))  # noqa: E731
-        choice = choose_C(texts, train_y, folds, seed, fit, features=fold_features)
+        choice = search_C(texts, train_y, folds, seed, fit, features=fold_features)[0]
     else:
         choice = Choice(C, False)
     train_x, test_x = tfidf_features(train_texts, test_texts)

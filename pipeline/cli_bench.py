@@ -7,8 +7,15 @@ from typing import Any
 
 import click
 
-from pipeline.cli_options import CONTEXT, command, settings_from_options, settings_options
-from pipeline.settings import EmbedBenchSettings, IndexBenchSettings
+from pipeline.cli_options import (
+    CONTEXT,
+    command,
+    run_options,
+    settings_from_options,
+    settings_options,
+    workdir_option,
+)
+from pipeline.settings import EmbedBenchSettings, IndexBenchSettings, ProbeBenchSettings
 from pipeline.stage_report import Printable
 
 
@@ -58,3 +65,24 @@ def bench_index(**kw: Any) -> Printable:
     return run_bench(
         settings_from_options(IndexBenchSettings, kw), log=functools.partial(click.echo, err=True)
     )
+
+
+@command(bench, "probe")
+@workdir_option
+@run_options
+@settings_options(ProbeBenchSettings)
+def bench_probe(workdir: str, model: str, pooling: str | None, **kw: Any) -> Printable:
+    """Time the probes' fits on one run: tuned C and k, the fixed protocol, and the tuned search with
+    scikit-learn's solver, A B C per round in one process.
+
+    Prints each variant's median seconds, test macro-F1 and chosen C and k, and the ratios tuned/fixed
+    and scikit-learn/ours per round with their median. Needs an embedded, labelled run.
+
+    \b
+    Example:
+      encajes bench probe -w work/semeval -m minilm --pooling mean --rounds 3 --json
+    """
+    from pipeline.probe_bench import bench_probe as run_bench
+
+    settings = settings_from_options(ProbeBenchSettings, kw)
+    return run_bench(workdir, model, pooling, settings, log=functools.partial(click.echo, err=True))

@@ -23,9 +23,9 @@ from pipeline.label_names import load_label_names, names_input
 from pipeline.layout import RunPaths, Workdir
 from pipeline.models import DEFAULT_MODEL
 from pipeline.probe_data import choose_split, hyper_words, score
-from pipeline.probe_models import LogisticFit, knn_predict, knn_tuned_predict, logistic_predict
+from pipeline.probe_models import EmbeddingFit, Fitter, knn_predict, knn_tuned_predict, logistic_predict
 from pipeline.runner import RunStage, Timings, run_stage
-from pipeline.runs import find_run
+from pipeline.runs import Run, find_run
 from pipeline.settings import ProbeSettings
 from pipeline.stage_report import StageReport
 from pipeline.store import load_embeddings
@@ -93,24 +93,15 @@ class ProbeStage(RunStage[ProbeReport]):
     def compute(self, inputs: dict[str, Any], timings: Timings) -> ProbeReport:
         paths, settings = self.run.paths, self.settings
         with timings.part("seconds"):
-            corpus = load_corpus(self.work, columns=["row_id", "label", "split"])
-            embeddings = load_embeddings(paths.embeddings)
-            if not np.array_equal(embeddings.row_ids, corpus["row_id"].to_numpy()):
-                raise EncajesError(
-                    f"{paths.embeddings} does not match the corpus row for row: run `encajes embed` again."
-                )
-            train, test, how = choose_split(corpus, settings)
-            y = corpus["label"].astype(str).to_numpy()
-            x_train, x_test = embeddings.take(np.flatnonzero(train)), embeddings.take(np.flatnonzero(test))
-            predicted, choices = fit_probes(x_train, y[train], x_test, settings)
-            results = score(y[test], predicted, settings)
+            rows = probe_rows(self.work, self.run, settings)
+            predicted, choices = fit_probes(rows.x_train, rows.y_train, rows.x_test, settings)
+            results = score(rows.y_test, predicted, settings)
             results["logistic"] |= {
                 "C": choices["logistic"],
-                "refit": LogisticFit(max_iter=settings.max_iter).params(choices["logistic"]["value"]),
+                "refit": EmbeddingFit(max_iter=settings.max_iter).params(choices["logistic"]["value"]),
             }
             results["knn"] |= {"k": choices["knn"]}
-            row_ids = corpus["row_id"].to_numpy()[test]
-            frame = pd.DataFrame({"row_id": row_ids, "label": y[test], **predicted})
+            frame = pd.DataFrame({"row_id": rows.test_row_ids, "label": rows.y_test, **predicted})
             write_atomic(paths.predictions, lambda tmp: frame.to_parquet(tmp, index=False))
             from pipeline.figures import plot_confusions
 
@@ -119,9 +110,9 @@ class ProbeStage(RunStage[ProbeReport]):
             probe=paths.probe,
             predictions=paths.predictions,
             confusion_png=paths.confusion_png,
-            split=how,
-            train_rows=int(train.sum()),
-            test_rows=int(test.sum()),
+            split=rows.how,
+            train_rows=len(rows.y_train),
+            test_rows=len(rows.y_test),
             logistic=results["logistic"],
             knn=results["knn"],
             seconds=timings.rounded()["seconds"],
@@ -136,15 +127,55 @@ class ProbeStage(RunStage[ProbeReport]):
         return report
 
 
-def fit_probes(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, settings: ProbeSettings
-) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-    """Each probe's test predictions, and how its C or k was set."""
-    folds, seed = settings.cv_folds, settings.seed
-    lr, C = logistic_predict(
-        x_train, y_train, x_test, settings.C, folds, seed, LogisticFit(max_iter=settings.max_iter)
+@dataclass(frozen=True)
+class ProbeRows:
+    """A run's labelled rows as the probes see them: train and test embeddings and labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    test_row_ids: np.ndarray
+    how: str  # how the split was chosen, in words
+
+
+def probe_rows(work: Workdir, run: Run, settings: ProbeSettings) -> ProbeRows:
+    corpus = load_corpus(work, columns=["row_id", "label", "split"])
+    embeddings = load_embeddings(run.paths.embeddings)
+    if not np.array_equal(embeddings.row_ids, corpus["row_id"].to_numpy()):
+        raise EncajesError(
+            f"{run.paths.embeddings} does not match the corpus row for row: run `encajes embed` again."
+        )
+    train, test, how = choose_split(corpus, settings)
+    y = corpus["label"].astype(str).to_numpy()
+    return ProbeRows(
+        embeddings.take(np.flatnonzero(train)),
+        y[train],
+        embeddings.take(np.flatnonzero(test)),
+        y[test],
+        corpus["row_id"].to_numpy()[test],
+        how,
     )
-    knn, k = knn_tuned_predict(x_train, y_train, x_test, settings.k, folds, seed)
+
+
+def fit_probes(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    settings: ProbeSettings,
+    fit: Fitter | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """Each probe's test predictions, and how its C or k was set. The kNN probe runs in a thread beside
+    the logistic one: its FAISS searches fill the cores the logistic folds leave idle."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folds, seed = settings.cv_folds, settings.seed
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        knn_job = beside.submit(knn_tuned_predict, x_train, y_train, x_test, settings.k, folds, seed)
+        lr, C = logistic_predict(
+            x_train, y_train, x_test, settings.C, folds, seed, fit or EmbeddingFit(max_iter=settings.max_iter)
+        )
+        knn, k = knn_job.result()
     return {"logistic": lr, "knn": knn}, {"logistic": C.to_dict(), "knn": k.to_dict()}
 
 

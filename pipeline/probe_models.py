@@ -4,10 +4,11 @@ Logistic regression's C and kNN's k are chosen by stratified inner cross-validat
 rows only (SentEval's protocol; CLIP's linear probe sweeps C the same way), scored by macro-F1 like the
 test figure. A fixed value skips the search. Both are seeded, so the same call gives the same numbers.
 
-The logistic fits use scikit-learn's ``newton-cg`` solver: on unit-norm sentence embeddings it reaches the
-optimum in a few Newton steps where ``lbfgs`` needs hundreds of iterations at large C. Every fold x C
-is fitted from scratch: a warm start from the previous C stops newton-cg before it moves (the gradient
-is already under tol), so it would score the previous C again.
+Embeddings are fitted by ``pipeline.logistic`` (scikit-learn's optimum, reached in far fewer steps), one
+fold's grid as one chain warm-started from the previous C: its stopping rule measures the distance to
+each C's own optimum, so a warm start cannot stop early. Sparse TF-IDF features keep scikit-learn's
+solvers, each fold x C fitted from scratch: scikit-learn's tolerance is met at once from a neighbouring
+C's solution, so a warm start there would score the previous C again.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
 
+from pipeline.logistic import TOL, LogisticModel, LogisticProblem, average_model
 from pipeline.metrics import classification_report
 
 C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)  # unit-norm embeddings need weak regularisation: C >> 1 often wins
@@ -28,8 +30,6 @@ K_GRID = (1, 5, 10, 20, 50)
 MIN_ROWS_TO_TUNE = 20
 FALLBACK_C, FALLBACK_K = 1.0, 10  # when there are too few training rows to cross-validate
 TOO_FEW = "too few rows to tune"
-SOLVER = "newton-cg"
-TOL = 1e-4  # scikit-learn's default
 MAX_ITER = 1000
 
 
@@ -78,78 +78,144 @@ def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float(classification_report(truth, predicted)["macro_f1"])
 
 
+class Model(Protocol):
+    def predict(self, x: Any) -> np.ndarray: ...
+
+
+Fold = tuple[Any, np.ndarray, Any, np.ndarray]  # (fitted rows' x, their y, held-out x, their y)
+Scored = tuple[float, Model | None]  # a grid point's held-out macro-F1, and its model if worth keeping
+
+
 @dataclass(frozen=True)
-class LogisticFit:
-    """How a probe's logistic regressions are fitted and which Cs inner CV tries."""
+class EmbeddingFit:
+    """Logistic regressions on dense embeddings (``pipeline.logistic``) and the Cs inner CV tries.
+
+    The grid's fits stop at ``cv_tol``, looser than the final fit's ``tol``: they only rank the Cs, and
+    their held-out scores agree with tight fits' to a few hundredths of a point (README). The final fit
+    starts from the average of the folds' models at the chosen C, which halves its iterations."""
 
     max_iter: int = MAX_ITER
     grid: tuple[float, ...] = C_GRID
-    solver: str = SOLVER
     tol: float = TOL
+    cv_tol: float = 10 * TOL
+    # its fits are small matrix products and numpy releases the GIL in them: threads share the folds
+    # without copying them to worker processes, each on one BLAS thread (more only add wake-ups)
+    backend = "threading"
 
-    def model(self, C: float, seed: int) -> Any:
-        from sklearn.linear_model import LogisticRegression
+    def chains(self) -> list[tuple[float, ...]]:
+        return [tuple(sorted(self.grid))]  # one warm-started chain per fold, weakest C last
 
-        return LogisticRegression(
-            C=C, solver=self.solver, tol=self.tol, max_iter=self.max_iter, random_state=seed
-        )
+    def chain_scores(self, fold: Fold, chain: tuple[float, ...], seed: int) -> list[Scored]:
+        x_fit, y_fit, x_held, y_held = fold
+        problem, model, scored = LogisticProblem(x_fit, y_fit), None, []
+        for C in chain:
+            model = problem.fit(C, start=model, tol=self.cv_tol, max_iter=self.max_iter)
+            scored.append((_macro_f1(y_held, model.predict(x_held)), model))
+        return scored
+
+    def start(self, models: list[Any]) -> LogisticModel | None:
+        return average_model(models)
+
+    def fit(self, x: Any, y: np.ndarray, C: float, seed: int, start: Any = None) -> Model:
+        return LogisticProblem(x, y).fit(C, start=start, tol=self.tol, max_iter=self.max_iter)
 
     def params(self, C: float) -> dict[str, Any]:
-        """What to pass to scikit-learn's ``LogisticRegression`` to refit the probe at its C."""
+        """What to pass to scikit-learn's ``LogisticRegression`` to refit the probe at its C: the same
+        optimum, reached with a tolerance tight enough to agree with this fit."""
+        return {"C": C, "solver": "newton-cg", "tol": 1e-6, "max_iter": self.max_iter}
+
+
+@dataclass(frozen=True)
+class LogisticFit:
+    """scikit-learn's logistic regressions (for sparse features) and the Cs inner CV tries."""
+
+    max_iter: int = MAX_ITER
+    grid: tuple[float, ...] = C_GRID
+    solver: str = "newton-cg"
+    tol: float = 1e-4  # scikit-learn's default
+    backend = "loky"  # worker processes: scikit-learn's solvers hold the GIL between steps
+
+    def chains(self) -> list[tuple[float, ...]]:
+        return [(C,) for C in self.grid]  # every C from scratch, each a job of its own
+
+    def chain_scores(self, fold: Fold, chain: tuple[float, ...], seed: int) -> list[Scored]:
+        x_fit, y_fit, x_held, y_held = fold  # models stay in the worker: TF-IDF ones are large
+        return [(_macro_f1(y_held, self.fit(x_fit, y_fit, C, seed).predict(x_held)), None) for C in chain]
+
+    def start(self, models: list[Any]) -> None:
+        return None  # scikit-learn's tolerance is met at once from a neighbouring solution
+
+    def fit(self, x: Any, y: np.ndarray, C: float, seed: int, start: Any = None) -> Model:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(
+            C=C, solver=self.solver, tol=self.tol, max_iter=self.max_iter, random_state=seed
+        )
+        with warnings.catch_warnings():  # a fold that stops at max_iter still ranks its C fairly
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            warnings.filterwarnings("ignore", message=".*[Ll]ine [Ss]earch.*")
+            return model.fit(x, y)
+
+    def params(self, C: float) -> dict[str, Any]:
         return {"C": C, "solver": self.solver, "max_iter": self.max_iter}
 
 
+Fitter = EmbeddingFit | LogisticFit
+
+
 def logistic_params(C: float, max_iter: int = MAX_ITER) -> dict[str, Any]:
-    return LogisticFit(max_iter=max_iter).params(C)
-
-
-def _quiet_fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():  # a fold that stops at max_iter still ranks its C fairly
-        warnings.filterwarnings("ignore", category=ConvergenceWarning)
-        warnings.filterwarnings("ignore", message=".*[Ll]ine [Ss]earch.*")
-        return model.fit(x, y)
-
-
-def _fold_score(
-    fold: tuple[Any, np.ndarray, Any, np.ndarray], C: float, seed: int, fit: LogisticFit
-) -> float:
-    """Macro-F1 on a held-out fold of a model fitted from scratch on the rest."""
-    x_fit, y_fit, x_held, y_held = fold
-    model = _quiet_fit(fit.model(C, seed), x_fit, y_fit)
-    return _macro_f1(y_held, model.predict(x_held))
+    return EmbeddingFit(max_iter=max_iter).params(C)
 
 
 FoldFeatures = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]  # (fit rows, held rows) -> features
 
 
-def choose_C(
+def search_C(
     x: Any,
     y: np.ndarray,
     folds: int,
     seed: int,
-    fit: LogisticFit = LogisticFit(),
+    fit: Fitter = EmbeddingFit(),
     features: FoldFeatures | None = None,
-) -> Choice:
-    """C with the best mean inner-CV macro-F1 (the smallest C among ties: the most regularised). The
-    folds x grid fits are independent, so they run in parallel on the machine's cores. ``features``
-    builds a fold's inputs from its own rows (a TF-IDF vocabulary learnt on the fitted rows only);
-    without it ``x`` is already the features."""
+) -> tuple[Choice, Any]:
+    """The C with the best mean inner-CV macro-F1 (the smallest C among ties: the most regularised), and
+    where the final fit may start (``fit.start`` of the folds' models at that C). The folds x chains
+    are independent, so they run in parallel on the machine's cores. ``features`` builds a fold's
+    inputs from its own rows (a TF-IDF vocabulary learnt on the fitted rows only); without it ``x`` is
+    already the features."""
     from joblib import Parallel, delayed
 
     splits = inner_folds(y, folds, seed)
     if not splits:  # too few rows to cross-validate
-        return Choice(FALLBACK_C, False, note=TOO_FEW)
+        return Choice(FALLBACK_C, False, note=TOO_FEW), None
     folds_data = []
     for rows, held in splits:
         x_fit, x_held = features(rows, held) if features else (x[rows], x[held])
         folds_data.append((x_fit, y[rows], x_held, y[held]))
-    jobs = [(f, C) for f in range(len(splits)) for C in fit.grid]
-    found = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1))(
-        delayed(_fold_score)(folds_data[f], C, seed, fit) for f, C in jobs
-    )
-    return best_on_grid(fit.grid, np.reshape(found, (len(splits), len(fit.grid))))
+    jobs = [(f, chain) for f in range(len(splits)) for chain in fit.chains()]
+    with _one_blas_thread_per_job(fit.backend):
+        found = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1), backend=fit.backend)(
+            delayed(fit.chain_scores)(folds_data[f], chain, seed) for f, chain in jobs
+        )
+    scored = {
+        (f, C): result
+        for (f, chain), results in zip(jobs, found, strict=True)
+        for C, result in zip(chain, results, strict=True)
+    }
+    table = [[scored[f, C][0] for C in fit.grid] for f in range(len(splits))]
+    choice = best_on_grid(fit.grid, np.array(table))
+    return choice, fit.start([scored[f, choice.value][1] for f in range(len(splits))])
+
+
+def _one_blas_thread_per_job(backend: str) -> Any:
+    """Threads share the process's BLAS pool: one thread each, or they oversubscribe the cores
+    (joblib already limits its worker processes' BLAS threads)."""
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas") if backend == "threading" else nullcontext()
 
 
 def best_on_grid(grid: tuple[float, ...], scores: np.ndarray, largest_on_ties: bool = False) -> Choice:
@@ -167,12 +233,13 @@ def logistic_predict(
     C: float | None,
     folds: int,
     seed: int,
-    fit: LogisticFit = LogisticFit(),
+    fit: Fitter = EmbeddingFit(),
 ) -> tuple[np.ndarray, Choice]:
     """Test predictions of a logistic regression at the given C, or at the C inner CV chooses."""
-    choice = Choice(C, False) if C is not None else choose_C(train_x, train_y, folds, seed, fit)
-    model = _quiet_fit(fit.model(choice.value, seed), train_x, train_y)
-    return model.predict(test_x), choice
+    choice, start = (
+        (Choice(C, False), None) if C is not None else search_C(train_x, train_y, folds, seed, fit)
+    )
+    return fit.fit(train_x, train_y, choice.value, seed, start).predict(test_x), choice
 
 
 def _neighbours(train_x: np.ndarray, test_x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -296,6 +296,17 @@ class EmbedBenchSettings:
 
 
 @dataclass(frozen=True)
+class ProbeBenchSettings:
+    """``encajes bench probe``: the tuned probes against the fixed protocol on one run."""
+
+    rounds: int = option(3, "Rounds of tuned, fixed, and tuned with scikit-learn's solver.", min=1)
+    cv_folds: int = option(3, "Folds of the inner cross-validation.", min=2)
+    seed: int = option(0, "Seed of the split and the folds.")
+
+    __post_init__ = check_fields
+
+
+@dataclass(frozen=True)
 class IndexBenchSettings:
     """``encajes bench index``: every index kind on calibrated synthetic vectors."""
 

@@ -11,11 +11,11 @@ from sklearn.metrics import f1_score
 from pipeline.baselines import majority_predict, tfidf_predict
 from pipeline.probe_models import (
     C_GRID,
-    choose_C,
     choose_k,
     knn_tuned_predict,
     logistic_params,
     logistic_predict,
+    search_C,
 )
 
 
@@ -41,7 +41,10 @@ def test_tuned_C_is_the_refit_of_scikit_learn_and_beats_a_strongly_regularised_f
     assert choice.tuned and choice.value in C_GRID and len(choice.cv_macro_f1) == len(C_GRID)
     assert choice.value == C_GRID[int(np.argmax(choice.cv_macro_f1))]
     refit = LogisticRegression(**logistic_params(choice.value), random_state=0).fit(x, y).predict(test_x)
-    assert f1_score(test_y, tuned, average="macro") == pytest.approx(f1_score(test_y, refit, average="macro"))
+    assert np.mean(tuned == refit) >= 0.995
+    assert f1_score(test_y, tuned, average="macro") == pytest.approx(
+        f1_score(test_y, refit, average="macro"), abs=0.005
+    )
     fixed, fixed_choice = logistic_predict(x, y, test_x, 0.25, folds=3, seed=0)
     assert not fixed_choice.tuned and fixed_choice.value == 0.25
     assert choice.value > 0.25  # unit-norm features: the smallest C underfits
@@ -50,8 +53,8 @@ def test_tuned_C_is_the_refit_of_scikit_learn_and_beats_a_strongly_regularised_f
 
 def test_the_choice_sees_only_the_training_rows_and_is_seeded():
     x, y = clusters(600, 2)
-    first = choose_C(x, y, folds=3, seed=0)
-    assert choose_C(x, y, folds=3, seed=0) == first  # same seed, same numbers
+    first = search_C(x, y, folds=3, seed=0)[0]
+    assert search_C(x, y, folds=3, seed=0)[0] == first  # same seed, same numbers
     # the test rows are not an argument anywhere: two different test sets give the same choice
     _, a = logistic_predict(x, y, clusters(50, 3)[0], None, 3, 0)
     _, b = logistic_predict(x, y, clusters(80, 4)[0], None, 3, 0)
@@ -81,25 +84,26 @@ def test_majority_and_tfidf_baselines():
     assert list(predicted) == ["sol", "lunes"] and choice.tuned
 
 
-def test_every_grid_score_is_that_of_a_fit_from_scratch():
-    """A warm start along the grid would let newton-cg stop at once and score the previous C again."""
+def test_every_grid_score_is_that_of_its_own_C():
+    """Each fold's grid is one warm-started chain: a chain that stopped at once would score the previous
+    C again. Each score is scikit-learn's from-scratch fit's, within half a point of macro-F1."""
     from pipeline.probe_models import inner_folds
 
     x, y = clusters(600, 7)
-    choice = choose_C(x, y, folds=3, seed=0)
+    choice = search_C(x, y, folds=3, seed=0)[0]
     for C, score in zip(choice.grid, choice.cv_macro_f1, strict=True):
         folds = []
         for fit, held in inner_folds(y, 3, 0):
             model = LogisticRegression(**logistic_params(C), random_state=0).fit(x[fit], y[fit])
             folds.append(f1_score(y[held], model.predict(x[held]), average="macro"))
-        assert score == pytest.approx(np.mean(folds)), C
+        assert score == pytest.approx(np.mean(folds), abs=0.005), C
     assert len(set(choice.cv_macro_f1)) > 2  # the grid's points are really different models
 
 
 def test_how_a_value_was_set_reads_right():
     from pipeline.probe_models import choice_words
 
-    tuned = choose_C(*clusters(600, 8), folds=3, seed=0).to_dict()
+    tuned = search_C(*clusters(600, 8), folds=3, seed=0)[0].to_dict()
     assert choice_words(tuned, "C").startswith(f"C = {tuned['value']:g} (3-fold CV")
     _, fallback = logistic_predict(*clusters(5, 6, classes=3), clusters(5, 6, classes=3)[0], None, 3, 0)
     assert choice_words(fallback.to_dict()) == "1 (default: too few rows to tune)"
