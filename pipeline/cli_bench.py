@@ -73,7 +73,7 @@ def bench_index(**kw: Any) -> Printable:
 @settings_options(ProbeBenchSettings)
 def bench_probe(workdir: str, model: str, pooling: str | None, **kw: Any) -> Printable:
     """Time the probes' fits on one run: tuned C and k, the fixed protocol, and the tuned search with
-    scikit-learn's solver, A B C per round in one process.
+    scikit-learn's solver, in rounds in one process, each first in turn.
 
     Prints each variant's median seconds, test macro-F1 and chosen C and k, and the ratios tuned/fixed
     and scikit-learn/ours per round with their median. Needs an embedded, labelled run.

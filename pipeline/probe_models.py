@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ MIN_ROWS_TO_TUNE = 20
 FALLBACK_C, FALLBACK_K = 1.0, 10  # when there are too few training rows to cross-validate
 TOO_FEW = "too few rows to tune"
 MAX_ITER = 1000
+ONE_THREAD_BELOW = 1 << 25  # rows x dim: smaller products lose more to BLAS thread wake-ups than they gain
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,8 @@ Scored = tuple[float, Model | None]  # a grid point's held-out macro-F1, and its
 class EmbeddingFit:
     """Logistic regressions on dense embeddings (``pipeline.logistic``) and the Cs inner CV tries.
 
-    The grid's fits stop at ``cv_tol``, looser than the final fit's ``tol``: they only rank the Cs, and
-    their held-out scores agree with tight fits' to a few hundredths of a point (README). The final fit
-    starts from the average of the folds' models at the chosen C, which halves its iterations."""
+    The grid's fits stop at ``cv_tol``, a looser duality gap than the final fit's ``tol``: they only rank
+    the Cs. The final fit starts from the average of the folds' models at the chosen C."""
 
     max_iter: int = MAX_ITER
     grid: tuple[float, ...] = C_GRID
@@ -117,7 +118,10 @@ class EmbeddingFit:
         return average_model(models)
 
     def fit(self, x: Any, y: np.ndarray, C: float, seed: int, start: Any = None) -> Model:
-        return LogisticProblem(x, y).fit(C, start=start, tol=self.tol, max_iter=self.max_iter)
+        """The fit is deterministic: ``seed`` is for the interface scikit-learn's fits share."""
+        small = x.shape[0] * x.shape[1] < ONE_THREAD_BELOW
+        with _one_blas_thread() if small else nullcontext():
+            return LogisticProblem(x, y).fit(C, start=start, tol=self.tol, max_iter=self.max_iter)
 
     def params(self, C: float) -> dict[str, Any]:
         """What to pass to scikit-learn's ``LogisticRegression`` to refit the probe at its C: the same
@@ -164,10 +168,6 @@ class LogisticFit:
 Fitter = EmbeddingFit | LogisticFit
 
 
-def logistic_params(C: float, max_iter: int = MAX_ITER) -> dict[str, Any]:
-    return EmbeddingFit(max_iter=max_iter).params(C)
-
-
 FoldFeatures = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]  # (fit rows, held rows) -> features
 
 
@@ -194,7 +194,7 @@ def search_C(
         x_fit, x_held = features(rows, held) if features else (x[rows], x[held])
         folds_data.append((x_fit, y[rows], x_held, y[held]))
     jobs = [(f, chain) for f in range(len(splits)) for chain in fit.chains()]
-    with _one_blas_thread_per_job(fit.backend):
+    with _one_blas_thread() if fit.backend == "threading" else nullcontext():
         found = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1), backend=fit.backend)(
             delayed(fit.chain_scores)(folds_data[f], chain, seed) for f, chain in jobs
         )
@@ -208,14 +208,13 @@ def search_C(
     return choice, fit.start([scored[f, choice.value][1] for f in range(len(splits))])
 
 
-def _one_blas_thread_per_job(backend: str) -> Any:
-    """Threads share the process's BLAS pool: one thread each, or they oversubscribe the cores
-    (joblib already limits its worker processes' BLAS threads)."""
-    from contextlib import nullcontext
-
+def _one_blas_thread() -> Any:
+    """Process-wide, so only ever entered from the calling thread, never from the jobs: threads share
+    the process's BLAS pool, and more than one BLAS thread per job oversubscribes the cores (joblib
+    already limits its worker processes')."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1, user_api="blas") if backend == "threading" else nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def best_on_grid(grid: tuple[float, ...], scores: np.ndarray, largest_on_ties: bool = False) -> Choice:

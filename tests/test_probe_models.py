@@ -11,9 +11,9 @@ from sklearn.metrics import f1_score
 from pipeline.baselines import majority_predict, tfidf_predict
 from pipeline.probe_models import (
     C_GRID,
+    EmbeddingFit,
     choose_k,
     knn_tuned_predict,
-    logistic_params,
     logistic_predict,
     search_C,
 )
@@ -40,7 +40,8 @@ def test_tuned_C_is_the_refit_of_scikit_learn_and_beats_a_strongly_regularised_f
     tuned, choice = logistic_predict(x, y, test_x, None, folds=3, seed=0)
     assert choice.tuned and choice.value in C_GRID and len(choice.cv_macro_f1) == len(C_GRID)
     assert choice.value == C_GRID[int(np.argmax(choice.cv_macro_f1))]
-    refit = LogisticRegression(**logistic_params(choice.value), random_state=0).fit(x, y).predict(test_x)
+    refit_params = EmbeddingFit().params(choice.value)
+    refit = LogisticRegression(**refit_params, random_state=0).fit(x, y).predict(test_x)
     assert np.mean(tuned == refit) >= 0.995
     assert f1_score(test_y, tuned, average="macro") == pytest.approx(
         f1_score(test_y, refit, average="macro"), abs=0.005
@@ -94,7 +95,7 @@ def test_every_grid_score_is_that_of_its_own_C():
     for C, score in zip(choice.grid, choice.cv_macro_f1, strict=True):
         folds = []
         for fit, held in inner_folds(y, 3, 0):
-            model = LogisticRegression(**logistic_params(C), random_state=0).fit(x[fit], y[fit])
+            model = LogisticRegression(**EmbeddingFit().params(C), random_state=0).fit(x[fit], y[fit])
             folds.append(f1_score(y[held], model.predict(x[held]), average="macro"))
         assert score == pytest.approx(np.mean(folds), abs=0.005), C
     assert len(set(choice.cv_macro_f1)) > 2  # the grid's points are really different models
@@ -128,3 +129,16 @@ def test_the_tfidf_baseline_learns_each_folds_vocabulary_from_its_fitted_rows_on
     folds, final = fitted_on[:-1], fitted_on[-1]
     assert len(folds) == 3 and all(not (fit & held) for fit, held in folds)  # never fitted on held-out rows
     assert final == (set(texts), {"sol y playa"})  # the final model: every training row
+
+
+def test_the_probes_leave_the_blas_thread_count_as_they_found_it():
+    """The fits limit BLAS to one thread a job; the limit is process-wide, so it must be undone."""
+    from threadpoolctl import threadpool_info
+
+    from pipeline.probe import fit_probes
+    from pipeline.settings import ProbeSettings
+
+    before = [pool["num_threads"] for pool in threadpool_info()]
+    x, y = clusters(600, 9)
+    fit_probes(x, y, clusters(100, 10)[0], ProbeSettings())
+    assert [pool["num_threads"] for pool in threadpool_info()] == before
