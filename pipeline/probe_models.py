@@ -5,10 +5,10 @@ rows only (SentEval's protocol; CLIP's linear probe sweeps C the same way), scor
 test figure. A fixed value skips the search. Both are seeded, so the same call gives the same numbers.
 
 Embeddings are fitted by ``pipeline.logistic`` (scikit-learn's optimum, reached in far fewer steps), one
-fold's grid as one chain warm-started from the previous C: its stopping rule measures the distance to
-each C's own optimum, so a warm start cannot stop early. Sparse TF-IDF features keep scikit-learn's
-solvers, each fold x C fitted from scratch: scikit-learn's tolerance is met at once from a neighbouring
-C's solution, so a warm start there would score the previous C again.
+fold's grid as one chain warm-started from the previous C: it stops on a duality gap, a bound on the
+distance to each C's own optimum, so a warm start cannot stop early. Sparse TF-IDF features keep
+scikit-learn's solvers, each fold x C fitted from scratch: scikit-learn's tolerance is met at once from
+a neighbouring C's solution, so a warm start there would score the previous C again.
 """
 
 from __future__ import annotations
