@@ -121,7 +121,15 @@ class EmbeddingFit:
         """The fit is deterministic: ``seed`` is for the interface scikit-learn's fits share."""
         small = x.shape[0] * x.shape[1] < ONE_THREAD_BELOW
         with _one_blas_thread() if small else nullcontext():
-            return LogisticProblem(x, y).fit(C, start=start, tol=self.tol, max_iter=self.max_iter)
+            model = LogisticProblem(x, y).fit(C, start=start, tol=self.tol, max_iter=self.max_iter)
+        if not model.converged:
+            warnings.warn(
+                f"The logistic probe at C = {C:g} stopped after {model.iterations} iterations before its "
+                f"duality gap reached {self.tol:g} of what the features explain (--max-iter, or float32 "
+                "precision): its predictions may differ slightly from scikit-learn's refit.",
+                stacklevel=2,
+            )
+        return model
 
     def params(self, C: float) -> dict[str, Any]:
         """What to pass to scikit-learn's ``LogisticRegression`` to refit the probe at its C: the same

@@ -92,14 +92,14 @@ def test_a_warm_start_on_nearly_separable_rows_still_reaches_its_optimum():
 def test_strong_regularisation_with_tiny_margins_keeps_the_optimums_predictions():
     """At C = 0.25 the classes' logits differ by little; a gap relative to the whole objective stopped
     after two steps with 2.8 points of macro-F1 off. Measured against what the features explain, the
-    final fit keeps the optimum's predictions, and the grid's ten times looser fits nearly all of them
-    (20 such corpora: at worst 98.75%)."""
+    final fit keeps the optimum's predictions, and the grid's ten times looser fits at least 99% of
+    them."""
     x, y = clusters(1000, 735, classes=6, dim=128, spread=0.05, noise=0.1)
     test_x, _ = clusters(2000, 736, classes=6, dim=128, spread=0.05, noise=0.1)
     reference = sklearn_optimum(x, y, 0.25).predict(test_x)
     problem = LogisticProblem(x, y)
     assert np.mean(problem.fit(0.25).predict(test_x) == reference) >= 0.999
-    assert np.mean(problem.fit(0.25, tol=10 * TOL).predict(test_x) == reference) >= 0.985
+    assert np.mean(problem.fit(0.25, tol=10 * TOL).predict(test_x) == reference) >= 0.99
 
 
 def test_one_class_is_a_clear_error():
@@ -115,8 +115,19 @@ def test_the_folds_average_is_a_start_only_when_their_classes_line_up():
     start = average_model(folds)
     assert start is not None and np.allclose(start.coef, (folds[0].coef + folds[1].coef) / 2)
     problem = LogisticProblem(x, y)
-    assert np.array_equal(problem.fit(4.0, start=start).predict(x), problem.fit(4.0).predict(x))
+    cold = problem.fit(4.0).predict(x)
+    assert np.mean(problem.fit(4.0, start=start).predict(x) == cold) >= 0.995  # both within tol
     short = LogisticProblem(x[y != "c0"], y[y != "c0"]).fit(4.0)  # a fold that never saw class c0
     assert average_model([folds[0], short]) is None
     # a start with other classes is ignored, not misread column by column
-    assert np.array_equal(problem.fit(4.0, start=short).predict(x), problem.fit(4.0).predict(x))
+    assert np.mean(problem.fit(4.0, start=short).predict(x) == cold) >= 0.995
+
+
+def test_a_fit_cut_short_says_it_did_not_converge():
+    from pipeline.probe_models import EmbeddingFit
+
+    x, y = clusters(900, 6)
+    assert LogisticProblem(x, y).fit(64.0).converged
+    with pytest.warns(UserWarning, match="stopped after 2 iterations"):
+        model = EmbeddingFit(max_iter=2).fit(x, y, 64.0, seed=0)
+    assert not model.converged

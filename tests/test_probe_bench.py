@@ -21,4 +21,4 @@ def test_the_three_variants_run_on_the_same_rows_and_ratios_come_from_their_timi
     seconds = result["seconds"]
     assert all(len(seconds[name]) == 2 for name in VARIANTS)
     expected = [round(t / f, 2) for t, f in zip(seconds["tuned"], seconds["fixed"], strict=True)]
-    assert np.allclose(result["ratios"]["tuned_over_fixed"], expected, rtol=0.05)  # seconds are rounded
+    assert np.allclose(result["ratios"]["tuned_over_fixed"], expected, rtol=0.1)  # seconds are rounded
