@@ -154,13 +154,11 @@ class _Objective:
         p = self.problem
         weights, bias = self.weights(theta)
         scores = (p.centred @ weights.astype(p.centred.dtype)).astype(np.float64)
-        best = _best_intercept(scores, p.codes, bias)
-        residual = _softmax(scores + best)
+        best, best_loss, loss, residual = _best_intercept(scores, p.codes, bias)
         residual[self.row_index, p.codes] -= 1.0
         grad_w = (p.centred.T @ residual.astype(p.centred.dtype)).astype(np.float64) / p.rows
         grad_w += self.penalty * weights
-        excess = _mean_log_loss(scores + bias, p.codes) - _mean_log_loss(scores + best, p.codes)
-        return max(excess, 0.0) + float(np.sum(grad_w**2)) / (2 * self.penalty), best
+        return max(loss - best_loss, 0.0) + float(np.sum(grad_w**2)) / (2 * self.penalty), best
 
     def _precondition(self, v: np.ndarray) -> np.ndarray:
         basis = self.problem.basis
@@ -202,39 +200,39 @@ class _Objective:
         return loss, np.concatenate([self._precondition(grad_w).ravel(), grad_b * self.bias_scale])
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+def _loss_and_probabilities(logits: np.ndarray, codes: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean log-loss and softmax of ``logits`` (float64), from one exponential."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(shifted)
+    sums = probs.sum(axis=1)
+    probs /= sums[:, None]
+    return float(np.mean(np.log(sums) - shifted[np.arange(len(codes)), codes])), probs
 
 
-def _mean_log_loss(logits: np.ndarray, codes: np.ndarray) -> float:
-    top = logits.max(axis=1)
-    log_sums = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
-    return float(np.mean(log_sums - logits[np.arange(len(codes)), codes]))
-
-
-def _best_intercept(scores: np.ndarray, codes: np.ndarray, bias: np.ndarray, steps: int = 30) -> np.ndarray:
+def _best_intercept(
+    scores: np.ndarray, codes: np.ndarray, bias: np.ndarray, steps: int = 30
+) -> tuple[np.ndarray, float, float, np.ndarray]:
     """The intercept that minimises the mean log-loss of ``scores + b`` (the penalty does not touch
-    it), by damped Newton steps from ``bias``: a K-variable problem, solved in float64."""
+    it), by damped Newton steps from ``bias``: a K-variable problem, solved in float64. Returns it,
+    the loss there, the loss at ``bias``, and the softmax there."""
     prior = np.bincount(codes, minlength=scores.shape[1]) / len(codes)
-    loss = _mean_log_loss(scores + bias, codes)
+    start_loss, probs = _loss_and_probabilities(scores + bias, codes)
+    loss = start_loss
     for _ in range(steps):
-        probs = _softmax(scores + bias)
-        grad = probs.mean(axis=0) - prior
-        if np.abs(grad).max() < 1e-12:
+        mean = probs.mean(axis=0)
+        grad = mean - prior
+        if np.abs(grad).max() < 1e-10:
             break
-        hessian = np.diag(probs.mean(axis=0)) - probs.T @ probs / len(codes)
-        step = np.linalg.pinv(hessian, hermitian=True) @ grad
+        step = np.linalg.pinv(np.diag(mean) - probs.T @ probs / len(codes), hermitian=True) @ grad
         for _ in range(30):  # halve the step until the loss goes down
-            trial = bias - step
-            trial_loss = _mean_log_loss(scores + trial, codes)
+            trial_loss, trial_probs = _loss_and_probabilities(scores + bias - step, codes)
             if trial_loss <= loss:
-                bias, loss = trial, trial_loss
+                bias, loss, probs = bias - step, trial_loss, trial_probs
                 break
             step = step / 2
         else:
             break
-    return bias
+    return bias, loss, start_loss, probs
 
 
 def fit_logistic(
