@@ -63,9 +63,10 @@ class LogisticProblem:
         covariance = (self.centred.T @ self.centred).astype(np.float64) / self.rows
         spectrum, self.basis = np.linalg.eigh(covariance)
         self.spectrum = np.clip(spectrum, 0.0, None)
-        prior = np.bincount(self.codes, minlength=len(self.classes)) / self.rows
-        self.curvature = np.maximum(prior * (1.0 - prior), 1e-6)
-        self.prior_entropy = float(-np.sum(prior * np.log(prior)))  # the objective knowing the prior only
+        self.prior = np.bincount(self.codes, minlength=len(self.classes)) / self.rows
+        self.curvature = np.maximum(self.prior * (1.0 - self.prior), 1e-6)
+        # the objective knowing the prior only
+        self.prior_entropy = float(-np.sum(self.prior * np.log(self.prior)))
 
     def _learnt(self, objective: float) -> float:
         """How far the objective is below the prior-only model's: what the features explain, the scale
@@ -99,7 +100,7 @@ class LogisticProblem:
             theta = objective.to_theta(start)
 
         threshold = lambda value: tol * self._learnt(value)  # noqa: E731
-        found_bias: dict[bytes, np.ndarray] = {}  # the best intercept at each certified point
+        certified: list[np.ndarray] = []  # the best intercept at the point the run stopped on
 
         def stop_when_certified(intermediate_result: Any) -> None:
             theta, value = intermediate_result.x, intermediate_result.fun
@@ -107,7 +108,7 @@ class LogisticProblem:
                 return
             gap, best_bias = objective.certify(theta)
             if gap <= threshold(value):
-                found_bias[theta.tobytes()] = best_bias
+                certified.append(best_bias)
                 raise StopIteration  # scipy ends the run and returns this point
 
         found = minimize(
@@ -119,9 +120,9 @@ class LogisticProblem:
             options={"gtol": 0.0, "ftol": 0.0, "maxiter": max_iter, "maxcor": 20},
         )
         coef, _ = objective.weights(found.x)
-        converged = found.x.tobytes() in found_bias
+        converged = bool(certified)
         if converged:
-            centred_intercept = found_bias[found.x.tobytes()]
+            centred_intercept = certified[-1]
         else:  # max_iter, or float32 precision left scipy no decrease to find
             gap, centred_intercept = objective.certify(found.x)
             converged = gap <= threshold(found.fun)
@@ -154,7 +155,7 @@ class _Objective:
         p = self.problem
         weights, bias = self.weights(theta)
         scores = (p.centred @ weights.astype(p.centred.dtype)).astype(np.float64)
-        best, best_loss, loss, residual = _best_intercept(scores, p.codes, bias)
+        best, best_loss, loss, residual = _best_intercept(scores, p.codes, p.prior, bias)
         residual[self.row_index, p.codes] -= 1.0
         grad_w = (p.centred.T @ residual.astype(p.centred.dtype)).astype(np.float64) / p.rows
         grad_w += self.penalty * weights
@@ -188,9 +189,7 @@ class _Objective:
         loss = float(np.mean(np.log(sums) - logits[rows, p.codes]))
         loss += 0.5 * self.penalty * float(np.sum(weights**2))
         probs /= sums[:, None].astype(dtype)
-        # the intercept's Hessian, mean(diag(p) - p p^T), for the Newton decrement in the gap
-        bias_hessian = np.diag(probs.mean(axis=0, dtype=np.float64))
-        bias_hessian -= (probs.T @ probs).astype(np.float64) / p.rows
+        bias_hessian = _intercept_hessian(probs)  # for the Newton decrement in the gap
         probs[rows, p.codes] -= 1.0
         grad_w = (p.centred.T @ probs).astype(np.float64) / p.rows + self.penalty * weights
         grad_b = probs.sum(axis=0, dtype=np.float64) / p.rows
@@ -209,21 +208,26 @@ def _loss_and_probabilities(logits: np.ndarray, codes: np.ndarray) -> tuple[floa
     return float(np.mean(np.log(sums) - shifted[np.arange(len(codes)), codes])), probs
 
 
+def _intercept_hessian(probs: np.ndarray) -> np.ndarray:
+    """The mean log-loss's Hessian in the intercept, mean(diag(p) - p p^T), in float64."""
+    hessian = np.diag(probs.mean(axis=0, dtype=np.float64))
+    hessian -= (probs.T @ probs).astype(np.float64) / len(probs)
+    return hessian
+
+
 def _best_intercept(
-    scores: np.ndarray, codes: np.ndarray, bias: np.ndarray, steps: int = 30
+    scores: np.ndarray, codes: np.ndarray, prior: np.ndarray, bias: np.ndarray, steps: int = 30
 ) -> tuple[np.ndarray, float, float, np.ndarray]:
     """The intercept that minimises the mean log-loss of ``scores + b`` (the penalty does not touch
     it), by damped Newton steps from ``bias``: a K-variable problem, solved in float64. Returns it,
     the loss there, the loss at ``bias``, and the softmax there."""
-    prior = np.bincount(codes, minlength=scores.shape[1]) / len(codes)
     start_loss, probs = _loss_and_probabilities(scores + bias, codes)
     loss = start_loss
     for _ in range(steps):
-        mean = probs.mean(axis=0)
-        grad = mean - prior
+        grad = probs.mean(axis=0) - prior
         if np.abs(grad).max() < 1e-10:
             break
-        step = np.linalg.pinv(np.diag(mean) - probs.T @ probs / len(codes), hermitian=True) @ grad
+        step = np.linalg.pinv(_intercept_hessian(probs), hermitian=True) @ grad
         for _ in range(30):  # halve the step until the loss goes down
             trial_loss, trial_probs = _loss_and_probabilities(scores + bias - step, codes)
             if trial_loss <= loss:
