@@ -1,6 +1,6 @@
 """The ``encajes`` command line: parses arguments, calls the pipeline, prints the report it gets back
-(as text, or as one JSON object with --json). Options come from ``pipeline.settings`` via
-``pipeline.cli_options``; what a command does lives in the pipeline, what it prints in its report."""
+(as text, or as one JSON object with --json). Options come from ``pipeline.core.settings`` via
+``pipeline.cli.options``; what a command does lives in the pipeline, what it prints in its report."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from pipeline.cli_bench import bench
-from pipeline.cli_options import (
+from pipeline.cli.bench import bench
+from pipeline.cli.options import (
     CONTEXT,
     announce,
     command,
@@ -24,7 +24,7 @@ from pipeline.cli_options import (
     spec_from_options,
     workdir_option,
 )
-from pipeline.settings import (
+from pipeline.core.settings import (
     Columns,
     CsvFormat,
     EmbedSettings,
@@ -34,7 +34,7 @@ from pipeline.settings import (
     ServeSettings,
     UmapSettings,
 )
-from pipeline.stage_report import Printable
+from pipeline.core.stage_report import Printable
 
 
 @click.group(context_settings=CONTEXT)
@@ -75,7 +75,7 @@ def ingest(csv_files: tuple[str, ...], workdir: str, force: bool, **kw: Any) -> 
       encajes ingest train=es_trial.csv test=es_test.csv --workdir work/es
       encajes ingest dump_train.jsonl.gz dump_test.jsonl.gz --label-col user.lang -w work/lang
     """
-    from pipeline.ingest import ingest as run_ingest
+    from pipeline.stages.ingest.stage import ingest as run_ingest
 
     fmt = settings_from_options(CsvFormat, kw)
     return run_ingest(
@@ -103,7 +103,7 @@ def embed(workdir: str, force: bool, progress: bool, **kw: Any) -> Printable:
       encajes embed --model ./my-finetuned-model --max-length 64 --json
       RAY_ADDRESS=ray://head:10001 encajes embed --engine ray --workers 8
     """
-    from pipeline.embed import embed_corpus
+    from pipeline.stages.embed.stage import embed_corpus
 
     settings, engine = settings_from_options(EmbedSettings, kw), settings_from_options(EngineSettings, kw)
     return embed_corpus(workdir, settings, force=force, progress=progress, engine=engine)
@@ -127,7 +127,7 @@ def index(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any)
       encajes index --model minilm --pooling mean
       encajes index --kind hnsw --target-recall 0.99 --json
     """
-    from pipeline.index import index_run
+    from pipeline.stages.index.stage import index_run
 
     return index_run(workdir, model, pooling, force, **kw)
 
@@ -175,7 +175,7 @@ def search(
       encajes search --id 42
       encajes search --queries my_queries.txt --json > hits.json
     """
-    from pipeline.search import search as run_search
+    from pipeline.search.searcher import search as run_search
 
     return run_search(workdir, model, pooling, k, query, row, queries_file)
 
@@ -200,7 +200,7 @@ def probe(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any)
       encajes probe --model minilm --pooling cls
       encajes probe --model minilm --C 1.0 --k 10      # the fixed protocol
     """
-    from pipeline.probe import probe_run
+    from pipeline.stages.probe.stage import probe_run
 
     return probe_run(workdir, model, pooling, settings_from_options(ProbeSettings, kw), force=force)
 
@@ -222,7 +222,7 @@ def plot(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any) 
     Example:
       encajes plot --model minilm --pooling mean --n-neighbors 30
     """
-    from pipeline.plot import plot_run
+    from pipeline.stages.plot.stage import plot_run
 
     return plot_run(workdir, model, pooling, settings_from_options(UmapSettings, kw), force=force)
 
@@ -252,7 +252,7 @@ def compare(workdir: str, **kw: Any) -> Printable:
       [probe]
       k = 10
     """
-    from pipeline.chain import compare_and_report
+    from pipeline.report.chain import compare_and_report
 
     spec = spec_from_options(kw)
     return compare_and_report(workdir, spec, kw["out"], kw["force"], kw["progress"], on_step=announce)
@@ -273,7 +273,7 @@ def run_all(csv_files: tuple[str, ...], workdir: str, **kw: Any) -> Printable:
       encajes run data/sample_tweets.csv
       encajes run train.csv test.csv --workdir work/es --model minilm --pooling mean --pooling cls
     """
-    from pipeline.chain import run_chain
+    from pipeline.report.chain import run_chain
 
     spec = spec_from_options(kw)
     columns, fmt = settings_from_options(Columns, kw), settings_from_options(CsvFormat, kw)
@@ -297,7 +297,7 @@ def similarity(sentences: tuple[str, ...], model: str, pooling: str | None, png:
     Example:
       encajes similarity "Me encanta la playa" "Adoro el mar" "Odio los lunes"
     """
-    from pipeline.similarity import sentence_similarity
+    from pipeline.tools.similarity import sentence_similarity
 
     return sentence_similarity(list(sentences), EmbedSettings(model=model, pooling=pooling), Path(png))
 
@@ -320,7 +320,7 @@ def unmask(text: str, model: str, top_k: int, trust_remote_code: bool) -> Printa
     Example:
       encajes unmask "Hoy vamos a comer unos [MASK]." --model ./beto
     """
-    from pipeline.unmask import unmask_text
+    from pipeline.tools.unmask import unmask_text
 
     return unmask_text(text, model, top_k, trust_remote_code)
 
@@ -334,7 +334,7 @@ def status(workdir: str) -> Printable:
     Example:
       encajes status --workdir work/demo
     """
-    from pipeline.status import workdir_status
+    from pipeline.artifacts.status import workdir_status
 
     return workdir_status(workdir)
 
@@ -349,7 +349,7 @@ def models() -> Printable:
     Example:
       encajes models --json
     """
-    from pipeline.models import describe_models
+    from pipeline.encoders.models import describe_models
 
     return describe_models()
 
@@ -370,7 +370,7 @@ def serve(workdir: str, models: tuple[str, ...], poolings: tuple[str, ...], **kw
       encajes serve --workdir work/demo
       curl -s localhost:8000/search -H 'Content-Type: application/json' -d '{"query": "qué calor", "k": 5}'
     """
-    from pipeline.errors import EncajesError
+    from pipeline.core.errors import EncajesError
     from pipeline.serve.server import serve as run_server
 
     try:

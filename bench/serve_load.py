@@ -214,9 +214,9 @@ def main() -> None:
 
 def check_api(port: int, workdir: str, model: str) -> dict[str, object]:
     """The routes answer in the documented shapes, and /v1/embeddings equals what embed stored."""
-    from pipeline.layout import Workdir
-    from pipeline.runs import find_run
-    from pipeline.store import load_embeddings
+    from pipeline.artifacts.runs import find_run
+    from pipeline.artifacts.store import load_embeddings
+    from pipeline.core.layout import Workdir
 
     client = Client(port)
     get = lambda path: json.loads(client.call("GET", path)[1])  # noqa: E731

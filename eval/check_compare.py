@@ -66,8 +66,8 @@ def check_run(workdir: Path, corpus: pd.DataFrame, run: dict, probe_dir: Path) -
 
 def time_probes(workdir: Path, model: str, pooling: str, rounds: int) -> dict:
     """Probe stage seconds, fixed then tuned, alternated so drift on a shared machine hits both."""
-    from pipeline.probe import probe_run
-    from pipeline.settings import ProbeSettings
+    from pipeline.core.settings import ProbeSettings
+    from pipeline.stages.probe.stage import probe_run
 
     fixed, tuned = [], []
     for _ in range(rounds):

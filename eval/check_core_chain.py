@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import Workspace
-from pipeline.models import resolve_model
+from pipeline.encoders.models import resolve_model
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "tweeteval_emoji" / "val.csv"
 

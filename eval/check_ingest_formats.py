@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.emoji_labels import emojis_in
-from pipeline.ingest import Columns, ingest
+from pipeline.stages.ingest.emoji_labels import emojis_in
+from pipeline.stages.ingest.stage import Columns, ingest
 
 SOURCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "semeval2018_es" / "test.csv"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.embed import embed_corpus
-from pipeline.ingest import ingest
-from pipeline.settings import EmbedSettings, EngineSettings
+from pipeline.core.settings import EmbedSettings, EngineSettings
+from pipeline.stages.embed.stage import embed_corpus
+from pipeline.stages.ingest.stage import ingest
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from indexes.approximate import ivf_lists, recall_at_k
-from indexes.bench import clustered_vectors
+from pipeline.tools.bench.index import clustered_vectors
 
 
 def difficulty(vectors: np.ndarray) -> dict[str, float]:

@@ -21,20 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.bench import clustered_vectors
-from pipeline.hashing import file_sha256
-from pipeline.layout import Workdir
-from pipeline.manifest import record_stage
-from pipeline.runs import run_paths
-from pipeline.store import save_embeddings_streamed
+from pipeline.artifacts.runs import run_paths
+from pipeline.artifacts.store import save_embeddings_streamed
+from pipeline.core.hashing import file_sha256
+from pipeline.core.layout import Workdir
+from pipeline.core.manifest import record_stage
+from pipeline.tools.bench.index import clustered_vectors
 
 UMAP_SNIPPET = """
 import json, sys, time
-from pipeline.layout import Workdir
-from pipeline.projection import umap_2d
-from pipeline.runs import find_run
-from pipeline.settings import UmapSettings
-from pipeline.store import load_embeddings
+from pipeline.core.layout import Workdir
+from pipeline.stages.plot.projection import umap_2d
+from pipeline.artifacts.runs import find_run
+from pipeline.core.settings import UmapSettings
+from pipeline.artifacts.store import load_embeddings
 run = find_run(Workdir.at(sys.argv[1]), "minilm", "mean")
 projection = umap_2d(load_embeddings(run.paths.embeddings), UmapSettings(fit_rows=int(sys.argv[2])))
 print(json.dumps({

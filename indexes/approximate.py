@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 import faiss
 import numpy as np
 
-from pipeline.errors import EncajesError
-from pipeline.settings import INDEX_KINDS as KINDS
-from pipeline.timing import Timings
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import INDEX_KINDS as KINDS
+from pipeline.core.timing import Timings
 
 EXACT_BELOW = 100_000  # rows: under this, exact search is fast enough and perfect
 

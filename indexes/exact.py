@@ -13,13 +13,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from pipeline.atomic import write_atomic
-from pipeline.errors import EncajesError
+from indexes.base import VectorIndex
+from pipeline.core.atomic import write_atomic
+from pipeline.core.errors import EncajesError
 
 
 @dataclass
 class SearchIndex:
-    index: faiss.Index  # or TorchFlatIP
+    index: VectorIndex  # a faiss index, TorchFlatIP or BlockScanIP
     ids: np.ndarray  # int64 row_id per index position
 
     @property
@@ -45,10 +46,10 @@ class SearchIndex:
         return self.index.reconstruct(int(position))
 
 
-class TorchFlatIP:
+class TorchFlatIP(VectorIndex):
     """Exact inner-product search as a torch matrix product, query block by query block: the GPU path
     for machines with CUDA whose faiss has no GPU build (faiss-cpu). Duck-types the faiss calls that
-    ``SearchIndex`` makes (``d``, ``ntotal``, ``search``, ``reconstruct``)."""
+    ``SearchIndex`` makes."""
 
     def __init__(self, vectors: np.ndarray, device: str = "cuda", block: int = 4096) -> None:
         import torch
@@ -72,10 +73,10 @@ class TorchFlatIP:
         return self.vectors[position].cpu().numpy()
 
 
-class BlockScanIP:
+class BlockScanIP(VectorIndex):
     """Exact inner-product search over vectors read block by block (a ``vectors.npy`` beyond memory): the
     ground truth that recall is measured against when a flat index would not fit. ``blocks()`` yields
-    (first row, vectors) in row order; duck-types ``d``, ``ntotal`` and ``search``."""
+    (first row, vectors) in row order."""
 
     def __init__(self, blocks: Callable[[], Iterable[tuple[int, np.ndarray]]], rows: int, dim: int) -> None:
         self.blocks, self.ntotal, self.d = blocks, rows, dim
@@ -95,6 +96,12 @@ class BlockScanIP:
             best_scores = np.take_along_axis(scores, top, axis=1)
             best_positions = np.take_along_axis(positions, top, axis=1)
         return best_scores, best_positions
+
+    def reconstruct(self, position: int) -> np.ndarray:
+        for begin, block in self.blocks():
+            if begin <= position < begin + len(block):
+                return np.asarray(block[position - begin], dtype=np.float32)
+        raise IndexError(f"position {position} is beyond the {self.ntotal} vectors")
 
 
 def on_gpu(search_index: SearchIndex) -> SearchIndex:

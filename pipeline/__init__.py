@@ -9,13 +9,13 @@ For notebooks::
     ws.search("qué calor hace hoy", k=5)
 """
 
-from pipeline.version import __version__
+from pipeline.core.version import __version__
 
 __all__ = ["Workspace", "__version__", "embed_texts"]
 
 
 def __getattr__(name: str):
-    """Import the API lazily: ``import pipeline.errors`` (used everywhere) must not load torch and FAISS."""
+    """Import the API lazily: importing ``pipeline.core`` must not load torch and FAISS."""
     if name in ("Workspace", "embed_texts"):
         from pipeline import api
 

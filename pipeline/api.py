@@ -10,18 +10,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipeline.chain import ChainResult, run_chain
-from pipeline.compare import CompareSpec, spec_from
-from pipeline.corpus import load_corpus
-from pipeline.embed import EmbedReport, embed_corpus
-from pipeline.index import IndexReport, index_run
-from pipeline.ingest import IngestReport, ingest
-from pipeline.layout import Workdir
-from pipeline.models import DEFAULT_MODEL
-from pipeline.runs import find_run
-from pipeline.search import Searcher
-from pipeline.settings import Columns, EmbedSettings
-from pipeline.store import Embeddings, load_embeddings
+from pipeline.artifacts.corpus import load_corpus
+from pipeline.artifacts.runs import find_run
+from pipeline.artifacts.store import Embeddings, load_embeddings
+from pipeline.core.layout import Workdir
+from pipeline.core.settings import DEFAULT_MODEL, Columns, EmbedSettings
+from pipeline.report.chain import ChainResult, run_chain
+from pipeline.report.compare import CompareSpec, spec_from
+from pipeline.search.searcher import Searcher
+from pipeline.stages.embed.stage import EmbedReport, embed_corpus
+from pipeline.stages.index.stage import IndexReport, index_run
+from pipeline.stages.ingest.stage import IngestReport, ingest
 
 if TYPE_CHECKING:
     from pipeline.encoders.encoder import Encoder

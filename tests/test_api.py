@@ -23,8 +23,8 @@ def test_workspace_flow(tmp_path, sample_csv, tiny_model):
 
 
 def test_workspace_run_is_the_whole_chain_and_reruns_skip(tmp_path, sample_csv, tiny_model):
-    from pipeline.compare import CompareSpec
-    from pipeline.settings import ProbeSettings
+    from pipeline.core.settings import ProbeSettings
+    from pipeline.report.compare import CompareSpec
 
     ws = Workspace(tmp_path / "w")
     spec = CompareSpec(models=(str(tiny_model),), probe=ProbeSettings(bootstrap=100), plots=False)

@@ -13,8 +13,8 @@ from indexes.approximate import (
     search_ladders,
     tune_search,
 )
-from indexes.bench import bench_indexes, clustered_vectors
-from pipeline.errors import EncajesError
+from pipeline.core.errors import EncajesError
+from pipeline.tools.bench.index import bench_indexes, clustered_vectors
 
 
 def test_choice_follows_size_and_memory_budget():
@@ -110,7 +110,7 @@ def test_index_stage_with_an_approximate_kind(tmp_path, sample_csv, tiny_model):
     ws.embed(model=str(tiny_model), progress=False)
     report = ws.index(model=str(tiny_model))
     assert report.kind == "exact" and report.recall is None
-    from pipeline.index import index_run
+    from pipeline.stages.index.stage import index_run
 
     ivf = index_run(tmp_path / "w", str(tiny_model), kind="ivf")
     assert ivf.kind == "ivf" and ivf.recall["trials"]
@@ -124,11 +124,11 @@ def test_index_stage_with_an_approximate_kind(tmp_path, sample_csv, tiny_model):
 
 def synthetic_run(workdir, vectors, model="synthetic/vectors"):
     """A finished embed of ``vectors`` (no model needed): what the index stage reads."""
-    from pipeline.hashing import file_sha256
-    from pipeline.layout import Workdir
-    from pipeline.manifest import record_stage
-    from pipeline.runs import run_paths
-    from pipeline.store import Embeddings, save_embeddings
+    from pipeline.artifacts.runs import run_paths
+    from pipeline.artifacts.store import Embeddings, save_embeddings
+    from pipeline.core.hashing import file_sha256
+    from pipeline.core.layout import Workdir
+    from pipeline.core.manifest import record_stage
 
     run = run_paths(Workdir.at(workdir), model, "mean")
     meta = {"model": model, "pooling": "mean"}
@@ -142,7 +142,7 @@ def test_index_stage_reports_the_recall_its_index_really_has(tmp_path):
     """The recall@10 the stage stores equals the one measured by hand on the saved index, over every
     corpus row (each row's match with itself left out), against brute force."""
     from indexes.exact import load_index
-    from pipeline.index import index_run
+    from pipeline.stages.index.stage import index_run
 
     vectors = clustered_vectors(3000, 32, seed=7)
     run = synthetic_run(tmp_path / "w", vectors)

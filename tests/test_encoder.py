@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.cpu_kernels import PackedLinear, fuse_gelus, onednn_available, pack_linears
 from pipeline.encoders.loading import load_encoder, resolve_settings
-from pipeline.errors import EncajesError
-from pipeline.settings import EmbedSettings
 
 TEXTS = [
     "hola",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from indexes.exact import build_exact, load_index, save_index
-from pipeline.errors import EncajesError
+from pipeline.core.errors import EncajesError
 
 
 def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
@@ -50,3 +50,30 @@ def test_torch_matrix_product_search_equals_faiss_exact_search():
     assert np.array_equal(found, expected_ids)
     assert np.allclose(scores, expected_scores, atol=1e-5)
     assert np.allclose(torch_index.vector(3), vectors[3])
+
+
+def test_every_exact_search_answers_the_one_index_interface_alike():
+    """FAISS's flat index, the torch matrix product and the block scan are all ``VectorIndex``es and
+    give the same neighbours and the same stored vectors."""
+    import faiss
+
+    from indexes.base import VectorIndex
+    from indexes.exact import BlockScanIP, TorchFlatIP
+
+    vectors = unit_rows(300, 16, 3)
+    queries = unit_rows(9, 16, 4)
+    flat = faiss.IndexFlatIP(16)
+    flat.add(vectors)
+
+    def blocks():
+        for begin in range(0, len(vectors), 64):
+            yield begin, vectors[begin : begin + 64]
+
+    kinds = [flat, TorchFlatIP(vectors, device="cpu", block=4), BlockScanIP(blocks, len(vectors), 16)]
+    assert all(isinstance(kind, VectorIndex) for kind in kinds)
+    _, expected = flat.search(queries, 5)
+    for kind in kinds:
+        assert (kind.d, kind.ntotal) == (16, 300)
+        assert np.array_equal(kind.search(queries, 5)[1], expected), type(kind).__name__
+        assert np.allclose(kind.reconstruct(130), vectors[130]), type(kind).__name__
+    assert not isinstance(object(), VectorIndex)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import EncajesError
-from pipeline.ingest import Columns, ingest
+from pipeline.core.errors import EncajesError
+from pipeline.stages.ingest.stage import Columns, ingest
 from tests.conftest import SAMPLE_ROWS, write_csv
 
 
@@ -210,7 +210,7 @@ def test_very_long_field_and_nul_bytes(tmp_path):
 
 
 def test_corpus_texts_slices_across_row_groups_equal_the_column(tmp_path):
-    from pipeline.corpus import CorpusTexts
+    from pipeline.artifacts.corpus import CorpusTexts
 
     frame = pd.DataFrame({"row_id": range(50), "text": [f"tweet {i}" for i in range(50)]})
     frame.to_parquet(tmp_path / "c.parquet", index=False, row_group_size=7)
@@ -228,10 +228,10 @@ def test_corpus_texts_slices_across_row_groups_equal_the_column(tmp_path):
 
 def test_streamed_ingest_across_row_groups_keeps_order_ids_and_fingerprint(tmp_path, monkeypatch):
     """Small row groups force many parquet groups and duplicate checks across batches and files."""
-    import pipeline.corpus_writer as writer_module
-    from pipeline.corpus import CorpusTexts, texts_fingerprint
-    from pipeline.layout import Workdir
-    from pipeline.manifest import stage_entry
+    import pipeline.stages.ingest.corpus_writer as writer_module
+    from pipeline.artifacts.corpus import CorpusTexts, texts_fingerprint
+    from pipeline.core.layout import Workdir
+    from pipeline.core.manifest import stage_entry
 
     monkeypatch.setattr(writer_module, "ROW_GROUP", 4)
     a = tmp_path / "a.csv"
@@ -296,7 +296,7 @@ def test_label_names_come_from_an_emoji_column_or_a_mapping_file(tmp_path):
 
 
 def test_split_words_in_file_names_and_a_loud_note_without_any(tmp_path):
-    from pipeline.ingest_rows import split_from_filename
+    from pipeline.stages.ingest.rows import split_from_filename
 
     named = {
         "es4_train.csv": "train",

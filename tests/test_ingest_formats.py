@@ -9,8 +9,8 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.errors import EncajesError
-from pipeline.ingest import Columns, ingest
+from pipeline.core.errors import EncajesError
+from pipeline.stages.ingest.stage import Columns, ingest
 
 TWEETS = [
     {"id": 1111111111111111111, "id_str": "1111111111111111111", "full_text": "hola mundo", "label": "a",
@@ -71,7 +71,7 @@ def test_a_nested_column_that_is_not_there_names_the_keys_that_are(tmp_path):
 
 
 def test_a_large_json_array_streams_element_by_element(tmp_path):
-    from pipeline.record_reader import _array_items
+    from pipeline.stages.ingest.record_reader import _array_items
 
     items = [{"id": i, "text": f'tuit {i} ❤ ] [ , "', "n": {"a": [1, {"b": "]"}]}} for i in range(3000)]
     source = tmp_path / "big.json"

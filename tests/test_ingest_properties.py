@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import EncajesError
-from pipeline.ingest import ingest
+from pipeline.core.errors import EncajesError
+from pipeline.stages.ingest.stage import ingest
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 ROWS = st.lists(st.tuples(TEXT, st.one_of(st.none(), st.sampled_from(["❤", "😂", "a b", ""]))), max_size=25)

@@ -7,7 +7,7 @@ import pytest
 from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.logistic import TOL, LogisticProblem, fit_logistic
+from pipeline.stages.probe.logistic import TOL, LogisticProblem, fit_logistic
 from tests.test_probe_models import clusters
 
 
@@ -108,7 +108,7 @@ def test_one_class_is_a_clear_error():
 
 
 def test_the_folds_average_is_a_start_only_when_their_classes_line_up():
-    from pipeline.logistic import average_model
+    from pipeline.stages.probe.logistic import average_model
 
     x, y = clusters(600, 5)
     folds = [LogisticProblem(x[part], y[part]).fit(4.0) for part in (slice(0, 300), slice(300, 600))]
@@ -124,7 +124,7 @@ def test_the_folds_average_is_a_start_only_when_their_classes_line_up():
 
 
 def test_a_fit_cut_short_says_it_did_not_converge():
-    from pipeline.probe_models import EmbeddingFit
+    from pipeline.stages.probe.estimators import EmbeddingFit
 
     x, y = clusters(900, 6)
     assert LogisticProblem(x, y).fit(64.0).converged

@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 from matplotlib.colors import to_hex, to_rgb
 
-import pipeline.map_figure as map_figure
+import pipeline.render.map_figure as map_figure
 from cli import main
-from pipeline.errors import EncajesError
-from pipeline.map_style import OTHER_COLOR, PALETTE, map_groups, map_view, robust_limits
-from pipeline.settings import UmapSettings
-from pipeline.umap_page import write_umap_html
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import UmapSettings
+from pipeline.render.map_style import OTHER_COLOR, PALETTE, map_groups, map_view, robust_limits
+from pipeline.render.umap_page import write_umap_html
 
 
 def zipf_frame(k: int, n: int = 6000, seed: int = 0) -> pd.DataFrame:

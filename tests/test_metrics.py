@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from pipeline.metrics import bootstrap_macro_f1, classification_report, paired_bootstrap
+from pipeline.stages.probe.metrics import bootstrap_macro_f1, classification_report, paired_bootstrap
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.core.errors import EncajesError
+from pipeline.core.layout import run_name
+from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.loading import load_encoder, resolve_settings
-from pipeline.errors import EncajesError
-from pipeline.layout import run_name
-from pipeline.models import resolve_model
-from pipeline.settings import EmbedSettings
+from pipeline.encoders.models import resolve_model
 
 SENTENCES = [
     "Hoy hace un día precioso en la playa",
@@ -22,10 +22,10 @@ SENTENCES = [
 
 
 def test_hub_id_passes_through_and_paths_resolve(tiny_model, monkeypatch):
-    import pipeline.models
+    import pipeline.encoders.models
 
     commit = "0" * 39 + "1"  # as the hub (or the local cache) would answer where it is reachable
-    monkeypatch.setattr(pipeline.models, "hub_revision", lambda *args, **kwargs: commit)
+    monkeypatch.setattr(pipeline.encoders.models, "hub_revision", lambda *args, **kwargs: commit)
     hub = resolve_model("dccuchile/bert-base-spanish-wwm-cased")
     assert hub.source == "dccuchile/bert-base-spanish-wwm-cased" and hub.revision == commit
     local = resolve_model(str(tiny_model))
@@ -101,9 +101,9 @@ def test_a_hub_model_updated_on_the_hub_makes_its_run_stale(tmp_path, sample_csv
     import huggingface_hub.constants
 
     from pipeline import Workspace
-    from pipeline.embed import embed_corpus
-    from pipeline.ingest import ingest
-    from pipeline.status import workdir_status
+    from pipeline.artifacts.status import workdir_status
+    from pipeline.stages.embed.stage import embed_corpus
+    from pipeline.stages.ingest.stage import ingest
     from tests.conftest import write_tiny_bert
 
     cache = tmp_path / "hub"
@@ -133,8 +133,8 @@ def test_a_hub_model_updated_on_the_hub_makes_its_run_stale(tmp_path, sample_csv
 def test_an_unknown_name_fails_at_once_with_the_nearest_alias(monkeypatch):
     import huggingface_hub
 
-    from pipeline.errors import EncajesError
-    from pipeline.models import resolve_model
+    from pipeline.core.errors import EncajesError
+    from pipeline.encoders.models import resolve_model
 
     monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: True)  # never ask the network here
     with pytest.raises(EncajesError, match="Did you mean 'e5-small'") as error:

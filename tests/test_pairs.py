@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.pairs import all_pairs, holm, tied_with_best
+from pipeline.report.pairs import all_pairs, holm, tied_with_best
 
 
 def test_holm_matches_a_worked_example():
@@ -39,7 +39,7 @@ def test_identical_systems_are_never_different():
 
 
 def test_too_few_resamples_for_many_pairs_is_said_not_hidden():
-    from pipeline.pairs import resolution_problem
+    from pipeline.report.pairs import resolution_problem
 
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 3, 300).astype(str)

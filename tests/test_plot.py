@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from pipeline.figures import display_label, emoji_name
-from pipeline.plot import plot_run
-from pipeline.settings import UmapSettings
+from pipeline.core.settings import UmapSettings
+from pipeline.render.figures import display_label, emoji_name
+from pipeline.stages.plot.stage import plot_run
 
 
 def test_labels_read_as_names_where_the_font_cannot_draw_them():
@@ -45,7 +45,7 @@ def test_plot_stage_writes_aligned_map_and_pages(tmp_path, sample_csv, tiny_mode
 
 
 def test_umap_graph_is_faiss_knn_with_self_first():
-    from pipeline.projection import knn_graph
+    from pipeline.stages.plot.projection import knn_graph
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((300, 8)).astype(np.float32)
@@ -59,7 +59,7 @@ def test_umap_graph_is_faiss_knn_with_self_first():
 
 
 def test_umap_beyond_fit_rows_fits_a_sample_and_places_the_rest_near_their_neighbours():
-    from pipeline.projection import umap_2d
+    from pipeline.stages.plot.projection import umap_2d
 
     rng = np.random.default_rng(1)
     centres = rng.standard_normal((3, 16)) * 4
@@ -78,8 +78,8 @@ def test_umap_beyond_fit_rows_fits_a_sample_and_places_the_rest_near_their_neigh
 def test_html_map_of_a_large_run_shows_a_sample_with_the_right_texts(
     tmp_path, sample_csv, tiny_model, monkeypatch
 ):
-    import pipeline.plot as plot
-    import pipeline.umap_page as umap_page
+    import pipeline.render.umap_page as umap_page
+    import pipeline.stages.plot.stage as plot
     from pipeline import Workspace
 
     ws = Workspace(tmp_path / "w")

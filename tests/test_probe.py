@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import EncajesError
-from pipeline.probe import ProbeSettings, choose_split, knn_predict
+from pipeline.core.errors import EncajesError
+from pipeline.stages.probe.stage import ProbeSettings, choose_split, knn_predict
 
 
 def brute_force_knn(train_x, train_y, test_x, k):
@@ -73,7 +73,7 @@ def test_probe_stage_numbers_match_sklearn_on_saved_embeddings(tmp_path, sample_
     from sklearn.metrics import f1_score
 
     from pipeline import Workspace
-    from pipeline.probe import probe_run
+    from pipeline.stages.probe.stage import probe_run
 
     ws = Workspace(tmp_path / "w")
     ws.ingest([sample_csv])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.probe import ProbeRows
-from pipeline.probe_bench import VARIANTS, bench_probe_rows
-from pipeline.settings import ProbeBenchSettings
+from pipeline.core.settings import ProbeBenchSettings
+from pipeline.stages.probe.stage import ProbeRows
+from pipeline.tools.bench.probe import VARIANTS, bench_probe_rows
 from tests.test_probe_models import clusters
 
 

@@ -8,8 +8,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from pipeline.baselines import majority_predict, tfidf_predict
-from pipeline.probe_models import (
+from pipeline.stages.probe.baselines import majority_predict, tfidf_predict
+from pipeline.stages.probe.estimators import (
     C_GRID,
     EmbeddingFit,
     choose_k,
@@ -88,7 +88,7 @@ def test_majority_and_tfidf_baselines():
 def test_every_grid_score_is_that_of_its_own_C():
     """Each fold's grid is one warm-started chain: a chain that stopped at once would score the previous
     C again. Each score is scikit-learn's from-scratch fit's, within half a point of macro-F1."""
-    from pipeline.probe_models import inner_folds
+    from pipeline.stages.probe.estimators import inner_folds
 
     x, y = clusters(600, 7)
     choice = search_C(x, y, folds=3, seed=0)[0]
@@ -102,7 +102,7 @@ def test_every_grid_score_is_that_of_its_own_C():
 
 
 def test_how_a_value_was_set_reads_right():
-    from pipeline.probe_models import choice_words
+    from pipeline.stages.probe.estimators import choice_words
 
     tuned = search_C(*clusters(600, 8), folds=3, seed=0)[0].to_dict()
     assert choice_words(tuned, "C").startswith(f"C = {tuned['value']:g} (3-fold CV")
@@ -113,7 +113,7 @@ def test_how_a_value_was_set_reads_right():
 
 
 def test_the_tfidf_baseline_learns_each_folds_vocabulary_from_its_fitted_rows_only(monkeypatch):
-    import pipeline.baselines as baselines
+    import pipeline.stages.probe.baselines as baselines
 
     fitted_on: list[tuple[set[str], set[str]]] = []
     real = baselines.tfidf_features
@@ -135,8 +135,8 @@ def test_the_probes_leave_the_blas_thread_count_as_they_found_it():
     """The fits limit BLAS to one thread a job; the limit is process-wide, so it must be undone."""
     from threadpoolctl import threadpool_info
 
-    from pipeline.probe import fit_probes
-    from pipeline.settings import ProbeSettings
+    from pipeline.core.settings import ProbeSettings
+    from pipeline.stages.probe.stage import fit_probes
 
     before = [pool["num_threads"] for pool in threadpool_info()]
     x, y = clusters(600, 9)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.embed import embed_corpus
-from pipeline.errors import EncajesError
-from pipeline.ingest import ingest
-from pipeline.settings import EmbedSettings, EngineSettings
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import EmbedSettings, EngineSettings
+from pipeline.stages.embed.stage import embed_corpus
+from pipeline.stages.ingest.stage import ingest
 from tests.conftest import SAMPLE_ROWS, write_csv
 
 ray = pytest.importorskip("ray")  # a dev dependency: present in CI, optional for users

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.errors import EncajesError
-from pipeline.ingest import ingest
-from pipeline.lock import workdir_lock
-from pipeline.status import workdir_status
+from pipeline.artifacts.status import workdir_status
+from pipeline.core.errors import EncajesError
+from pipeline.core.lock import workdir_lock
+from pipeline.stages.ingest.stage import ingest
 from tests.conftest import SAMPLE_ROWS, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def hold_lock(workdir: Path, seconds: float) -> subprocess.Popen:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from pipeline.lock import workdir_lock\n"
+            "import sys, time; from pathlib import Path; from pipeline.core.lock import workdir_lock\n"
             "with workdir_lock(Path(sys.argv[1])):\n"
             "    print('locked', flush=True); time.sleep(float(sys.argv[2]))",
             str(workdir),
@@ -85,8 +85,8 @@ def test_a_stage_made_by_the_writer_it_waited_for_is_not_made_again(tmp_path, sa
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from pipeline.lock import workdir_lock\n"
-            "from pipeline.ingest import ingest\n"
+            "import sys, time; from pathlib import Path; from pipeline.core.lock import workdir_lock\n"
+            "from pipeline.stages.ingest.stage import ingest\n"
             "with workdir_lock(Path(sys.argv[1])):\n"
             "    print('locked', flush=True); time.sleep(1.5); ingest([sys.argv[2]], sys.argv[1])",
             str(tmp_path / "w"),
@@ -113,9 +113,9 @@ def test_the_lock_is_reentrant_within_a_process(tmp_path, sample_csv):
 
 
 def test_status_follows_changes(tmp_path, tiny_model):
-    from pipeline.embed import embed_corpus
-    from pipeline.index import index_run
-    from pipeline.settings import EmbedSettings
+    from pipeline.core.settings import EmbedSettings
+    from pipeline.stages.embed.stage import embed_corpus
+    from pipeline.stages.index.stage import index_run
 
     csv_path = write_csv(tmp_path / "t.csv", SAMPLE_ROWS)
     assert workdir_status(tmp_path / "w").ingest["state"] == "missing"
@@ -198,10 +198,10 @@ def test_search_refuses_an_index_built_for_another_run(tmp_path, sample_csv, tin
 def test_an_embed_that_cannot_load_its_model_leaves_no_run_behind(tmp_path, sample_csv, tiny_model):
     import shutil
 
-    from pipeline.embed import embed_corpus
-    from pipeline.errors import EncajesError
-    from pipeline.ingest import ingest
-    from pipeline.settings import EmbedSettings
+    from pipeline.core.errors import EncajesError
+    from pipeline.core.settings import EmbedSettings
+    from pipeline.stages.embed.stage import embed_corpus
+    from pipeline.stages.ingest.stage import ingest
 
     broken = tmp_path / "broken-model"
     broken.mkdir()

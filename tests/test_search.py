@@ -23,7 +23,7 @@ def test_text_search_embeds_the_query_at_the_corpus_dtype(tmp_path, sample_csv, 
 
 
 def test_queries_use_the_runs_prefix_and_max_length_with_one_encoder(tmp_path, sample_csv, tiny_model):
-    from pipeline.search import Searcher
+    from pipeline.search.searcher import Searcher
 
     ws = Workspace(tmp_path / "w")
     ws.ingest([sample_csv])
@@ -41,7 +41,7 @@ def test_a_one_off_search_uses_onnx_runtime_without_torch_and_finds_what_torch_f
     import subprocess
     import sys
 
-    from pipeline.search import Searcher, search
+    from pipeline.search.searcher import Searcher, search
 
     ws = Workspace(tmp_path / "w")
     ws.ingest([sample_csv])
@@ -51,7 +51,7 @@ def test_a_one_off_search_uses_onnx_runtime_without_torch_and_finds_what_torch_f
     first = search(tmp_path / "w", str(tiny_model), k=8, query=queries[1])  # exports, then answers
     assert first.hits["row_id"].tolist() == by_torch.loc[by_torch["query"] == queries[1], "row_id"].tolist()
     code = (
-        "import json, sys; from pipeline.search import search, Searcher; "
+        "import json, sys; from pipeline.search.searcher import search, Searcher; "
         f"r = search({str(tmp_path / 'w')!r}, {str(tiny_model)!r}, k=8, query={queries[0]!r}); "
         "print(json.dumps([r.hits['row_id'].tolist(), r.hits['score'].tolist(), 'torch' in sys.modules]))"
     )
@@ -65,7 +65,7 @@ def test_a_one_off_search_uses_onnx_runtime_without_torch_and_finds_what_torch_f
 def test_printed_hits_show_label_names_where_the_corpus_has_them():
     import pandas as pd
 
-    from pipeline.search import SearchResult
+    from pipeline.search.searcher import SearchResult
 
     hits = pd.DataFrame(
         {

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline import Workspace, embed_texts
+from pipeline.core.settings import ServeSettings
 from pipeline.serve.app import create_app
 from pipeline.serve.batcher import Busy, EncoderBatcher, Job
 from pipeline.serve.service import Service
-from pipeline.settings import ServeSettings
 
 CAPS = {"max_k": 5, "max_texts": 4, "max_text_chars": 60, "max_row_ids": 3}
 
@@ -72,14 +72,14 @@ def test_a_filter_matching_no_row_answers_an_empty_list(client):
 
 
 def test_broad_and_narrow_filters_give_the_same_hits(served, monkeypatch):
-    import pipeline.search
+    import pipeline.search.searcher
 
     _, service, _ = served
     searcher = service.pick(None, "mean").searcher
     allowed = searcher.rows.allowed("🔥", None)
     vectors = searcher.encoder.encode(["playa", "gol"]).vectors
     narrow = searcher.nearest(vectors, 2, allowed)  # few rows: scored exactly on them
-    monkeypatch.setattr(pipeline.search, "SUBSET_EXACT", 0)
+    monkeypatch.setattr(pipeline.search.searcher, "SUBSET_EXACT", 0)
     broad = searcher.nearest(vectors, 2, allowed)  # over-fetching from the index
     assert [[h["row_id"] for h in q] for q in narrow] == [[h["row_id"] for h in q] for q in broad]
     np.testing.assert_allclose(
@@ -327,7 +327,7 @@ def test_a_failing_pass_fails_its_requests_only_and_a_full_queue_answers_busy():
 def test_a_taken_port_is_a_clear_error_before_anything_loads():
     import socket
 
-    from pipeline.errors import EncajesError
+    from pipeline.core.errors import EncajesError
     from pipeline.serve.server import bind
 
     taken = socket.socket()

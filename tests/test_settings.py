@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from pipeline.errors import EncajesError
-from pipeline.settings import EmbedSettings, IndexSettings, ProbeSettings, UmapSettings
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import EmbedSettings, IndexSettings, ProbeSettings, UmapSettings
 
 
 @pytest.mark.parametrize(

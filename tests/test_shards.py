@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.embed import embed_corpus
+from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.encoder import Encoder, length_batches
 from pipeline.encoders.loading import load_encoder, resolve_settings
-from pipeline.ingest import ingest
-from pipeline.settings import EmbedSettings
+from pipeline.stages.embed.stage import embed_corpus
+from pipeline.stages.ingest.stage import ingest
 
 TEXTS = [
     "hola",

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-import pipeline.store as store_module
+import pipeline.artifacts.store as store_module
 from indexes.exact import BlockScanIP
-from pipeline.embed import embed_corpus
-from pipeline.errors import EncajesError
-from pipeline.index import index_run
-from pipeline.ingest import ingest
-from pipeline.probe import probe_run
-from pipeline.projection import umap_2d
-from pipeline.settings import EmbedSettings, ProbeSettings, UmapSettings
-from pipeline.store import Embeddings, load_embeddings
+from pipeline.artifacts.store import Embeddings, load_embeddings
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import EmbedSettings, ProbeSettings, UmapSettings
+from pipeline.stages.embed.stage import embed_corpus
+from pipeline.stages.index.stage import index_run
+from pipeline.stages.ingest.stage import ingest
+from pipeline.stages.plot.projection import umap_2d
+from pipeline.stages.probe.stage import probe_run
 from tests.conftest import SAMPLE_ROWS, write_csv
 
 ROWS = [
@@ -122,7 +122,7 @@ def embed_run(workdir, model):
 
 
 def test_status_rehashes_the_vectors_file(two_stores):
-    from pipeline.status import workdir_status
+    from pipeline.artifacts.status import workdir_status
 
     tmp_path, runs = two_stores
 
@@ -150,7 +150,7 @@ def test_status_rehashes_the_vectors_file(two_stores):
 
 def test_auto_store_switches_to_vectors_npy_past_the_memory_limit(tmp_path, tiny_model, monkeypatch):
     """Under the limit the vectors stay in embeddings.pt; past it, embed streams them to vectors.npy."""
-    import pipeline.embed as embed_module
+    import pipeline.stages.embed.stage as embed_module
 
     csv = write_csv(tmp_path / "tweets.csv", ROWS)  # 48 rows x 32 dims x 4 bytes = 6,144 bytes
     for name, limit in (("small", 6144), ("large", 6143)):

@@ -1,5 +1,6 @@
-"""The project's shape holds: no import cycle (function-level imports included), no file over 400 lines,
-no function over 60 lines, and only ``pipeline/layout.py`` spells the names of workdir files."""
+"""The project's shape holds: no import cycle (function-level imports included), imports that only run down
+the floors of folders (``docs/ARCHITECTURE.md``), stage folders that never import each other, no file over
+400 lines, no function over 60 lines, and only ``pipeline/core/layout.py`` spells workdir file names."""
 
 from __future__ import annotations
 
@@ -81,21 +82,93 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_no_import_cycle_anywhere():
+FLOORS = (  # a room imports its own modules and rooms on lower floors, never a room beside or above it
+    ("core",),
+    ("encoders", "indexes", "render"),
+    ("engines", "artifacts"),
+    ("stages",),  # each stage folder is a room of its own
+    ("search", "report", "tools"),
+    ("serve", "pipeline.cli"),
+    ("api", "cli"),
+    ("pipeline",),  # the package itself: ``from pipeline import Workspace`` loads the API lazily
+)
+STAGE_MAY_IMPORT = {"core", "artifacts", "encoders", "engines", "indexes", "render"}
+
+
+def room(module: str) -> str:
+    """The folder a module lives in, as the floors name it (``stages.probe`` for a stage folder)."""
+    parts = module.split(".")
+    if parts[0] != "pipeline" or len(parts) == 1:
+        return parts[0]
+    if parts[1] == "stages":
+        return ".".join(parts[1:3])
+    if parts[1] == "cli":
+        return "pipeline.cli"
+    return parts[1]
+
+
+def floor(name: str) -> int:
+    key = "stages" if name.startswith("stages.") else name
+    return next(level for level, rooms in enumerate(FLOORS) if key in rooms)
+
+
+def import_graph() -> dict[str, set[str]]:
     modules = source_modules()
-    graph = {name: imports_of(path, modules) for name, path in modules.items()}
-    assert {"pipeline.runner", "pipeline.engines"} <= graph["pipeline.embed"]  # the walk finds imports
+    return {name: imports_of(path, modules) for name, path in modules.items()}
+
+
+def test_no_import_cycle_anywhere():
+    graph = import_graph()
+    embed = graph["pipeline.stages.embed.stage"]
+    assert {"pipeline.core.runner", "pipeline.engines"} <= embed  # the walk finds imports
     assert "pipeline.engines.local" in graph["pipeline.engines"]  # function-level ones too
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
     assert cycles(graph) == []
 
 
-def test_no_stage_imports_another_stage():
-    """Stages share the encoder library, the run finder and the runner, never each other's modules."""
-    stages = {f"pipeline.{name}" for name in ("ingest", "embed", "index", "probe", "plot", "baseline_stage")}
-    modules = source_modules()
-    for stage in stages:
-        assert not (imports_of(modules[stage], modules) & (stages - {stage})), stage
+def test_every_module_lives_in_a_room_with_a_floor():
+    assert room("pipeline.stages.probe.logistic") == "stages.probe" and floor("stages.probe") == 3
+    assert room("pipeline.cli.options") == "pipeline.cli" and room("cli") == "cli"
+    unplaced = []
+    for module in source_modules():
+        try:
+            floor(room(module))
+        except StopIteration:
+            unplaced.append(module)
+    assert unplaced == []
+
+
+def test_imports_only_run_down_the_floors():
+    """core imports no folder above it; nothing imports a room beside it or above it."""
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        for target in targets
+        if room(module) != room(target) and floor(room(target)) >= floor(room(module))
+    ]
+    assert upward == []
+
+
+def test_stage_folders_import_only_the_floors_below_and_never_each_other():
+    found = {}
+    for module, targets in import_graph().items():
+        if room(module).startswith("stages."):
+            for target in targets:
+                if room(target) != room(module):
+                    found.setdefault(room(module), set()).add(room(target))
+    assert set(found) == {f"stages.{name}" for name in ("ingest", "embed", "index", "probe", "plot")}
+    assert {stage: rooms - STAGE_MAY_IMPORT for stage, rooms in found.items()} == {s: set() for s in found}
+
+
+def test_each_folder_says_what_lives_there():
+    """Every package's ``__init__`` opens with a docstring of its own."""
+    silent = []
+    for folder in ("pipeline", "indexes"):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+            if not doc or len(doc) < 20:
+                silent.append(str(init.relative_to(ROOT)))
+    assert silent == []
 
 
 def test_files_and_functions_stay_small():

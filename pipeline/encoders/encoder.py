@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pipeline.core.errors import EncajesError
+from pipeline.core.timing import Timings
 from pipeline.encoders.pooling import Pooling, normalize
 from pipeline.encoders.transformer import Transformer
-from pipeline.errors import EncajesError
-from pipeline.timing import Timings
 
 
 @dataclass

@@ -10,12 +10,12 @@ from typing import Any
 
 import torch
 
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.encoder import Encoder
+from pipeline.encoders.models import ResolvedModel, resolve_model
 from pipeline.encoders.pooling import Pooling
 from pipeline.encoders.transformer import Transformer
-from pipeline.errors import EncajesError
-from pipeline.models import ResolvedModel, resolve_model
-from pipeline.settings import EmbedSettings
 
 
 def pick_device(device: str = "auto") -> torch.device:

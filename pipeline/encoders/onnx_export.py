@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.loading import load_encoder, resolve_settings
 from pipeline.encoders.onnx_query import CHECK, GRAPH, TOKENIZER, OnnxQueryEncoder
-from pipeline.errors import EncajesError
-from pipeline.settings import EmbedSettings
 
 PROBES = [
     "hola",

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.settings import POOLINGS
 from pipeline.encoders.padding import pad_batch
-from pipeline.settings import POOLINGS
 
 GRAPH, TOKENIZER, CHECK = "model.onnx", "tokenizer.json", "check.json"
 

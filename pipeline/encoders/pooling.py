@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pipeline.settings import POOLINGS
+from pipeline.core.settings import POOLINGS
 
 
 @dataclass(frozen=True)
 class Pooling:
     """``mean`` averages real tokens only (padding ignored); ``cls`` takes token 0. The mode comes from
-    validated settings (``pipeline.settings.POOLINGS``)."""
+    validated settings (``pipeline.core.settings.POOLINGS``)."""
 
     mode: str = "mean"
 

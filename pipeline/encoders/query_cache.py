@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.onnx_query import CHECK, OnnxQueryEncoder
-from pipeline.settings import EmbedSettings
 
 
 def versions() -> str:

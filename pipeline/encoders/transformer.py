@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
+from pipeline.core.errors import EncajesError
 from pipeline.encoders.cpu_kernels import fuse_gelus, pack_linears, use_cpu_attention
+from pipeline.encoders.models import ResolvedModel
 from pipeline.encoders.padding import pad_batch
-from pipeline.errors import EncajesError
-from pipeline.models import ResolvedModel
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -4,13 +4,13 @@
 - ``ray``: a Ray Data actor pool, one model replica per actor (``engines/ray_data.py``)
 
 Both encode the same chunks into the same shards, so a run made with one is fresh for the other. To add
-an engine: implement ``Engine`` in a new file, name it in ``pipeline.settings.ENGINES`` and ``make_engine``.
+an engine: implement ``Engine`` in a new file, name it in ``core.settings.ENGINES`` and ``make_engine``.
 """
 
 from __future__ import annotations
 
+from pipeline.core.settings import EngineSettings
 from pipeline.engines.base import EncodeJob, Engine, EngineRun
-from pipeline.settings import EngineSettings
 
 __all__ = ["EncodeJob", "Engine", "EngineRun", "make_engine"]
 

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.encoder import EncodedChunk
 from pipeline.encoders.loading import ResolvedSettings
-from pipeline.settings import EmbedSettings
 
 
 @dataclass(frozen=True)

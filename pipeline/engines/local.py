@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.loading import ResolvedSettings, load_encoder, resolve_settings
 from pipeline.engines.base import EncodeJob, EngineRun
-from pipeline.settings import EmbedSettings
 
 
 class LocalEngine:

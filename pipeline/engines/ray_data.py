@@ -16,11 +16,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import EmbedSettings, EngineSettings
 from pipeline.encoders.encoder import EncodedChunk
 from pipeline.encoders.loading import ResolvedSettings, load_encoder, resolve_settings
 from pipeline.engines.base import EncodeJob, EngineRun
-from pipeline.errors import EncajesError
-from pipeline.settings import EmbedSettings, EngineSettings
 
 
 class ChunkEncoder:

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipeline.core.version import __version__
 from pipeline.serve.batcher import Busy
 from pipeline.serve.routes import router
 from pipeline.serve.service import RequestError, Service
-from pipeline.version import __version__
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,

@@ -9,7 +9,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from pipeline.search import ROW_ID
+from pipeline.core.version import __version__
+from pipeline.search.searcher import ROW_ID
 from pipeline.serve.schemas import (
     EmbeddingRequest,
     EmbeddingResponse,
@@ -21,7 +22,6 @@ from pipeline.serve.schemas import (
     SimilarResponse,
 )
 from pipeline.serve.service import RequestError, Service, embedding_payload
-from pipeline.version import __version__
 
 PAGE = resources.files("pipeline.serve").joinpath("page.html").read_text(encoding="utf-8")
 ERRORS: dict[int | str, dict[str, Any]] = {

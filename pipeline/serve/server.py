@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.settings import ServeSettings
+from pipeline.core.settings import ServeSettings
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -20,7 +20,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
     except OSError as error:
-        from pipeline.errors import EncajesError
+        from pipeline.core.errors import EncajesError
 
         sock.close()
         raise EncajesError(

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.artifacts.runs import find_run_at
+from pipeline.core.errors import EncajesError
+from pipeline.core.layout import Workdir
+from pipeline.core.settings import DEFAULT_MODEL, ServeSettings
 from pipeline.encoders.loading import load_encoder, resolve_settings
-from pipeline.errors import EncajesError
-from pipeline.layout import Workdir
-from pipeline.models import DEFAULT_MODEL, identify
-from pipeline.runs import find_run_at
-from pipeline.search import Searcher, query_settings
+from pipeline.encoders.models import identify
+from pipeline.search.searcher import Searcher, query_settings
 from pipeline.serve.batcher import EncoderBatcher, Job
-from pipeline.settings import ServeSettings
 
 
 class RequestError(Exception):

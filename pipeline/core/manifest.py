@@ -1,0 +1,68 @@
+"""Manifests: what each stage was made from (its inputs and their hash) and what it wrote.
+
+A stage is *fresh* when its entry records the same inputs (parameters and hashes of upstream artifacts)
+as the ones it would run with now, and its outputs still exist.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.atomic import write_text_atomic
+from pipeline.core.hashing import params_hash
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}  # a damaged manifest only costs a rerun
+
+
+def stage_entry(manifest_path: Path, stage: str) -> dict[str, Any] | None:
+    return read_manifest(manifest_path).get(stage)
+
+
+def is_fresh(entry: dict[str, Any] | None, inputs: dict[str, Any], outputs: list[Path]) -> bool:
+    """True when the entry records exactly these inputs and all the outputs are still there."""
+    if not entry or entry.get("inputs_hash") != params_hash(inputs):
+        return False
+    return all(path.exists() for path in outputs)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that can change results; recorded with each stage (not part of its inputs)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from pipeline.core.version import __version__
+
+    found = {"encajes": __version__}
+    for package in ("torch", "transformers", "faiss-cpu", "scikit-learn", "umap-learn"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def record_stage(
+    manifest_path: Path, stage: str, inputs: dict[str, Any], outputs: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """Write the stage's inputs and results into its manifest (atomically) and return the entry."""
+    manifest = read_manifest(manifest_path)
+    entry = {
+        "inputs": inputs,
+        "inputs_hash": params_hash(inputs),
+        "outputs": outputs,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        **extra,
+    }
+    manifest[stage] = entry
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+    return entry

@@ -1,0 +1,87 @@
+"""One runner for every stage: lock -> freshness -> compute -> atomic outputs -> manifest -> report.
+
+A stage says what its inputs are (parameters and hashes of upstream artifacts), which files it writes
+and how to compute them; the runner decides whether to run it at all. A fresh stage is answered from its
+manifest before any lock is taken, so reading a workdir never waits for a writer. Otherwise the runner
+takes the workdir's lock, lets the stage re-read what it depends on (``refresh``), checks freshness
+again (another writer may have just made it), computes and records.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pipeline.core.layout import Workdir
+from pipeline.core.lock import workdir_lock
+from pipeline.core.manifest import is_fresh, record_stage, stage_entry
+from pipeline.core.stage_report import StageReport
+from pipeline.core.timing import Timings
+
+R = TypeVar("R", bound=StageReport)
+
+
+class Stage(ABC, Generic[R]):
+    """A stage of the chain, as the runner sees it."""
+
+    name: ClassVar[str]  # its key in the manifest
+    work: Workdir
+
+    @property
+    @abstractmethod
+    def manifest(self) -> Path:
+        """The manifest that records this stage."""
+
+    @abstractmethod
+    def inputs(self) -> dict[str, Any]:
+        """Everything the outputs depend on: while it is unchanged and the outputs exist, the stage is
+        fresh."""
+
+    @abstractmethod
+    def outputs(self) -> list[Path]:
+        """The files the stage writes, each atomically."""
+
+    @abstractmethod
+    def compute(self, inputs: dict[str, Any], timings: Timings) -> R:
+        """Write the outputs and return the report."""
+
+    @abstractmethod
+    def rebuild(self, entry: dict[str, Any]) -> R:
+        """The report of a fresh stage, from its manifest entry."""
+
+    def fresh(self, entry: dict[str, Any], inputs: dict[str, Any]) -> bool:
+        return is_fresh(entry, inputs, self.outputs())
+
+    def refresh(self) -> None:
+        """Re-read what the stage depends on, now that the lock is held (a writer may have changed it)."""
+
+    def recorded_extras(self, report: R) -> dict[str, Any]:
+        """Manifest fields beside inputs and outputs that downstream stages read (e.g. an output's hash)."""
+        return {}
+
+
+def run_stage(stage: Stage[R], force: bool = False) -> R:
+    """The stage's report: rebuilt from its manifest when fresh, else computed under the workdir's lock."""
+    if not force and (report := _fresh_report(stage, stage.inputs())) is not None:
+        return report
+    with workdir_lock(stage.work.root):
+        stage.refresh()
+        inputs = stage.inputs()
+        if not force and (report := _fresh_report(stage, inputs)) is not None:
+            return report
+        report = stage.compute(inputs, Timings())
+        record_stage(stage.manifest, stage.name, inputs, report.record(), **stage.recorded_extras(report))
+        return report
+
+
+def _fresh_report(stage: Stage[R], inputs: dict[str, Any]) -> R | None:
+    """The report of a fresh stage, or None: not fresh, or recorded in a shape this version cannot
+    rebuild (then it is simply computed again)."""
+    entry = stage_entry(stage.manifest, stage.name)
+    if not entry or not stage.fresh(entry, inputs):
+        return None
+    try:
+        return stage.rebuild(entry)
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,354 @@
+"""Search: text queries or a corpus row in, nearest tweets out (rank, score, row_id, id, label, text)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from indexes.approximate import apply_search_params
+from indexes.exact import SearchIndex, load_index, on_gpu
+from pipeline.artifacts.corpus import load_corpus
+from pipeline.artifacts.label_names import load_label_names
+from pipeline.artifacts.runs import Run, find_run
+from pipeline.core.errors import EncajesError
+from pipeline.core.layout import Workdir
+from pipeline.core.settings import DEFAULT_MODEL, EmbedSettings
+from pipeline.core.usercache import cache_paths
+from pipeline.stages.index.stage import IndexReport, ensure_index
+
+if TYPE_CHECKING:  # the query encoder (torch) is imported only when a text query needs it
+    from pipeline.artifacts.store import Embeddings
+    from pipeline.encoders.encoder import Encoder
+    from pipeline.encoders.onnx_query import OnnxQueryEncoder
+
+ROW_ID = re.compile(r"-?[0-9]{1,18}")  # a row id as text: fits int64
+SUBSET_EXACT = 20_000  # a filter keeping at most this many rows is scored exactly on them
+
+RESULT_COLUMNS = ["query", "rank", "score", "row_id", "id", "label", "text"]
+
+
+def hits_frame(queries: list[str], hits: list[list[dict[str, Any]]]) -> pd.DataFrame:
+    """Hits per query -> one row per hit, with its query."""
+    rows = [
+        {"query": query, **hit} for query, query_hits in zip(queries, hits, strict=True) for hit in query_hits
+    ]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def query_settings(run: Run, device: str = "auto") -> EmbedSettings:
+    """The settings the corpus was embedded with, so a query lands in the same space: model (at the hub
+    commit the run recorded), pooling, max length, prefix and dtype (fp16 only where it can run: on a
+    CPU it is refused, and fp32 is used)."""
+    inputs, settings = run.embed_entry["inputs"], run.embed_entry["outputs"]["settings"]
+    dtype = inputs["dtype"]
+    if dtype == "fp16":
+        import torch
+
+        if device == "cpu" or not torch.cuda.is_available():
+            dtype = "fp32"
+    return EmbedSettings(
+        model=inputs["model"],
+        pooling=inputs["pooling"],
+        max_length=inputs["max_length"],
+        prefix=inputs["prefix"],
+        dtype=dtype,
+        device=device,
+        trust_remote_code=bool(settings.get("trust_remote_code")),
+        revision=settings.get("model_revision") if inputs.get("weights", "").startswith("hub:") else None,
+    )
+
+
+def fast_query_encoder(run: Run) -> OnnxQueryEncoder | None:
+    """The run's query encoder for ONNX Runtime (exported on first use, once per model weights); None
+    where it cannot be used (a run not in fp32, remote code, no onnxruntime) and torch answers."""
+    from pipeline.encoders.onnx_query import runtime_available
+    from pipeline.encoders.query_cache import prepared_query_encoder
+
+    settings = query_settings(run, device="cpu")
+    if run.embed_entry["inputs"]["dtype"] != "fp32" or settings.trust_remote_code or not runtime_available():
+        return None
+    key = hashlib.sha256(f"{run.model}\n{run.embed_entry['inputs']['weights']}".encode()).hexdigest()[:20]
+    return prepared_query_encoder(settings, cache_paths().query_encoder(key))
+
+
+@dataclass
+class SearchResult:
+    """Hits of one or more queries, as ``encajes search`` prints them."""
+
+    hits: pd.DataFrame
+    run: str
+    k: int
+    index_built: bool
+    label_names: dict[str, str] = field(default_factory=dict)  # printed instead of label codes
+
+    def to_dict(self) -> dict[str, Any]:
+        results = [
+            {"query": q, "hits": group.drop(columns="query").to_dict(orient="records")}
+            for q, group in self.hits.groupby("query", sort=False)
+        ]
+        return {
+            "stage": "search",
+            "run": self.run,
+            "k": self.k,
+            "index_built": self.index_built,
+            "results": results,
+        }
+
+    def lines(self) -> list[str]:
+        import click
+
+        width = max(shutil.get_terminal_size((120, 20)).columns, 60)
+        out = []
+        for q, group in self.hits.groupby("query", sort=False):
+            out += [
+                click.style(f"query: {q}", bold=True),
+                f"{'rank':>4}  {'score':>6}  {'row_id':>7}  {'label':<8}  text",
+            ]
+            for hit in group.itertuples():
+                text = " ".join(str(hit.text).split())
+                label = self.label_names.get(str(hit.label), hit.label) if hit.label else "-"
+                line = f"{hit.rank:>4}  {hit.score:6.3f}  {hit.row_id:>7}  {label!s:<8}  {text}"
+                out.append(line[:width])
+            out.append("")
+        return out
+
+
+class CorpusRows:
+    """The corpus by ``row_id``: the columns a hit shows, looked up without a pandas join per query."""
+
+    SHOWN = ("id", "label", "split", "text")
+
+    def __init__(self, corpus: pd.DataFrame) -> None:
+        self.row_ids = corpus["row_id"].to_numpy(dtype=np.int64)
+        self._where = pd.Index(self.row_ids)
+        self._columns = {
+            name: corpus[name].astype(object).where(corpus[name].notna(), None).to_numpy()
+            for name in self.SHOWN
+            if name in corpus
+        }
+        self._filters: dict[tuple[str | None, str | None], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+    def positions(self, row_ids: np.ndarray) -> np.ndarray:
+        """Corpus positions of ``row_ids``; -1 where a row id is not in the corpus."""
+        return self._where.get_indexer(np.asarray(row_ids, dtype=np.int64))
+
+    def records(self, row_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """``row_id`` plus the shown columns of each row (None for a missing value)."""
+        positions = self.positions(np.asarray(row_ids, dtype=np.int64))
+        return [
+            {"row_id": int(row_id), **{name: column[p] for name, column in self._columns.items()}}
+            for row_id, p in zip(row_ids, positions, strict=True)
+        ]
+
+    def allowed(self, label: str | None = None, split: str | None = None) -> np.ndarray:
+        """A boolean per row id (indexable by row id): does the row have this label and split?"""
+        key = (label, split)
+        if key not in self._filters:
+            match = np.ones(len(self.row_ids), dtype=bool)
+            for name, wanted in (("label", label), ("split", split)):
+                if wanted is not None:
+                    column = self._columns.get(name)
+                    match &= (column == wanted) if column is not None else False
+            allowed = np.zeros(int(self.row_ids.max(initial=-1)) + 1, dtype=bool)
+            allowed[self.row_ids[match]] = True
+            if len(self._filters) > 64:  # a bounded memo: every distinct filter costs one corpus pass
+                self._filters.clear()
+            self._filters[key] = allowed
+        return self._filters[key]
+
+
+@dataclass
+class Searcher:
+    """A loaded run: its index, its corpus and (once a text query comes) its query encoder."""
+
+    run: Run
+    index: SearchIndex
+    corpus: pd.DataFrame
+    index_built: bool
+    index_report: IndexReport | None = None  # kind, search setting and measured recall of the index
+    fast_queries: bool = False  # encode queries with ONNX Runtime where the run allows it
+    _encoder: Encoder | None = None
+    _fast: OnnxQueryEncoder | bool | None = None
+    _stored: Embeddings | None = None
+
+    def __post_init__(self) -> None:
+        self.rows = CorpusRows(self.corpus)
+        self._positions = np.full(int(self.index.ids.max(initial=-1)) + 1, -1, dtype=np.int64)
+        self._positions[self.index.ids] = np.arange(len(self.index.ids))  # row id -> index position
+
+    @classmethod
+    def open(cls, workdir: str, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Searcher:
+        work = Workdir.at(workdir)
+        run = find_run(work, model, pooling)
+        report = ensure_index(work, run)  # a missing or stale exact index is cheap: (re)build it
+        index = load_index(run.paths.index, run.paths.index_ids)
+        apply_search_params(index.index, report.search_params)
+        index = on_gpu(index)
+        wanted = (run.model, run.pooling, run.embed_entry["outputs"]["dim"])
+        if (report.model, report.pooling, index.dim) != wanted:
+            raise EncajesError(
+                f"The index in {run.paths.root} was built for {report.model} / {report.pooling} "
+                f"({index.dim}-d), not {wanted[0]} / {wanted[1]} ({wanted[2]}-d): "
+                "run `encajes index --force`."
+            )
+        corpus = load_corpus(work, ["row_id", *CorpusRows.SHOWN])
+        missing = np.setdiff1d(index.ids, corpus["row_id"].to_numpy())
+        if len(missing):
+            raise EncajesError(
+                f"The index of {run.paths.root.name} has {len(missing)} row ids that are not in the corpus: "
+                f"the corpus changed since embedding. Run `encajes embed` again."
+            )
+        return cls(run, index, corpus, not report.skipped, report)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The query encoder, with the very settings the corpus was embedded with (device aside)."""
+        if self._encoder is None:
+            from pipeline.encoders.loading import encoder_for
+
+            self._encoder = encoder_for(query_settings(self.run))
+        return self._encoder
+
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Answer text queries with this (already loaded) encoder."""
+        self._encoder = encoder
+
+    def nearest(
+        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None, leave_out: int | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """Top-k hits per query vector among the rows ``allowed`` (a boolean per row id, None: all),
+        ``leave_out`` a row id never returned. A filter of few rows (a rare label) is scored exactly on
+        those rows; a broader one fetches 4x more from the index until k pass."""
+        if allowed is not None and int(allowed.sum()) <= SUBSET_EXACT:
+            return self._nearest_among(vectors, k, np.flatnonzero(allowed), leave_out)
+        fetch = k + (leave_out is not None)
+        while True:
+            scores, row_ids = self.index.search(vectors, fetch)
+            keep = row_ids >= 0
+            if allowed is not None:
+                keep &= allowed[np.clip(row_ids, 0, len(allowed) - 1)] & (row_ids < len(allowed))
+            if leave_out is not None:
+                keep &= row_ids != leave_out
+            if allowed is None or keep.sum(axis=1).min() >= k or fetch >= len(self.index):
+                break
+            fetch = min(len(self.index), fetch * 4)
+        rows = zip(scores, row_ids, keep, strict=True)
+        return [self._hits(ids[kept][:k], found[kept][:k]) for found, ids, kept in rows]
+
+    def _nearest_among(
+        self, vectors: np.ndarray, k: int, row_ids: np.ndarray, leave_out: int | None
+    ) -> list[list[dict[str, Any]]]:
+        positions = self._positions[row_ids[row_ids < len(self._positions)]]
+        positions = positions[positions >= 0]
+        if leave_out is not None and leave_out < len(self._positions):
+            positions = positions[positions != self._positions[leave_out]]
+        if len(positions) == 0:
+            return [[] for _ in vectors]
+        scores = np.atleast_2d(vectors).astype(np.float32) @ self._vectors_at(positions).T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        ids = self.index.ids[positions]
+        return [self._hits(ids[order], row[order]) for row, order in zip(scores, top, strict=True)]
+
+    def _hits(self, row_ids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+        hits = self.rows.records(row_ids.tolist())
+        for rank, (hit, score) in enumerate(zip(hits, scores.tolist(), strict=True), start=1):
+            hit.pop("split", None)
+            hit.update(rank=rank, score=float(score))
+        return hits
+
+    def _vectors_at(self, positions: np.ndarray) -> np.ndarray:
+        try:  # a flat index holds the vectors
+            return self.index.index.reconstruct_batch(positions)
+        except (RuntimeError, AttributeError):  # an IVF index keeps no position -> vector map
+            return self.stored().take(positions)
+
+    def stored(self) -> Embeddings:
+        """The run's stored vectors, read once (a ``vectors.npy`` run: a memmap)."""
+        if self._stored is None:
+            from pipeline.artifacts.store import load_embeddings
+
+            self._stored = load_embeddings(self.run.paths.embeddings)
+        return self._stored
+
+    def query_vectors(self, queries: list[str]) -> np.ndarray:
+        """With ``fast_queries`` (a one-off CLI query), ONNX Runtime when the run allows it (fp32, no
+        remote code) and the export exists or can be made; else the torch encoder."""
+        if self.fast_queries and self._fast is None:
+            self._fast = fast_query_encoder(self.run) or False
+        if self._fast:
+            return self._fast.encode(queries)
+        return self.encoder.encode(queries, batch_size=64).vectors
+
+    def search_texts(self, queries: list[str], k: int = 10) -> pd.DataFrame:
+        queries = list(queries)
+        if not queries or any(not q.strip() for q in queries):
+            raise EncajesError("Give non-empty query text(s).")
+        return hits_frame(queries, self.nearest(self.query_vectors(queries), k))
+
+    def indexed(self, row_id: int) -> bool:
+        return 0 <= row_id < len(self._positions) and self._positions[row_id] >= 0
+
+    def row_vector(self, row_id: int) -> np.ndarray:
+        return self._vectors_at(self._positions[[row_id]])[0]
+
+    def similar(self, row_id: int, k: int = 10, allowed: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Neighbours of an indexed corpus row, the row itself left out."""
+        return self.nearest(self.row_vector(row_id)[None, :], k, allowed, leave_out=row_id)[0]
+
+    def search_row(self, row: str, k: int = 10) -> pd.DataFrame:
+        """Neighbours of a corpus row (by ``row_id`` or by ``id``), the row itself left out."""
+        row_id = self.lookup_row(row)
+        return hits_frame([f"row {row_id}"], [self.similar(row_id, k)])
+
+    def lookup_row(self, row: str) -> int:
+        if ROW_ID.fullmatch(str(row)) and self.indexed(int(row)):
+            return int(row)
+        matches = self.corpus.loc[self.corpus["id"] == str(row), "row_id"]
+        if len(matches) == 0:
+            raise EncajesError(
+                f"No row with row_id or id {row!r} in the index: `encajes status` shows its rows."
+            )
+        if len(matches) > 1:
+            raise EncajesError(f"id {row!r} is used by {len(matches)} rows; give the row_id instead.")
+        return int(matches.iloc[0])
+
+
+def read_queries(path: Path) -> list[str]:
+    """One query per non-empty line."""
+    queries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not queries:
+        raise EncajesError(f"{path}: no queries (one per line).")
+    return queries
+
+
+def search(
+    workdir: str | Path,
+    model: str = DEFAULT_MODEL,
+    pooling: str | None = None,
+    k: int = 10,
+    query: str | None = None,
+    row: str | None = None,
+    queries_file: str | Path | None = None,
+) -> SearchResult:
+    """What ``encajes search`` asks: neighbours of a text, of a corpus row, or of each line of a file."""
+    if sum(x is not None for x in (query, row, queries_file)) != 1:
+        raise EncajesError("Give exactly one of: a QUERY text, --id ROW, or --queries FILE.")
+    searcher = Searcher.open(str(workdir), model, pooling)
+    searcher.fast_queries = True
+    if row is not None:
+        hits = searcher.search_row(row, k)
+    else:
+        hits = searcher.search_texts([query] if query is not None else read_queries(Path(queries_file)), k)
+    names = load_label_names(Workdir.at(workdir))
+    return SearchResult(hits, searcher.run.paths.root.name, k, searcher.index_built, names)

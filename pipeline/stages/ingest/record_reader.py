@@ -1,0 +1,237 @@
+"""JSON lines (plain or gzipped), JSON arrays, Twitter API v2 pages and parquet -> the same stream of
+records that ``csv_reader`` gives, so ingest keeps one path for checks, accounting and rejects.
+
+Records are objects; a column is a key or a dotted path into nested objects (``user.lang``). Twitter's
+conventions apply when a column is left at its default: the text is ``retweeted_status.full_text`` for
+a retweet (its own text is cut), else ``full_text``, ``extended_tweet.full_text``, then ``text``; the id is
+``id_str`` before ``id`` (a JSON number loses digits in many readers). JSON lines, JSON arrays and
+parquet stream record by record; a v2 page (at most 100 tweets) is read whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline.artifacts.label_names import NAME_COLUMNS
+from pipeline.core.errors import EncajesError
+from pipeline.core.settings import Columns
+from pipeline.stages.ingest.csv_reader import CsvStream, Record, Reject
+
+TEXT_PATHS = ("retweeted_status.full_text", "full_text", "extended_tweet.full_text", "text")
+ID_PATHS = ("id_str", "id")
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
+
+
+def record_kind(path: Path) -> str | None:
+    """'json' or 'parquet' when the file is one (by its first bytes, then its name); None for text
+    tables (CSV/TSV), which ``csv_reader`` reads."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head == b"PAR1":
+        return "parquet"
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as handle:
+                inner = handle.read(64).lstrip()
+        except (OSError, EOFError):  # a broken gzip: the CSV reader names it
+            return None
+        return "json" if inner[:1] in (b"{", b"[") else None
+    if path.name.lower().endswith(JSON_SUFFIXES):
+        return "json"
+    with path.open("rb") as handle:
+        start = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return "json" if start[:1] in (b"{", b"[") else None
+
+
+def lookup(record: dict[str, Any], dotted: str) -> Any:
+    """``record["user"]["lang"]`` for ``"user.lang"`` (a key that itself holds dots wins); None if absent."""
+    if dotted in record:
+        return record[dotted]
+    value: Any = record
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a label read back as 3.0 is the label 3
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+class Roles:
+    """Which key (or keys, tried in order) gives each corpus column, for the columns asked for."""
+
+    def __init__(self, columns: Columns) -> None:
+        self.columns = columns
+        self.paths = {
+            "text": (columns.text,) if columns.text != "text" else TEXT_PATHS,
+            "label": (columns.label or "label",),
+            "id": (columns.id,) if columns.id else ID_PATHS,
+            "split": (columns.split or "split",),
+            "label_name": (columns.label_name,) if columns.label_name else NAME_COLUMNS,
+        }
+        self.header = ["text", "label", "id", "split", columns.label_name or "label_name"]
+
+    def check(self, path: Path, record: dict[str, Any]) -> None:
+        """A column named on the command line must exist in the first record: say which keys there are."""
+        asked = {"text": self.columns.text if self.columns.text != "text" else None}
+        asked |= {"label": self.columns.label, "id": self.columns.id, "split": self.columns.split}
+        asked["label_name"] = self.columns.label_name
+        for role, name in asked.items():
+            if name and lookup(record, name) is None:
+                flag = "--text-col" if role == "text" else f"--{role.replace('_', '-')}-col"
+                raise EncajesError(
+                    f"{path}: the first record has no {name!r}; its keys are {sorted(record)[:20]}. "
+                    f"Fix {flag} (nested keys: a.b)."
+                )
+
+    def fields(self, record: dict[str, Any]) -> list[str] | None:
+        """The record's values in ``header`` order, or None when it holds no text."""
+        values = []
+        for role in ("text", "label", "id", "split", "label_name"):
+            candidates = [v for p in self.paths[role] if (v := lookup(record, p)) is not None]
+            found = next((v for v in candidates if v != ""), candidates[0] if candidates else None)
+            if role == "text" and not isinstance(found, str):
+                return None  # no text key at all (an empty one is an empty text, rejected as such)
+            values.append(as_text(found))
+        return values
+
+
+def _open_text(path: Path) -> Any:
+    with path.open("rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    return (gzip.open if gzipped else open)(path, "rt", encoding="utf-8-sig", newline="")
+
+
+def _json_records(path: Path) -> Iterator[tuple[int, Any, str]]:
+    """(line or position, decoded value or the decoding error, raw text) for every record of the file:
+    JSON lines line by line, an array element by element; one object spread over lines (a v2 page, at
+    most 100 tweets), whole."""
+    with _open_text(path) as handle:
+        first_line = handle.readline()
+        while first_line and not first_line.strip():
+            first_line = handle.readline()
+    if first_line.lstrip().startswith("["):
+        yield from _array_items(path)
+        return
+    try:
+        json.loads(first_line)
+    except json.JSONDecodeError:
+        yield from _whole(path)  # a pretty-printed object
+        return
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            raw = line.rstrip("\r\n")
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as error:
+                yield number, error, raw
+                continue
+            if isinstance(value, dict) and isinstance(value.get("data"), list):  # a v2 page per line
+                for item in value["data"]:
+                    yield number, item, json.dumps(item, ensure_ascii=False)
+            else:
+                yield number, value, raw
+
+
+def _array_items(path: Path, block: int = 1 << 20) -> Iterator[tuple[int, Any, str]]:
+    """The elements of a top-level JSON array one at a time, reading the file a block at a time, so a
+    large array never sits in memory whole (only the element being decoded and one block)."""
+    decoder = json.JSONDecoder()
+    with _open_text(path) as handle:
+        buffer, at, number, done = handle.read(block).lstrip(), 1, 0, False  # at: past the '['
+        while True:
+            while at < len(buffer) and buffer[at] in " \t\r\n,":
+                at += 1
+            if at < len(buffer) and buffer[at] == "]":
+                return
+            try:
+                value, end = decoder.raw_decode(buffer, at)
+                if end == len(buffer) and not done:  # a number cut at the block's end decodes too
+                    raise json.JSONDecodeError("cut at the block's end", buffer, end)
+            except json.JSONDecodeError as error:
+                more = "" if done else handle.read(block)
+                if not more:
+                    done = True
+                    raise EncajesError(f"{path}: not valid JSON in element {number + 1} ({error}).") from None
+                buffer, at = buffer[at:] + more, 0
+                continue
+            number += 1
+            yield number, value, buffer[at:end]
+            buffer, at = buffer[end:], 0
+            if len(buffer) < block // 2 and not done:
+                more = handle.read(block)
+                done = not more
+                buffer += more
+
+
+def _whole(path: Path) -> Iterator[tuple[int, Any, str]]:
+    with _open_text(path) as handle:
+        yield from _document(handle.read(), path)
+
+
+def _document(text: str, path: Path) -> Iterator[tuple[int, Any, str]]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise EncajesError(
+            f"{path}: not valid JSON ({error}). JSON lines need one object per line; an array or a v2 page "
+            "must be one valid document."
+        ) from None
+    items = value["data"] if isinstance(value, dict) and isinstance(value.get("data"), list) else value
+    if not isinstance(items, list):
+        items = [items]
+    for number, item in enumerate(items, start=1):
+        yield number, item, json.dumps(item, ensure_ascii=False)
+
+
+def _parquet_records(path: Path) -> Iterator[tuple[int, Any, str]]:
+    import pyarrow.parquet as pq
+
+    number = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row, ""
+
+
+def _records(path: Path, found: Iterable[tuple[int, Any, str]], roles: Roles) -> Iterator[Record | Reject]:
+    checked = False
+    for number, value, raw in found:
+        if isinstance(value, Exception):
+            yield Reject(number, f"invalid JSON ({value.msg})", raw)
+            continue
+        if not isinstance(value, dict):
+            yield Reject(number, "not an object", raw)
+            continue
+        if not checked:
+            roles.check(path, value)
+            checked = True
+        fields = roles.fields(value)
+        if fields is None:
+            yield Reject(number, "no text field (looked for " + ", ".join(roles.paths["text"]) + ")", raw)
+        else:
+            yield Record(number, fields, raw or json.dumps(value, ensure_ascii=False, default=str))
+
+
+def open_records(path: Path, columns: Columns, kind: str) -> CsvStream:
+    """A JSON or parquet file as a stream of records with the columns' values in a fixed header."""
+    roles = Roles(columns)
+    found = _parquet_records(path) if kind == "parquet" else _json_records(path)
+    return CsvStream(path, roles.header, _records(path, found, roles))
+
+
+POSITIONS = {"text": 0, "label": 1, "id": 2, "split": 3, "label_name": 4}  # where ``Roles.header`` puts each

@@ -1,0 +1,344 @@
+"""Ingest stage: CSV files -> one clean parquet corpus, every input row either kept or rejected with a reason.
+
+The parser (``csv_reader``) works line by line on top of Python's ``csv`` module in strict mode, so a broken
+quote costs only the record it starts (which goes to ``rejects.csv``) and parsing resumes on the next line.
+Rows are checked by the pure core in ``ingest_rows`` and written group by group by ``corpus_writer``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.artifacts.corpus import texts_fingerprint_of_file
+from pipeline.artifacts.label_names import names_from_counts, read_mapping, write_label_names
+from pipeline.core.atomic import write_atomic
+from pipeline.core.errors import EncajesError
+from pipeline.core.hashing import file_sha256
+from pipeline.core.layout import Workdir
+from pipeline.core.manifest import stage_entry
+from pipeline.core.runner import Stage, Timings, run_stage
+from pipeline.core.settings import Columns, CsvFormat
+from pipeline.core.stage_report import StageReport
+from pipeline.stages.ingest.corpus_writer import CorpusSink
+from pipeline.stages.ingest.csv_reader import CsvStream, Reject, open_csv
+from pipeline.stages.ingest.emoji_labels import parse_emoji_set, top_emojis
+from pipeline.stages.ingest.record_reader import POSITIONS, open_records, record_kind
+from pipeline.stages.ingest.rows import (
+    REJECT_COLUMNS,
+    SeenIds,
+    check_columns,
+    join_fields,
+    parse_input,
+    row_from_record,
+    split_from_filename,
+)
+from pipeline.stages.ingest.text_checks import TextRules, train_test_duplicates
+
+
+@dataclass(kw_only=True)
+class IngestReport(StageReport):
+    stage = "ingest"
+    corpus: Path
+    rejects: Path
+    rows_read: int
+    rows_kept: int
+    rows_rejected: int
+    blank_lines: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)  # read/kept/rejected per input file
+    splits: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    corpus_sha256: str = ""
+    texts_sha256: str = ""  # row ids and texts only: what embeddings depend on
+    label_names: dict[str, str] = field(default_factory=dict)  # code -> name, shown in reports and maps
+    label_emojis: list[str] = field(default_factory=list)  # --label-from-emoji's set
+    leaked_rows: int = 0  # kept rows whose own label emoji is in their text
+    train_test_duplicates: int = 0  # test rows whose text (normalised) is also a train text
+
+    def lines(self) -> list[str]:
+        rejects = f"  (rejects: {self.rejects})" if self.rows_rejected else ""
+        return [
+            f"{'unchanged, kept' if self.skipped else 'wrote'} {self.corpus}",
+            f"rows read {self.rows_read} = kept {self.rows_kept} + rejected {self.rows_rejected}{rejects}",
+            *(f"  rejected {count:>6}  {reason}" for reason, count in self.reject_reasons.items()),
+            "splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
+            *([NO_SPLIT_WARNING] if set(self.labels) - {"(none)"} and set(self.splits) <= {"(none)"} else []),
+            f"labels: {len(self.labels)} distinct " + top_counts(self.labels),
+            *(
+                [f"label names: {len(self.label_names)} {top_counts(self.label_names)}"]
+                * bool(self.label_names)
+            ),
+            *(
+                [f"labels from emojis: {' '.join(self.label_emojis)} (removed from the texts)"]
+                * bool(self.label_emojis)
+            ),
+            *self.warnings(),
+        ]
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.leaked_rows:
+            out.append(
+                f"warning: {self.leaked_rows:,} rows hold their own label emoji in the text: the label leaks "
+                "into the input (--label-from-emoji removes it)"
+            )
+        if self.train_test_duplicates:
+            out.append(
+                f"warning: {self.train_test_duplicates:,} test rows repeat a train text (same after case, "
+                "spaces, links and 'RT @user:'): retweets and copies inflate test scores"
+            )
+        return out
+
+
+NO_SPLIT_WARNING = (
+    "warning: labelled rows but no split: probes will draw a seeded 80/20 split. Name the files "
+    "*_train / *_test (e.g. es_train.csv), give a split column, or ingest train=FILE test=FILE."
+)
+
+
+def top_counts(counts: dict[str, Any], n: int = 6) -> str:
+    items = list(counts.items())[:n]
+    more = ", ..." if len(counts) > n else ""
+    return "(" + ", ".join(f"{k} {v}" for k, v in items) + more + ")"
+
+
+class _Rows:
+    """Every file's records -> kept rows in the corpus sink, or rejects with a reason; counts per file."""
+
+    def __init__(self, sink: CorpusSink | None, names: list[str], fmt: CsvFormat, rules: TextRules) -> None:
+        self.sink, self.names, self.fmt, self.rules = sink, names, fmt, rules
+        self.rejects: list[dict[str, Any]] = []
+        self.per_file: dict[str, dict[str, int]] = {}
+        self.seen = SeenIds()
+        self.blank_lines = 0
+        self.named: Counter[tuple[str, str]] = Counter()  # (label, name) of kept rows
+
+    def open(self, path: Path, columns: Columns) -> tuple[CsvStream, dict[str, int | None], str, str]:
+        """The file's records, where each column sits in them, the delimiter to show raw rows with, and
+        the kind of file ('csv', 'json' or 'parquet')."""
+        kind = record_kind(path)
+        if kind is not None:  # JSON lines / JSON / parquet: the columns come out in a fixed order
+            return open_records(path, columns, kind), dict(POSITIONS), ",", kind
+        tsv = path.suffix.lower() == ".tsv" and self.fmt.delimiter == ","
+        delimiter = "\t" if tsv else self.fmt.delimiter
+        stream = open_csv(path, self.fmt.encoding, delimiter)
+        return stream, check_columns(path, stream.header, columns, delimiter), delimiter, "csv"
+
+    def texts(self, path: Path, columns: Columns) -> Iterator[str]:
+        """The usable texts of a file, as read (a first pass, to count emojis for --label-from-emoji N)."""
+        stream, positions, _, _ = self.open(path, columns)
+        for item in stream.records:
+            if not isinstance(item, Reject) and (row := row_from_record(item.fields, positions, None)[0]):
+                yield row["text"]
+
+    def read_file(self, file_index: int, path: Path, split: str | None, columns: Columns) -> None:
+        stream, positions, delimiter, kind = self.open(path, columns)
+        file_split = split or split_from_filename(path)
+        counts = self.per_file.setdefault(str(path), {"read": 0, "kept": 0, "rejected": 0})
+        pending: list[dict[str, Any]] = []
+        for item in stream.records:
+            counts["read"] += 1
+            if isinstance(item, Reject):
+                self._reject(counts, str(path), item.line, item.reason, item.raw)
+                continue
+            row, reason = row_from_record(item.fields, positions, file_split)
+            name_at = positions["label_name"]
+            if row is not None:
+                reason = self.rules.apply(row, item.fields[name_at] if name_at is not None else "")
+            if row is None or reason:
+                raw = item.raw if item.raw is not None else join_fields(item.fields, delimiter)
+                self._reject(counts, str(path), item.line, reason or "", raw)
+                continue
+            row.update(source=str(path), line=item.line, where=(file_index << 40) | item.line)
+            if name_at is not None and row["label"]:
+                self.named[(row["label"], item.fields[name_at])] += 1
+            pending.append(row)
+            if len(pending) >= self.sink.group_rows:
+                self._flush(pending, counts)
+        self._flush(pending, counts)
+        self.blank_lines += stream.counts["blank_lines"]
+        if counts["read"] == 0 and kind != "csv":
+            raise EncajesError(f"{path}: the file holds no records.")
+        if counts["read"] == 0:
+            header = delimiter.join(stream.header)
+            raise EncajesError(f"{path}: the file has a header ({header}) but no rows.")
+        assert counts["kept"] + counts["rejected"] == counts["read"], "row accounting bug"
+
+    def _reject(self, counts: dict[str, int], source: str, line: int, reason: str, raw: str) -> None:
+        self.rejects.append({"source": source, "line": line, "reason": reason, "raw": raw})
+        counts["rejected"] += 1
+
+    def _flush(self, pending: list[dict[str, Any]], counts: dict[str, int]) -> None:
+        """Rows whose id came earlier are rejected as duplicates; the rest go to the corpus."""
+        earlier = self.seen.first_seen([r["id"] for r in pending], [r["where"] for r in pending])
+        kept = []
+        for row, first in zip(pending, earlier, strict=True):
+            if first is None:
+                kept.append(row)
+                continue
+            where = f"{self.names[first >> 40]} line {first & ((1 << 40) - 1)}"
+            reason = f"duplicate id {row['id']!r} (first on {where})"
+            self._reject(counts, row["source"], row["line"], reason, row["text"])
+        counts["kept"] += len(kept)
+        self.sink.write(kept)
+        pending.clear()
+
+
+class IngestStage(Stage[IngestReport]):
+    name = "ingest"
+
+    def __init__(
+        self,
+        work: Workdir,
+        paths: Sequence[str | Path],
+        columns: Columns,
+        fmt: CsvFormat,
+        replace: bool = False,
+    ) -> None:
+        self.work, self.columns, self.fmt, self.replace = work, columns, fmt, replace
+        self.given = [parse_input(arg) for arg in paths]
+        if not self.given:
+            raise EncajesError("Give at least one CSV file to ingest.")
+        for path, _ in self.given:
+            if not path.is_file():
+                raise EncajesError(f"{path}: no such file.")
+        if columns.label_names and not Path(columns.label_names).is_file():
+            raise EncajesError(f"{columns.label_names}: no such file (--label-names).")
+        # read before anything is written: a bad mapping file must not leave a half-replaced workdir
+        self.mapping = read_mapping(Path(columns.label_names)) if columns.label_names else None
+
+    @property
+    def manifest(self) -> Path:
+        return self.work.manifest
+
+    @cached_property
+    def _files(self) -> list[dict[str, Any]]:  # hashed once, even when the runner asks twice
+        return [{"path": str(p.resolve()), "sha256": file_sha256(p), "split": s} for p, s in self.given]
+
+    def inputs(self) -> dict[str, Any]:
+        names = self.columns.label_names
+        mapping = {"label_names_sha256": file_sha256(Path(names))} if names else {}
+        return {"files": self._files, "columns": asdict(self.columns), **asdict(self.fmt), **mapping}
+
+    def outputs(self) -> list[Path]:
+        return [self.work.corpus, self.work.rejects, self.work.label_names]
+
+    def compute(self, inputs: dict[str, Any], timings: Timings) -> IngestReport:
+        if not self.replace:
+            refuse_other_corpus(self.work, [f["path"] for f in inputs["files"]])
+        self.work.root.mkdir(parents=True, exist_ok=True)
+        label_emojis = self.label_emojis()
+        sink = CorpusSink(self.work)
+        names = [path.name for path, _ in self.given]
+        rows = _Rows(sink, names, self.fmt, TextRules(self.columns.normalize, label_emojis))
+        try:
+            for file_index, (path, split) in enumerate(self.given):
+                rows.read_file(file_index, path, split, self.columns)
+            if not any(counts["kept"] for counts in rows.per_file.values()):
+                raise EncajesError(nothing_kept(rows.rejects))
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
+        rejects = pd.DataFrame(rows.rejects, columns=REJECT_COLUMNS).sort_values(
+            ["source", "line"], kind="stable"
+        )
+        write_atomic(self.work.rejects, lambda tmp: rejects.to_csv(tmp, index=False))
+        label_names = self.label_names(rows.named)
+        write_label_names(self.work, label_names)
+        reasons = rejects["reason"].str.replace(r" \(.*|(?<=duplicate id) .*", "", regex=True)
+        return IngestReport(
+            corpus=self.work.corpus,
+            rejects=self.work.rejects,
+            rows_read=sink.rows + len(rejects),
+            rows_kept=sink.rows,
+            rows_rejected=len(rejects),
+            blank_lines=rows.blank_lines,
+            files=[{"path": source, **counts} for source, counts in rows.per_file.items()],
+            splits=dict(sink.splits.most_common()),
+            labels=dict(sink.labels.most_common()),
+            reject_reasons={str(k): int(v) for k, v in reasons.value_counts().items()},
+            corpus_sha256=file_sha256(self.work.corpus),
+            texts_sha256=texts_fingerprint_of_file(self.work.corpus),
+            label_names=label_names,
+            label_emojis=label_emojis or [],
+            leaked_rows=rows.rules.leaked,
+            train_test_duplicates=train_test_duplicates(self.work.corpus),
+        )
+
+    def label_emojis(self) -> list[str] | None:
+        """--label-from-emoji: the list given, or the N emojis in the most tweets (a first pass)."""
+        if not self.columns.label_from_emoji:
+            return None
+        wanted = parse_emoji_set(self.columns.label_from_emoji)
+        if isinstance(wanted, list):
+            if not wanted:
+                raise EncajesError("--label-from-emoji: no emoji found in the list given (e.g. '❤,😂,🔥').")
+            return wanted
+        reader = _Rows(None, [], self.fmt, TextRules(self.columns.normalize))
+        found = top_emojis((t for path, _ in self.given for t in reader.texts(path, self.columns)), wanted)
+        if len(found) < 2:
+            raise EncajesError(f"--label-from-emoji {wanted}: the texts hold {len(found)} emoji(s); need 2.")
+        return found
+
+    def label_names(self, named: Counter[tuple[str, str]]) -> dict[str, str]:
+        """From --label-names FILE when given, else from the name column of the rows."""
+        if self.mapping is not None:
+            return self.mapping
+        return names_from_counts(named)
+
+    def rebuild(self, entry: dict[str, Any]) -> IngestReport:
+        return IngestReport.rebuild(entry["outputs"], corpus=self.work.corpus, rejects=self.work.rejects)
+
+
+def nothing_kept(rejects: list[dict[str, Any]]) -> str:
+    """No row survived: say why, instead of writing an empty corpus that every later stage trips on."""
+    reasons = Counter(str(r["reason"]).split(" (")[0] for r in rejects).most_common(3)
+    said = ", ".join(f"{count} {reason}" for reason, count in reasons)
+    return (
+        f"No row was kept ({len(rejects)} rejected: {said}); nothing was written. Check the text and "
+        "label options."
+    )
+
+
+def refuse_other_corpus(work: Workdir, paths: list[str]) -> None:
+    """A workdir holds one corpus: ingesting other files into it would silently replace it and turn every
+    run made from it stale. The same files again (edited, relabelled) are an update, not a replacement."""
+    entry = stage_entry(work.manifest, "ingest")
+    if entry is None or not work.corpus.exists():
+        return
+    before = sorted(f["path"] for f in entry["inputs"].get("files", []))
+    if before == sorted(paths):
+        return
+    runs = len(work.run_folders())
+    raise EncajesError(
+        f"{work.root} already holds a corpus from {', '.join(Path(p).name for p in before)}"
+        f"{f' and {runs} run(s) made from it' if runs else ''}; ingesting "
+        f"{', '.join(Path(p).name for p in paths)} would replace it. Use another --workdir, or --force to "
+        "replace it."
+    )
+
+
+def ingest(
+    csv_paths: Sequence[str | Path],
+    workdir: str | Path,
+    columns: Columns | None = None,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    force: bool = False,
+) -> IngestReport:
+    """Read CSVs into ``W/corpus.parquet`` and ``W/rejects.csv``; skip if the same inputs were ingested.
+    Other files than the workdir's corpus came from are refused unless ``force`` (which also re-reads)."""
+    work, fmt = Workdir.at(workdir), CsvFormat(delimiter, encoding)
+    stage = IngestStage(work, csv_paths, columns or Columns(), fmt, replace=force)
+    return run_stage(stage, force)
+
+
+__all__ = ["Columns", "IngestReport", "ingest"]
