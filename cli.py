@@ -129,7 +129,7 @@ def index(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any)
     """
     from pipeline.stages.index.stage import index_run
 
-    return index_run(workdir, model, pooling, force, **kw)
+    return index_run(workdir, model, pooling, settings_from_options(IndexSettings, kw), force)
 
 
 @command(main)
@@ -175,7 +175,7 @@ def search(
       encajes search --id 42
       encajes search --queries my_queries.txt --json > hits.json
     """
-    from pipeline.search.searcher import search as run_search
+    from pipeline.search.command import search as run_search
 
     return run_search(workdir, model, pooling, k, query, row, queries_file)
 
@@ -277,7 +277,17 @@ def run_all(csv_files: tuple[str, ...], workdir: str, **kw: Any) -> Printable:
 
     spec = spec_from_options(kw)
     columns, fmt = settings_from_options(Columns, kw), settings_from_options(CsvFormat, kw)
-    return run_chain(csv_files, workdir, spec, columns, fmt, kw["out"], kw["force"], kw["progress"], announce)
+    return run_chain(
+        csv_files,
+        workdir,
+        spec,
+        columns,
+        fmt,
+        out=kw["out"],
+        force=kw["force"],
+        progress=kw["progress"],
+        on_step=announce,
+    )
 
 
 @command(main)

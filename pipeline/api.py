@@ -14,7 +14,7 @@ from pipeline.artifacts.corpus import load_corpus
 from pipeline.artifacts.runs import find_run
 from pipeline.artifacts.store import Embeddings, load_embeddings
 from pipeline.core.layout import Workdir
-from pipeline.core.settings import DEFAULT_MODEL, Columns, EmbedSettings
+from pipeline.core.settings import DEFAULT_MODEL, Columns, EmbedSettings, IndexSettings
 from pipeline.report.chain import ChainResult, run_chain
 from pipeline.report.compare import CompareSpec, spec_from
 from pipeline.search.searcher import Searcher
@@ -62,7 +62,7 @@ class Workspace:
     def index(
         self, model: str = DEFAULT_MODEL, pooling: str | None = None, force: bool = False, **settings: Any
     ) -> IndexReport:
-        return index_run(self.workdir.root, model, pooling, force=force, **settings)
+        return index_run(self.workdir.root, model, pooling, IndexSettings(**settings), force)
 
     def run(
         self,

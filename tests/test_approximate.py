@@ -14,6 +14,7 @@ from indexes.approximate import (
     tune_search,
 )
 from pipeline.core.errors import EncajesError
+from pipeline.core.settings import IndexSettings
 from pipeline.tools.bench.index import bench_indexes, clustered_vectors
 
 
@@ -112,7 +113,7 @@ def test_index_stage_with_an_approximate_kind(tmp_path, sample_csv, tiny_model):
     assert report.kind == "exact" and report.recall is None
     from pipeline.stages.index.stage import index_run
 
-    ivf = index_run(tmp_path / "w", str(tiny_model), kind="ivf")
+    ivf = index_run(tmp_path / "w", str(tiny_model), settings=IndexSettings(kind="ivf"))
     assert ivf.kind == "ivf" and ivf.recall["trials"]
     assert ivf.recall["recall_at_k"] == 1.0  # 8 rows make one inverted list: IVF is exact here
     rows = ivf.vectors
@@ -146,7 +147,9 @@ def test_index_stage_reports_the_recall_its_index_really_has(tmp_path):
 
     vectors = clustered_vectors(3000, 32, seed=7)
     run = synthetic_run(tmp_path / "w", vectors)
-    report = index_run(tmp_path / "w", "synthetic/vectors", kind="ivf", target_recall=0.9)
+    report = index_run(
+        tmp_path / "w", "synthetic/vectors", settings=IndexSettings(kind="ivf", target_recall=0.9)
+    )
     loaded = load_index(run.index, run.index_ids)
     apply_search_params(loaded.index, report.search_params)
     _, found = loaded.search(vectors, 11)

@@ -41,7 +41,8 @@ def test_a_one_off_search_uses_onnx_runtime_without_torch_and_finds_what_torch_f
     import subprocess
     import sys
 
-    from pipeline.search.searcher import Searcher, search
+    from pipeline.search.command import search
+    from pipeline.search.searcher import Searcher
 
     ws = Workspace(tmp_path / "w")
     ws.ingest([sample_csv])
@@ -51,7 +52,7 @@ def test_a_one_off_search_uses_onnx_runtime_without_torch_and_finds_what_torch_f
     first = search(tmp_path / "w", str(tiny_model), k=8, query=queries[1])  # exports, then answers
     assert first.hits["row_id"].tolist() == by_torch.loc[by_torch["query"] == queries[1], "row_id"].tolist()
     code = (
-        "import json, sys; from pipeline.search.searcher import search, Searcher; "
+        "import json, sys; from pipeline.search.command import search; "
         f"r = search({str(tmp_path / 'w')!r}, {str(tiny_model)!r}, k=8, query={queries[0]!r}); "
         "print(json.dumps([r.hits['row_id'].tolist(), r.hits['score'].tolist(), 'torch' in sys.modules]))"
     )
@@ -65,7 +66,7 @@ def test_a_one_off_search_uses_onnx_runtime_without_torch_and_finds_what_torch_f
 def test_printed_hits_show_label_names_where_the_corpus_has_them():
     import pandas as pd
 
-    from pipeline.search.searcher import SearchResult
+    from pipeline.search.command import SearchResult
 
     hits = pd.DataFrame(
         {

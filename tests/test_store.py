@@ -11,7 +11,7 @@ import pipeline.artifacts.store as store_module
 from indexes.exact import BlockScanIP
 from pipeline.artifacts.store import Embeddings, load_embeddings
 from pipeline.core.errors import EncajesError
-from pipeline.core.settings import EmbedSettings, ProbeSettings, UmapSettings
+from pipeline.core.settings import EmbedSettings, IndexSettings, ProbeSettings, UmapSettings
 from pipeline.stages.embed.stage import embed_corpus
 from pipeline.stages.index.stage import index_run
 from pipeline.stages.ingest.stage import ingest
@@ -106,9 +106,13 @@ def test_block_scan_equals_exact_search():
 def test_index_probe_and_umap_answer_the_same_from_either_store(two_stores, tiny_model):
     tmp_path, _ = two_stores
     model = str(tiny_model)
-    exact = {s: index_run(tmp_path / s, model=model, kind="exact") for s in ("pt", "npy")}
+    exact = {
+        s: index_run(tmp_path / s, model=model, settings=IndexSettings(kind="exact")) for s in ("pt", "npy")
+    }
     assert exact["pt"].vectors == exact["npy"].vectors == len(ROWS)
-    hnsw = index_run(tmp_path / "npy", model=model, kind="hnsw")  # recall measured by the block scan
+    hnsw = index_run(
+        tmp_path / "npy", model=model, settings=IndexSettings(kind="hnsw")
+    )  # recall measured by the block scan
     assert hnsw.recall["recall_at_k"] > 0.9
     probes = {s: probe_run(tmp_path / s, model=model, settings=ProbeSettings(k=3)) for s in ("pt", "npy")}
     assert probes["pt"].logistic == probes["npy"].logistic and probes["pt"].knn == probes["npy"].knn

@@ -15,7 +15,7 @@ from pipeline.artifacts.store import vectors_file_problem
 from pipeline.core.errors import EncajesError
 from pipeline.core.hashing import file_sha256
 from pipeline.core.layout import RunPaths, Workdir
-from pipeline.core.manifest import read_manifest, stage_entry
+from pipeline.core.manifest import read_manifest, stage_entry, version_problem
 from pipeline.encoders.models import folder_fingerprint, hub_revision, identify
 
 STAGES = ("embed", "index", "probe", "plot")
@@ -29,6 +29,8 @@ def ingest_status(work: Workdir) -> dict[str, str]:
     entry = stage_entry(work.manifest, "ingest")
     if entry is None or not work.corpus.exists():
         return _state("missing", f"run `encajes ingest FILES -w {work.root}`")
+    if why := version_problem(entry, "ingest"):
+        return _state("stale", why)
     for source in entry["inputs"]["files"]:
         path = Path(source["path"])
         if not path.exists():
@@ -43,6 +45,8 @@ def embed_status(work: Workdir, run: RunPaths, embed: dict[str, Any] | None) -> 
     if embed is None or not run.embeddings.exists():
         why = f"interrupted: {len(shards)} shard(s) done, rerun embed to resume" if shards else "run embed"
         return _state("missing", why)
+    if why := version_problem(embed, "embed"):
+        return _state("stale", why)
     if embed["inputs"].get("texts_sha256") != texts_hash(work):
         return _state("stale", "the corpus texts changed")
     if file_sha256(run.embeddings) != embed.get("embeddings_sha256"):
@@ -88,6 +92,8 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
         entry = manifest.get(stage)
         if entry is None or not all(path.exists() for path in run.outputs(stage)):
             out[stage] = _state("missing", f"run `encajes {stage}{which}`")
+        elif why := version_problem(entry, stage):
+            out[stage] = _state("stale", why)
         elif out["embed"]["state"] != "fresh" or entry["inputs"].get("embeddings_sha256") != embeddings_hash:
             out[stage] = _state("stale", "its embeddings changed or are stale")
         elif stage != "index" and entry["inputs"].get("corpus_sha256") != corpus_hash(work):
@@ -102,6 +108,8 @@ def baselines_status(work: Workdir) -> dict[str, str]:
     entry = stage_entry(work.manifest, "baselines")
     if entry is None or not (work.baselines.exists() and work.baseline_predictions.exists()):
         return _state("missing", f"made by `encajes compare -w {work.root}`")
+    if why := version_problem(entry, "baselines"):
+        return _state("stale", why)
     if entry["inputs"].get("corpus_sha256") != corpus_hash(work):
         return _state("stale", "the corpus changed; the next compare remakes them")
     return _state("fresh")

@@ -1,7 +1,8 @@
 """Manifests: what each stage was made from (its inputs and their hash) and what it wrote.
 
 A stage is *fresh* when its entry records the same inputs (parameters and hashes of upstream artifacts)
-as the ones it would run with now, and its outputs still exist.
+as the ones it would run with now, its outputs still exist, and it was recorded by the same version of
+the stage's computation (``STAGE_VERSIONS``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,33 @@ from typing import Any
 
 from pipeline.core.atomic import write_text_atomic
 from pipeline.core.hashing import params_hash
+
+# The version of each stage's computation. Bump a stage's number when what it computes or the shape of
+# what it records changes: entries recorded by another version are computed again (and `status` says
+# why), entries of the same version stay fresh. An entry without a number was recorded at version 1.
+#   probe 2, baselines 2: the certified logistic solver and per-fold TF-IDF vocabularies (their results
+#   were recorded without a number, so a version-1 entry may come from the older probe).
+STAGE_VERSIONS = {"ingest": 1, "embed": 1, "index": 1, "probe": 2, "plot": 1, "baselines": 2}
+VERSION_KEY = "stage_version"
+
+
+def recorded_version(entry: dict[str, Any]) -> int:
+    """The stage version an entry was recorded by (1 for entries written before versions were kept)."""
+    return int(entry.get(VERSION_KEY, 1))
+
+
+def version_problem(entry: dict[str, Any] | None, stage: str) -> str | None:
+    """Why an entry cannot stand for this code's stage (another version recorded it), or None."""
+    if entry is None:
+        return None
+    recorded, current = recorded_version(entry), STAGE_VERSIONS[stage]
+    if recorded == current:
+        return None
+    return (
+        f"recorded by an older version of the {stage} stage (v{recorded}, now v{current})"
+        if (recorded < current)
+        else f"recorded by a newer version of the {stage} stage (v{recorded}, this is v{current})"
+    )
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -56,6 +84,7 @@ def record_stage(
     """Write the stage's inputs and results into its manifest (atomically) and return the entry."""
     manifest = read_manifest(manifest_path)
     entry = {
+        VERSION_KEY: STAGE_VERSIONS[stage],
         "inputs": inputs,
         "inputs_hash": params_hash(inputs),
         "outputs": outputs,

@@ -5,17 +5,22 @@ and how to compute them; the runner decides whether to run it at all. A fresh st
 manifest before any lock is taken, so reading a workdir never waits for a writer. Otherwise the runner
 takes the workdir's lock, lets the stage re-read what it depends on (``refresh``), checks freshness
 again (another writer may have just made it), computes and records.
+
+An entry recorded by another version of the stage's computation (``manifest.STAGE_VERSIONS``) is not
+fresh: it is computed again. A fresh entry's report is rebuilt from it, and an error there is a bug that
+surfaces; only an output file damaged on disk (JSON that no longer parses) costs a recompute.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pipeline.core.layout import Workdir
 from pipeline.core.lock import workdir_lock
-from pipeline.core.manifest import is_fresh, record_stage, stage_entry
+from pipeline.core.manifest import is_fresh, record_stage, stage_entry, version_problem
 from pipeline.core.stage_report import StageReport
 from pipeline.core.timing import Timings
 
@@ -76,12 +81,12 @@ def run_stage(stage: Stage[R], force: bool = False) -> R:
 
 
 def _fresh_report(stage: Stage[R], inputs: dict[str, Any]) -> R | None:
-    """The report of a fresh stage, or None: not fresh, or recorded in a shape this version cannot
-    rebuild (then it is simply computed again)."""
+    """The report of a fresh stage, or None: not recorded, recorded by another version of the stage,
+    inputs changed, an output gone, or an output damaged on disk."""
     entry = stage_entry(stage.manifest, stage.name)
-    if not entry or not stage.fresh(entry, inputs):
+    if not entry or version_problem(entry, stage.name) or not stage.fresh(entry, inputs):
         return None
     try:
         return stage.rebuild(entry)
-    except (KeyError, TypeError, ValueError):
+    except json.JSONDecodeError:  # a damaged probe.json or baselines.json only costs a rerun
         return None

@@ -10,7 +10,7 @@ from typing import Any
 
 from pipeline.core.layout import Workdir
 from pipeline.core.lock import workdir_lock
-from pipeline.core.settings import Columns, CsvFormat
+from pipeline.core.settings import Columns, CsvFormat, IndexSettings
 from pipeline.report.compare import CompareSpec, compare
 from pipeline.report.document import write_report
 from pipeline.report.results import CompareResult
@@ -65,15 +65,18 @@ def run_chain(
     spec: CompareSpec,
     columns: Columns | None = None,
     fmt: CsvFormat | None = None,
+    index: IndexSettings | None = None,
+    *,
     out: str | Path | None = None,
     force: bool = False,
     progress: bool = True,
     on_step: Callable[[str], None] | None = None,
 ) -> ChainResult:
+    """Ingest ``inputs``, compare ``spec``'s grid and write its report, then index every run."""
     fmt = fmt or CsvFormat()
     if on_step:
         on_step("ingest")
     ingested = ingest(inputs, workdir, columns, fmt.delimiter, fmt.encoding, force=force)
     result = compare_and_report(workdir, spec, out, force, progress, on_step)
-    indexes = [index_run(workdir, run.model, run.pooling) for run in result.runs]
+    indexes = [index_run(workdir, run.model, run.pooling, index) for run in result.runs]
     return ChainResult(Workdir.at(workdir).root, ingested, result, indexes)

@@ -1,13 +1,13 @@
-"""Search: text queries or a corpus row in, nearest tweets out (rank, score, row_id, id, label, text)."""
+"""The searcher: a run's index, corpus rows and query encoder, loaded once; text queries, vectors or a
+corpus row in, nearest tweets out (rank, score, row_id, id, label, text). Used by ``encajes search``, the
+Python API and the server; it prints nothing."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +16,6 @@ import pandas as pd
 from indexes.approximate import apply_search_params
 from indexes.exact import SearchIndex, load_index, on_gpu
 from pipeline.artifacts.corpus import load_corpus
-from pipeline.artifacts.label_names import load_label_names
 from pipeline.artifacts.runs import Run, find_run
 from pipeline.core.errors import EncajesError
 from pipeline.core.layout import Workdir
@@ -77,48 +76,6 @@ def fast_query_encoder(run: Run) -> OnnxQueryEncoder | None:
         return None
     key = hashlib.sha256(f"{run.model}\n{run.embed_entry['inputs']['weights']}".encode()).hexdigest()[:20]
     return prepared_query_encoder(settings, cache_paths().query_encoder(key))
-
-
-@dataclass
-class SearchResult:
-    """Hits of one or more queries, as ``encajes search`` prints them."""
-
-    hits: pd.DataFrame
-    run: str
-    k: int
-    index_built: bool
-    label_names: dict[str, str] = field(default_factory=dict)  # printed instead of label codes
-
-    def to_dict(self) -> dict[str, Any]:
-        results = [
-            {"query": q, "hits": group.drop(columns="query").to_dict(orient="records")}
-            for q, group in self.hits.groupby("query", sort=False)
-        ]
-        return {
-            "stage": "search",
-            "run": self.run,
-            "k": self.k,
-            "index_built": self.index_built,
-            "results": results,
-        }
-
-    def lines(self) -> list[str]:
-        import click
-
-        width = max(shutil.get_terminal_size((120, 20)).columns, 60)
-        out = []
-        for q, group in self.hits.groupby("query", sort=False):
-            out += [
-                click.style(f"query: {q}", bold=True),
-                f"{'rank':>4}  {'score':>6}  {'row_id':>7}  {'label':<8}  text",
-            ]
-            for hit in group.itertuples():
-                text = " ".join(str(hit.text).split())
-                label = self.label_names.get(str(hit.label), hit.label) if hit.label else "-"
-                line = f"{hit.rank:>4}  {hit.score:6.3f}  {hit.row_id:>7}  {label!s:<8}  {text}"
-                out.append(line[:width])
-            out.append("")
-        return out
 
 
 class CorpusRows:
@@ -322,33 +279,3 @@ class Searcher:
         if len(matches) > 1:
             raise EncajesError(f"id {row!r} is used by {len(matches)} rows; give the row_id instead.")
         return int(matches.iloc[0])
-
-
-def read_queries(path: Path) -> list[str]:
-    """One query per non-empty line."""
-    queries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not queries:
-        raise EncajesError(f"{path}: no queries (one per line).")
-    return queries
-
-
-def search(
-    workdir: str | Path,
-    model: str = DEFAULT_MODEL,
-    pooling: str | None = None,
-    k: int = 10,
-    query: str | None = None,
-    row: str | None = None,
-    queries_file: str | Path | None = None,
-) -> SearchResult:
-    """What ``encajes search`` asks: neighbours of a text, of a corpus row, or of each line of a file."""
-    if sum(x is not None for x in (query, row, queries_file)) != 1:
-        raise EncajesError("Give exactly one of: a QUERY text, --id ROW, or --queries FILE.")
-    searcher = Searcher.open(str(workdir), model, pooling)
-    searcher.fast_queries = True
-    if row is not None:
-        hits = searcher.search_row(row, k)
-    else:
-        hits = searcher.search_texts([query] if query is not None else read_queries(Path(queries_file)), k)
-    names = load_label_names(Workdir.at(workdir))
-    return SearchResult(hits, searcher.run.paths.root.name, k, searcher.index_built, names)

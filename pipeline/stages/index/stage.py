@@ -169,11 +169,11 @@ def index_run(
     workdir: str | Path,
     model: str = DEFAULT_MODEL,
     pooling: str | None = None,
+    settings: IndexSettings | None = None,
     force: bool = False,
-    **settings: Any,
 ) -> IndexReport:
-    """Build (or find fresh) the index of the run that ``embed --model/--pooling`` wrote; ``settings``
-    are ``IndexSettings`` fields (``kind``, ``memory_budget_gb``, ``target_recall``). Approximate kinds get
-    the fastest search setting that reaches the target recall (recall@10 against exact search)."""
+    """Build (or find fresh) the index of the run that ``embed --model/--pooling`` wrote. Approximate
+    kinds get the fastest search setting that reaches ``settings.target_recall`` (recall@10 against
+    exact search)."""
     work = Workdir.at(workdir)
-    return run_stage(IndexStage(work, find_run(work, model, pooling), IndexSettings(**settings)), force)
+    return run_stage(IndexStage(work, find_run(work, model, pooling), settings or IndexSettings()), force)
