@@ -16,6 +16,7 @@ from pipeline.cli.options import (
     announce,
     command,
     force_option,
+    grid_option,
     grid_options,
     progress_option,
     run_options,
@@ -366,8 +367,10 @@ def models() -> Printable:
 
 @main.command(context_settings=CONTEXT)
 @workdir_option
-@click.option("--model", "-m", "models", multiple=True, help="Serve this model's run(s); repeat for several.")
-@click.option("--pooling", "poolings", multiple=True, help="Serve runs with this pooling; repeat.")
+@grid_option(EmbedSettings, "model", "Serve this model's run(s); repeat for several. Default: every run.")
+@grid_option(
+    EmbedSettings, "pooling", "Serve runs with this pooling; repeat. Default: each --model's own pooling."
+)
 @settings_options(ServeSettings)
 def serve(workdir: str, models: tuple[str, ...], poolings: tuple[str, ...], **kw: Any) -> None:
     """Serve a workdir's runs over HTTP, encoder, index and corpus loaded once: a search page at /,

@@ -13,7 +13,45 @@ from pipeline.core.errors import EncajesError
 from pipeline.core.layout import RunPaths, Workdir
 from pipeline.core.manifest import stage_entry
 from pipeline.core.settings import DEFAULT_MODEL, EmbedSettings
-from pipeline.encoders.models import identify
+from pipeline.encoders.models import choose_pooling, identify
+
+
+@dataclass(frozen=True)
+class EmbedRecord:
+    """What a run's embed stage recorded in its manifest, as the readers of a run need it: the settings
+    a query must be embedded with to land in the same space, and what the vectors are."""
+
+    model: str
+    pooling: str
+    max_length: int
+    prefix: str
+    dtype: str  # as asked: fp32, bf16 or fp16
+    weights: str  # fingerprint of the weights: "hub:owner/name@commit" for a hub model
+    dim: int
+    trust_remote_code: bool
+    model_revision: str | None  # the hub commit the weights came from ("" or None for folders)
+    embeddings_sha256: str | None  # what downstream stages depend on
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> EmbedRecord:
+        inputs, outputs = entry["inputs"], entry["outputs"]
+        settings = outputs.get("settings", {})
+        return cls(
+            model=inputs["model"],
+            pooling=inputs["pooling"],
+            max_length=inputs["max_length"],
+            prefix=inputs["prefix"],
+            dtype=inputs["dtype"],
+            weights=inputs.get("weights") or "",
+            dim=outputs["dim"],
+            trust_remote_code=bool(settings.get("trust_remote_code")),
+            model_revision=settings.get("model_revision"),
+            embeddings_sha256=entry.get("embeddings_sha256"),
+        )
+
+    @property
+    def from_hub(self) -> bool:
+        return self.weights.startswith("hub:")
 
 
 @dataclass(frozen=True)
@@ -21,15 +59,15 @@ class Run:
     """An embedded run: its files and what its embed stage recorded."""
 
     paths: RunPaths
-    embed_entry: dict[str, Any]  # what its embed stage recorded in the run's manifest
+    embed: EmbedRecord
 
     @property
     def model(self) -> str:
-        return self.embed_entry["inputs"]["model"]
+        return self.embed.model
 
     @property
     def pooling(self) -> str:
-        return self.embed_entry["inputs"]["pooling"]
+        return self.embed.pooling
 
     @property
     def title(self) -> str:
@@ -37,14 +75,14 @@ class Run:
 
     @property
     def embeddings_sha256(self) -> str | None:
-        return self.embed_entry.get("embeddings_sha256")
+        return self.embed.embeddings_sha256
 
 
 def run_paths(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> RunPaths:
     """Where the run of (model, pooling) lives, whether or not it exists yet."""
     EmbedSettings(model=model, pooling=pooling)  # the one check of the names
     name = identify(model)
-    return work.run(name.key, pooling or name.default_pooling)
+    return work.run(name.key, choose_pooling(name, pooling))
 
 
 def find_run(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Run:
@@ -62,4 +100,6 @@ def find_run(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = No
 def find_run_at(paths: RunPaths) -> Run | None:
     """The run in this folder as its manifest says now, or None if it has no finished embed."""
     entry = stage_entry(paths.manifest, "embed")
-    return Run(paths, entry) if entry is not None and paths.embeddings.exists() else None
+    if entry is None or not paths.embeddings.exists():
+        return None
+    return Run(paths, EmbedRecord.from_entry(entry))

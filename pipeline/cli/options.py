@@ -49,8 +49,11 @@ def _click_type(base: type, flag: Flag) -> Any:
     return str
 
 
-def option_for(cls: type, f: dataclasses.Field, multiple: bool = False) -> Callable[[F], F]:
-    """One field as a click option; ``multiple``: repeatable, for a grid of values (no default)."""
+def option_for(
+    cls: type, f: dataclasses.Field, multiple: bool = False, repeat_help: str | None = None
+) -> Callable[[F], F]:
+    """One field as a click option; ``multiple``: repeatable, for a grid of values (no default), its
+    help ``repeat_help`` when the grid is not the comparison's."""
     flag: Flag = f.metadata["flag"]
     base, repeatable = field_type(cls, f.name)
     names = list(flag.names or (f"--{f.name.replace('_', '-')}",))
@@ -60,7 +63,7 @@ def option_for(cls: type, f: dataclasses.Field, multiple: bool = False) -> Calla
         return click.option(*names, f.name, is_flag=True, help=flag.help)
     if multiple:
         default = ", ".join(GRID_DEFAULTS[f.name])
-        help = (
+        help = repeat_help or (
             f"{flag.help.split('. Default')[0].rstrip('.')}. Repeat to compare several. Default: {default}."
         )
         return click.option(*names, f.name + "s", multiple=True, type=_click_type(base, flag), help=help)
@@ -90,10 +93,11 @@ def settings_options(
     return apply
 
 
-def grid_option(cls: type, name: str) -> Callable[[F], F]:
-    """A field as a repeatable option named in the plural (``--model`` -> ``models``)."""
+def grid_option(cls: type, name: str, repeat_help: str | None = None) -> Callable[[F], F]:
+    """A field as a repeatable option named in the plural (``--model`` -> ``models``), with the field's
+    names, type and choices."""
     (f,) = flagged_fields(cls, only=[name])
-    return option_for(cls, f, multiple=True)
+    return option_for(cls, f, multiple=True, repeat_help=repeat_help)
 
 
 def settings_from_options(cls: type[T], values: dict[str, Any]) -> T:

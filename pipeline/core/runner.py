@@ -68,21 +68,22 @@ class Stage(ABC, Generic[R]):
 
 def run_stage(stage: Stage[R], force: bool = False) -> R:
     """The stage's report: rebuilt from its manifest when fresh, else computed under the workdir's lock."""
-    if not force and (report := _fresh_report(stage, stage.inputs())) is not None:
+    if not force and (report := fresh_report(stage)) is not None:
         return report
     with workdir_lock(stage.work.root):
         stage.refresh()
         inputs = stage.inputs()
-        if not force and (report := _fresh_report(stage, inputs)) is not None:
+        if not force and (report := fresh_report(stage, inputs)) is not None:
             return report
         report = stage.compute(inputs, Timings())
         record_stage(stage.manifest, stage.name, inputs, report.record(), **stage.recorded_extras(report))
         return report
 
 
-def _fresh_report(stage: Stage[R], inputs: dict[str, Any]) -> R | None:
+def fresh_report(stage: Stage[R], inputs: dict[str, Any] | None = None) -> R | None:
     """The report of a fresh stage, or None: not recorded, recorded by another version of the stage,
     inputs changed, an output gone, or an output damaged on disk."""
+    inputs = stage.inputs() if inputs is None else inputs
     entry = stage_entry(stage.manifest, stage.name)
     if not entry or version_problem(entry, stage.name) or not stage.fresh(entry, inputs):
         return None

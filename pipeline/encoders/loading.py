@@ -13,7 +13,7 @@ import torch
 from pipeline.core.errors import EncajesError
 from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.encoder import Encoder
-from pipeline.encoders.models import ResolvedModel, resolve_model
+from pipeline.encoders.models import ResolvedModel, choose_pooling, resolve_model
 from pipeline.encoders.pooling import Pooling
 from pipeline.encoders.transformer import Transformer
 
@@ -88,7 +88,7 @@ def resolve_settings(settings: EmbedSettings, on: torch.device | None = None) ->
     batch_size = settings.batch_size or (256 if device.type == "cuda" else 64)
     return ResolvedSettings(
         model=model,
-        pooling=settings.pooling or model.default_pooling,
+        pooling=choose_pooling(model.identity, settings.pooling),
         max_length=settings.max_length,
         prefix=model.default_prefix if settings.prefix is None else settings.prefix,
         dtype=pick_dtype(settings.dtype, device),

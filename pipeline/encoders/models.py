@@ -128,6 +128,12 @@ class ModelName:
         return self.spec.prefix if self.spec else ""
 
 
+def choose_pooling(name: ModelName, pooling: str | None) -> str:
+    """The pooling asked for, or the model's own when none is: the one place this default is decided
+    (run folders, the encoder and the server all ask here)."""
+    return pooling or name.default_pooling
+
+
 def identify(name: str) -> ModelName:
     """Alias -> itself; existing folder -> its absolute path; anything else -> a hub id."""
     if name in REGISTRY:
@@ -165,10 +171,6 @@ class ResolvedModel:
     @property
     def is_local(self) -> bool:
         return Path(self.source).is_dir()
-
-    @property
-    def default_pooling(self) -> str:
-        return self.identity.default_pooling
 
     @property
     def default_prefix(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from pipeline.core.errors import EncajesError
 from pipeline.core.layout import Workdir
 from pipeline.core.settings import DEFAULT_MODEL, EmbedSettings
 from pipeline.core.usercache import cache_paths
-from pipeline.stages.index.stage import IndexReport, ensure_index
+from pipeline.stages.index.stage import IndexReport, ensure_index, fresh_index
 
 if TYPE_CHECKING:  # the query encoder (torch) is imported only when a text query needs it
     from pipeline.artifacts.store import Embeddings
@@ -46,22 +46,22 @@ def query_settings(run: Run, device: str = "auto") -> EmbedSettings:
     """The settings the corpus was embedded with, so a query lands in the same space: model (at the hub
     commit the run recorded), pooling, max length, prefix and dtype (fp16 only where it can run: on a
     CPU it is refused, and fp32 is used)."""
-    inputs, settings = run.embed_entry["inputs"], run.embed_entry["outputs"]["settings"]
-    dtype = inputs["dtype"]
+    record = run.embed
+    dtype = record.dtype
     if dtype == "fp16":
         import torch
 
         if device == "cpu" or not torch.cuda.is_available():
             dtype = "fp32"
     return EmbedSettings(
-        model=inputs["model"],
-        pooling=inputs["pooling"],
-        max_length=inputs["max_length"],
-        prefix=inputs["prefix"],
+        model=record.model,
+        pooling=record.pooling,
+        max_length=record.max_length,
+        prefix=record.prefix,
         dtype=dtype,
         device=device,
-        trust_remote_code=bool(settings.get("trust_remote_code")),
-        revision=settings.get("model_revision") if inputs.get("weights", "").startswith("hub:") else None,
+        trust_remote_code=record.trust_remote_code,
+        revision=record.model_revision if record.from_hub else None,
     )
 
 
@@ -72,9 +72,9 @@ def fast_query_encoder(run: Run) -> OnnxQueryEncoder | None:
     from pipeline.encoders.query_cache import prepared_query_encoder
 
     settings = query_settings(run, device="cpu")
-    if run.embed_entry["inputs"]["dtype"] != "fp32" or settings.trust_remote_code or not runtime_available():
+    if run.embed.dtype != "fp32" or settings.trust_remote_code or not runtime_available():
         return None
-    key = hashlib.sha256(f"{run.model}\n{run.embed_entry['inputs']['weights']}".encode()).hexdigest()[:20]
+    key = hashlib.sha256(f"{run.model}\n{run.embed.weights}".encode()).hexdigest()[:20]
     return prepared_query_encoder(settings, cache_paths().query_encoder(key))
 
 
@@ -145,14 +145,30 @@ class Searcher:
         self._positions[self.index.ids] = np.arange(len(self.index.ids))  # row id -> index position
 
     @classmethod
-    def open(cls, workdir: str, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Searcher:
+    def open(
+        cls,
+        workdir: str,
+        model: str = DEFAULT_MODEL,
+        pooling: str | None = None,
+        on_build: Callable[[str], None] | None = None,
+    ) -> Searcher:
+        """The run's searcher. A run without a fresh index gets one built now (exact below 100,000 rows,
+        as ``encajes index`` chooses), and ``on_build`` is told first, so that nothing is written to
+        the workdir unannounced."""
         work = Workdir.at(workdir)
         run = find_run(work, model, pooling)
-        report = ensure_index(work, run)  # a missing or stale exact index is cheap: (re)build it
+        report = fresh_index(work, run)
+        if report is None:
+            if on_build is not None:
+                on_build(
+                    f"{run.paths.root.name} has no fresh index: building one in {run.paths.root} "
+                    "(`encajes index` builds it ahead of time)"
+                )
+            report = ensure_index(work, run)
         index = load_index(run.paths.index, run.paths.index_ids)
         apply_search_params(index.index, report.search_params)
         index = on_gpu(index)
-        wanted = (run.model, run.pooling, run.embed_entry["outputs"]["dim"])
+        wanted = (run.model, run.pooling, run.embed.dim)
         if (report.model, report.pooling, index.dim) != wanted:
             raise EncajesError(
                 f"The index in {run.paths.root} was built for {report.model} / {report.pooling} "

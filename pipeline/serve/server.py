@@ -42,7 +42,7 @@ def serve(
     sock = bind(settings.host, settings.port)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     say(f"-> loading {workdir} (encoder, index and corpus of each run, once)")
-    service = Service.load(workdir, settings, models, poolings)
+    service = Service.load(workdir, settings, models, poolings, on_build=lambda text: say(f"   {text}"))
     for run in service.runs:
         info = run.info()
         say(f"   {info['model']} / {info['pooling']}: {info['rows']:,} rows, {info['index_kind']} index, "

@@ -8,7 +8,7 @@ app turns them into JSON. Everything that runs the model or the index goes throu
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from pipeline.core.errors import EncajesError
 from pipeline.core.layout import Workdir
 from pipeline.core.settings import DEFAULT_MODEL, ServeSettings
 from pipeline.encoders.loading import load_encoder, resolve_settings
-from pipeline.encoders.models import identify
+from pipeline.encoders.models import choose_pooling, identify
 from pipeline.search.searcher import Searcher, query_settings
 from pipeline.serve.batcher import EncoderBatcher, Job
 
@@ -110,19 +110,23 @@ class ServedRun:
 
 
 def open_runs(
-    workdir: str | Path, models: Sequence[str] = (), poolings: Sequence[str] = ()
+    workdir: str | Path,
+    models: Sequence[str] = (),
+    poolings: Sequence[str] = (),
+    on_build: Callable[[str], None] | None = None,
 ) -> list[Searcher]:
     """The runs to serve: those of ``models`` x ``poolings`` (each model's default pooling when none is
     given), or every finished run of the workdir when no model is given. The first is the default of
-    requests that name none: the default model's, mean pooling first."""
+    requests that name none: the default model's, mean pooling first. A run without a fresh index gets
+    one, and ``on_build`` says so first."""
     work = Workdir.at(workdir)
     work.require_corpus()
     runs = [run for paths in work.run_folders() if (run := find_run_at(paths)) is not None]
     if models:
         wanted = {
-            (identify(model).key, pooling)
+            (identify(model).key, choose_pooling(identify(model), pooling))
             for model in models
-            for pooling in (poolings or (identify(model).default_pooling,))
+            for pooling in (poolings or (None,))
         }
         runs = [run for run in runs if (run.model, run.pooling) in wanted]
         if missing := wanted - {(run.model, run.pooling) for run in runs}:
@@ -134,7 +138,7 @@ def open_runs(
         raise EncajesError(f"No embedded run in {work.root} to serve: run `encajes embed` first.")
     default = identify(DEFAULT_MODEL).key
     runs.sort(key=lambda run: (run.model != default, run.pooling != "mean"))
-    return [Searcher.open(str(work.root), run.model, run.pooling) for run in runs]
+    return [Searcher.open(str(work.root), run.model, run.pooling, on_build) for run in runs]
 
 
 class Service:
@@ -152,8 +156,10 @@ class Service:
         settings: ServeSettings,
         models: Sequence[str] = (),
         poolings: Sequence[str] = (),
+        on_build: Callable[[str], None] | None = None,
     ) -> Service:
-        return cls(workdir, [ServedRun(s, settings) for s in open_runs(workdir, models, poolings)], settings)
+        searchers = open_runs(workdir, models, poolings, on_build)
+        return cls(workdir, [ServedRun(s, settings) for s in searchers], settings)
 
     def pick(self, model: str | None, pooling: str | None) -> ServedRun:
         """The served run a request names, by its model's key (an alias, hub id or folder path as the run

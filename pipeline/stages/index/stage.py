@@ -27,7 +27,7 @@ from pipeline.artifacts.run_stage import RunStage
 from pipeline.artifacts.runs import Run, find_run
 from pipeline.artifacts.store import Embeddings, load_embeddings
 from pipeline.core.layout import Workdir
-from pipeline.core.runner import Timings, run_stage
+from pipeline.core.runner import Timings, fresh_report, run_stage
 from pipeline.core.settings import DEFAULT_MODEL, IndexSettings
 from pipeline.core.stage_report import StageReport
 
@@ -158,6 +158,11 @@ def tune_and_measure(
     recall: dict[str, Any] = {k: round(v, 4) for k, v in measured.items()}
     recall.update(target=inputs["target_recall"], reached_target=tuned.reached_target, trials=tuned.trials)
     return recall, tuned.search_params
+
+
+def fresh_index(work: Workdir, run: Run) -> IndexReport | None:
+    """The run's fresh index (of any kind), or None; builds nothing."""
+    return fresh_report(IndexStage(work, run, None))
 
 
 def ensure_index(work: Workdir, run: Run) -> IndexReport:
