@@ -237,8 +237,9 @@ def compare(workdir: str, **kw: Any) -> Printable:
     Every stage is reused when its inputs (corpus, model weights, pooling, max length, prefix, probe and
     UMAP settings) have not changed, so adding a model only computes that model. The report
     (WORKDIR/report/report.html, .md and .json) has one row per run with macro-F1 and its 95% interval,
-    per-class F1, UMAP maps side by side, and a paired bootstrap test of the best run against the
-    runner-up on the same test rows.
+    per-class F1, UMAP maps side by side, the majority-class and TF-IDF baselines, and every pair of
+    runs and baselines tested by a paired bootstrap on the same test rows (Holm-adjusted p-values); its
+    first paragraph says which runs no test separates from the best.
 
     \b
     Examples:

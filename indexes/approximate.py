@@ -44,11 +44,9 @@ def choose_index(n: int, dim: int, kind: str = "auto", memory_budget_bytes: floa
 
     ``auto``: exact under 100k rows; above, IVF with 4-bit fast-scan PQ codes, whose candidates are
     re-ranked with the full vectors when those fit the budget, else with 8-bit scalar-quantised copies
-    (``dim`` bytes a vector), else not at all (the codes alone, ``dim / 8`` bytes: recall suffers; at
-    3M x 384 it stayed at 0.52 with every list probed). Measured with ``encajes bench index`` on 2
-    cores, tuned to recall@10 0.95: at 1M x 384 it answers 15x faster than exact search (recall 0.955)
-    and builds in 73 s, where HNSW32 needs efSearch 384 for 2.1x and 363 s to build; at 200k, 8x
-    against HNSW32's 4x. HNSW stays available by name."""
+    (``dim`` bytes a vector), else not at all (the codes alone, ``dim / 8`` bytes: recall suffers). IVF
+    over HNSW by default because it searched faster at the same recall and built sooner in
+    ``encajes bench index`` (figures in docs/BENCHMARKS.md). HNSW stays available by name."""
     if kind not in KINDS:
         raise EncajesError(f"Unknown index kind {kind!r}: use one of {', '.join(KINDS)}.")
     flat_bytes = n * dim * 4

@@ -3,15 +3,13 @@
 - ``PackedLinear``: PyTorch's eager ``nn.Linear`` on CPU calls MKL's sgemm on the weight as stored and first
   copies the bias into the output (one extra pass over every activation). oneDNN with a weight reordered
   ahead of time into its blocked layout does neither; it is what ``torch.compile``'s CPU freezing emits,
-  without the compile. A 2048² fp32 matmul runs at 142 GFLOP/s through MKL and 216 prepacked (2 AVX-512
-  cores); MiniLM embeds 1.27× faster in fp32 and 1.19× in bf16.
+  without the compile.
 - GELU fused into the GEMM that feeds it (a oneDNN post-op): the feed-forward activation is the largest
-  tensor of a layer, and ATen's bf16 GELU is slow; one pass over it saved. +11 % texts/s bf16, +7 % fp32.
+  tensor of a layer, and ATen's bf16 GELU is slow; one pass over it saved.
 - ``cpu_attention``: tweets are tens of tokens, so attention is many tiny matrices and its cost is
-  softmax, which ATen runs slowly in bf16 on short rows (2.5 ns an element, 0.9 in fp32). Scores go to
-  fp32 once, are scaled, masked and softmaxed in place, and come back for the value product. +2 % bf16,
-  +4 % fp32 over HF's eager attention, which beats SDPA's flash kernel at these lengths.
-(In-process A/B on MiniLM, 12 rotated rounds of 1,500 tweets; together +12.8 % bf16, +11.2 % fp32.)
+  softmax, which ATen runs slowly in bf16 on short rows. Scores go to fp32 once, are scaled, masked and
+  softmaxed in place, and come back for the value product.
+What each one gains is measured in docs/BENCHMARKS.md (``encajes bench embed``), not stated here.
 
 Architecture-agnostic: any model's ``nn.Linear`` is packed, any module computing ``act(dense(x))`` with a
 GELU is fused, any model on HF's attention interface gets the attention. Inference only.

@@ -15,9 +15,9 @@ TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.flo
 
 
 def attention_for(device: torch.device) -> str:
-    """SDPA on GPU; on CPU, for tweet-length inputs (tens of tokens), plain matmul-softmax attention is
-    faster than SDPA's blocked flash kernel (measured: +19 % texts/s in bf16, +4 % in fp32, MiniLM), and
-    ``Transformer`` then moves models on HF's attention interface to ``cpu_attention``."""
+    """SDPA on GPU; on CPU, for tweet-length inputs (tens of tokens), plain matmul-softmax attention beats
+    SDPA's blocked flash kernel (docs/BENCHMARKS.md), and ``Transformer`` then moves models on HF's
+    attention interface to ``cpu_attention``."""
     return "sdpa" if device.type == "cuda" else "eager"
 
 

@@ -33,7 +33,8 @@ router = APIRouter()
 def json_response(body: dict[str, Any]) -> Response:
     """Serialised here with orjson, past the response model (which still documents the shape in /docs):
     the hot routes build plain dicts of known shape, and float32 arrays are written as the shortest text
-    that reads back to the same float32 (stdlib json took 20 ms for 64 x 384 floats, orjson ~1 ms)."""
+    that reads back to the same float32 (orjson writes numpy arrays directly; the stdlib's json walks
+    Python floats one by one)."""
     return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
