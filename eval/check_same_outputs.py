@@ -24,7 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-VOLATILE = {"seconds", "timings", "finished", "versions", "elapsed", "peak_rss_mb", "wall_s"}
+VOLATILE = {"seconds", "timings", "finished", "versions", "elapsed", "peak_rss_mb", "peak_rss_gb", "png"}
+VOLATILE_SUFFIXES = ("_s", "per_second")  # build_s, load_model_s, texts_per_second: times, not results
 QUERIES = ["qué calor hace hoy", "me encanta la playa", "odio los lunes"]
 
 
@@ -94,7 +95,11 @@ def _tensor_digest(path: Path) -> dict[str, str]:
 
 def normalised(value: object, workdirs: tuple[str, ...]) -> object:
     if isinstance(value, dict):
-        return {k: normalised(v, workdirs) for k, v in sorted(value.items()) if k not in VOLATILE}
+        return {
+            k: normalised(v, workdirs)
+            for k, v in sorted(value.items())
+            if k not in VOLATILE and not k.endswith(VOLATILE_SUFFIXES)
+        }
     if isinstance(value, list):
         return [normalised(v, workdirs) for v in value]
     if isinstance(value, str):
@@ -104,6 +109,21 @@ def normalised(value: object, workdirs: tuple[str, ...]) -> object:
     if isinstance(value, float):
         return round(value, 12)
     return value
+
+
+def differences_in(a: object, b: object, where: str = "") -> list[tuple[str, object, object]]:
+    """The key paths at which two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d for k in sorted(set(a) | set(b)) for d in differences_in(a.get(k), b.get(k), f"{where}.{k}")
+        ]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences_in(x, y, f"{where}[{i}]")
+        ]
+    return [] if a == b else [(where or ".", a, b)]
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -121,9 +141,9 @@ def diff(args: argparse.Namespace) -> int:
         same = left == right
         differences += not same
         print(f"{name}: {'same' if same else 'DIFFERENT'}")
-        if not same:
-            print("  A:", json.dumps(left, ensure_ascii=False)[:600])
-            print("  B:", json.dumps(right, ensure_ascii=False)[:600])
+        for where, x, y in differences_in(left, right)[:8]:
+            shown = [json.dumps(value, ensure_ascii=False)[:200] for value in (x, y)]
+            print(f"  {where}: A {shown[0]} | B {shown[1]}")
     same_vectors = (a / "embeddings.digest").read_text() == (b / "embeddings.digest").read_text()
     print(f"embeddings: {'bitwise equal' if same_vectors else 'DIFFERENT'}")
     differences += not same_vectors
