@@ -45,7 +45,7 @@ def main() -> None:
 
     \b
     The stages chain through files in a workdir; a rerun skips what is fresh:
-      encajes ingest data/sample_tweets.csv        # CSV -> corpus.parquet (+ rejects.csv)
+      encajes ingest data/sample_tweets.csv        # tweet files -> corpus.parquet (+ rejects.csv)
       encajes embed --model minilm --pooling mean  # -> runs/minilm__mean/embeddings.pt
       encajes index                                # -> exact FAISS index
       encajes search "qué calor hace hoy" -k 5     # nearest tweets
@@ -56,7 +56,7 @@ def main() -> None:
 
 
 @command(main)
-@click.argument("csv_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("csv_files", nargs=-1, required=True, metavar="FILES...", type=click.Path(dir_okay=False))
 @workdir_option
 @settings_options(Columns, CsvFormat)
 @force_option("Ingest again even if unchanged, or replace a corpus made from other files.")
@@ -261,12 +261,12 @@ def compare(workdir: str, **kw: Any) -> Printable:
 
 
 @command(main, "run")
-@click.argument("csv_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("csv_files", nargs=-1, required=True, metavar="FILES...", type=click.Path(dir_okay=False))
 @workdir_option
 @settings_options(Columns, CsvFormat)
 @grid_options
 def run_all(csv_files: tuple[str, ...], workdir: str, **kw: Any) -> Printable:
-    """The whole chain on CSV file(s): ingest, embed, index, probe, plot and report.
+    """The whole chain on tweet file(s): ingest, embed, index, probe, plot and report.
 
     Same options as `ingest` and `compare`; reruns skip every fresh stage.
 
@@ -375,7 +375,8 @@ def models() -> Printable:
 @settings_options(ServeSettings)
 def serve(workdir: str, models: tuple[str, ...], poolings: tuple[str, ...], **kw: Any) -> None:
     """Serve a workdir's runs over HTTP, encoder, index and corpus loaded once: a search page at /,
-    POST /search, GET /similar/ROW_ID, POST /v1/embeddings (OpenAI's shape), GET /items, /info, /health,
+    POST /search, GET /similar/ROW_ID, POST /v1/embeddings and GET /v1/models (OpenAI's shape), GET
+    /items, /map, /info, /health,
     and the API's documentation at /docs. Serves every embedded run unless --model/--pooling pick some;
     the first is the default of requests that name none.
 

@@ -1,4 +1,4 @@
-"""How a UMAP map stays readable with many labels, for the PNG (``figures``) and the page (``umap_page``)
+"""How a UMAP map stays readable with many labels, for the PNG (``map_figure``) and the page (``umap_page``)
 alike: the most frequent labels in colours people can tell apart, every other label as one light-grey group
 drawn underneath, and a view bounded by robust quantiles so that one far-off cluster does not squeeze the
 main cloud (points beyond it are drawn at its edge and counted)."""

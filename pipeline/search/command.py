@@ -59,6 +59,13 @@ class SearchResult:
         return out
 
 
+def say(text: str) -> None:
+    """A note for the person at the terminal, on stderr: stdout stays the results (or one JSON object)."""
+    import click
+
+    click.echo(f"-> {text}", err=True)
+
+
 def read_queries(path: Path) -> list[str]:
     """One query per non-empty line."""
     queries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -79,7 +86,7 @@ def search(
     """What ``encajes search`` asks: neighbours of a text, of a corpus row, or of each line of a file."""
     if sum(x is not None for x in (query, row, queries_file)) != 1:
         raise EncajesError("Give exactly one of: a QUERY text, --id ROW, or --queries FILE.")
-    searcher = Searcher.open(str(workdir), model, pooling)
+    searcher = Searcher.open(str(workdir), model, pooling, on_build=say)
     searcher.fast_queries = True
     if row is not None:
         hits = searcher.search_row(row, k)

@@ -290,7 +290,8 @@ class Searcher:
         matches = self.corpus.loc[self.corpus["id"] == str(row), "row_id"]
         if len(matches) == 0:
             raise EncajesError(
-                f"No row with row_id or id {row!r} in the index: `encajes status` shows its rows."
+                f"No row with row_id or id {row!r} in the index: give a corpus row's row_id or its id "
+                "(every hit shows both)."
             )
         if len(matches) > 1:
             raise EncajesError(f"id {row!r} is used by {len(matches)} rows; give the row_id instead.")
