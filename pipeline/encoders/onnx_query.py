@@ -35,9 +35,11 @@ def pool(tokens: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
     tokens = tokens.astype(np.float32, copy=False)
     if mode == "cls":
         vectors = tokens[:, 0]
-    else:
+    elif mode == "mean":
         weights = mask[:, :, None].astype(np.float32)
         vectors = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+    else:  # a mode declared in settings but not written here: it must match ``pooling.Pooling``
+        raise NotImplementedError(f"Pooling mode {mode!r} has no ONNX query implementation")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 

@@ -25,8 +25,11 @@ class Pooling:
         hidden = token_embeddings.float()  # pool in fp32 whatever the compute dtype
         if self.mode == "cls":
             return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        if self.mode == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        # a mode declared in settings but not written here (and in onnx_query.pool, the query path)
+        raise NotImplementedError(f"Pooling mode {self.mode!r} has no torch implementation")
 
 
 def normalize(vectors: torch.Tensor) -> torch.Tensor:
