@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.core.errors import EncajesError
 from pipeline.stages.ingest.emoji_labels import label_by_emoji, parse_emoji_set, top_emojis
+from pipeline.stages.ingest.reject_reasons import RejectReason
 from pipeline.stages.ingest.stage import Columns, ingest
 from pipeline.stages.ingest.tweet_text import duplicate_key, normalize_tweet
 from tests.conftest import write_csv
@@ -26,8 +27,12 @@ RAW = [
 
 def test_one_emoji_of_the_set_labels_the_tweet_and_leaves_its_text():
     assert label_by_emoji("te quiero ❤️ mucho ❤ 👍🏽", {"❤", "😂"}) == ("❤", "te quiero mucho 👍🏽", None)
-    assert label_by_emoji("jaja 😂 ❤", {"❤", "😂"})[2].startswith("several emojis of the label set")
-    assert label_by_emoji("nada", {"❤"})[2] == "no emoji of the label set"
+    several = label_by_emoji("jaja 😂 ❤", {"❤", "😂"})[2]
+    assert several.reason is RejectReason.SEVERAL_LABEL_EMOJIS
+    assert several.message == "several emojis of the label set (😂 ❤)"
+    assert several.counted_as == "several emojis of the label set"
+    none = label_by_emoji("nada", {"❤"})[2]
+    assert none.reason is RejectReason.NO_LABEL_EMOJI and none.message == "no emoji of the label set"
     assert parse_emoji_set("❤️, 😂,👍🏽") == ["❤", "😂", "👍"] and parse_emoji_set(" 4 ") == 4
     assert top_emojis(["a ❤ ❤", "b ❤️ 😂", "😂 🔥", "😂"], 2) == ["😂", "❤"]  # tweets, not occurrences
 

@@ -84,9 +84,9 @@ def test_probe_stage_numbers_match_sklearn_on_saved_embeddings(tmp_path, sample_
     train, test = (frame.split == "train").to_numpy(), (frame.split == "test").to_numpy()
     x = saved["embeddings"].numpy()
     pred = LogisticRegression(C=1.0, max_iter=1000).fit(x[train], frame.label[train]).predict(x[test])
-    assert report.logistic["macro_f1"] == pytest.approx(f1_score(frame.label[test], pred, average="macro"))
+    assert report.logistic.macro_f1 == pytest.approx(f1_score(frame.label[test], pred, average="macro"))
     written = json.loads((run_dir / "probe.json").read_text())
-    assert written["logistic"]["macro_f1"] == report.logistic["macro_f1"]
+    assert written["logistic"]["macro_f1"] == report.logistic.macro_f1
     predictions = pd.read_parquet(run_dir / "predictions.parquet")
     assert predictions["row_id"].tolist() == frame.row_id[test].tolist()
     assert (run_dir / "confusion.png").stat().st_size > 1000

@@ -18,20 +18,20 @@ def narrow_lines(result: CompareResult) -> list[str]:
     lines = []
     for run in result.runs:
         for probe in ("logistic", "knn"):
-            scores = run.probe[probe]
+            scores = run.scores(probe)
             name = f"{run.model} · {run.pooling} ({probe})"
-            line = narrow_prediction(name, scores["labels"], scores["confusion"])
+            line = narrow_prediction(name, scores.labels, scores.confusion)
             lines += [line] if line else []
     return lines
 
 
 def best_run(result: CompareResult) -> RunResult:
-    return max(result.runs, key=lambda run: run.probe["logistic"]["macro_f1"])
+    return max(result.runs, key=lambda run: run.logistic.macro_f1)
 
 
 def pair_rows(result: CompareResult, run: RunResult) -> list[dict[str, str]]:
     """The logistic probe's most-confused pairs of one run, as table cells."""
-    scores = run.probe["logistic"]
+    scores = run.logistic
     names = result.label_names
     return [
         {
@@ -40,7 +40,7 @@ def pair_rows(result: CompareResult, run: RunResult) -> list[dict[str, str]]:
             "test rows": f"{row.count:,}",
             "share of true class": f"{row.share:.0%}",
         }
-        for row in confused_pairs(scores["labels"], scores["confusion"]).itertuples()
+        for row in confused_pairs(scores.labels, scores.confusion).itertuples()
     ]
 
 

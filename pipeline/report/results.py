@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.report.pairs import resolution_problem, tied_with_best
-from pipeline.stages.probe.estimators import choice_words
+from pipeline.stages.probe.scores import KnnResult, LogisticResult, ProbeScores
 
 
 @dataclass
@@ -20,9 +20,22 @@ class RunResult:
     pooling: str
     run_dir: Path
     embed: dict[str, Any]
-    probe: dict[str, Any]
+    probe: dict[str, Any]  # the probe report's dict (``ProbeReport.to_dict``); its probes read typed below
     plot: dict[str, Any] | None
     skipped: dict[str, bool]
+
+    def scores(self, probe: str) -> ProbeScores:
+        """One probe's figures, typed: ``probe`` is 'logistic' or 'knn'."""
+        typed: type[ProbeScores] = {"logistic": LogisticResult, "knn": KnnResult}[probe]
+        return typed.from_dict(self.probe[probe])
+
+    @property
+    def logistic(self) -> LogisticResult:
+        return LogisticResult.from_dict(self.probe["logistic"])
+
+    @property
+    def knn(self) -> KnnResult:
+        return KnnResult.from_dict(self.probe["knn"])
 
 
 @dataclass
@@ -39,7 +52,7 @@ class CompareResult:
         """One row per run: the figures a reader compares."""
         rows = []
         for run in self.runs:
-            lr, knn = run.probe["logistic"], run.probe["knn"]
+            lr, knn = run.logistic, run.knn
             rows.append(
                 {
                     "model": run.model,
@@ -47,29 +60,29 @@ class CompareResult:
                     "dim": run.embed["dim"],
                     "parameters": run.embed.get("parameters", 0),
                     "texts_per_s": run.embed.get("texts_per_second"),
-                    "lr_macro_f1": lr["macro_f1"],
-                    "lr_ci_low": lr["macro_f1_ci"]["low"],
-                    "lr_ci_high": lr["macro_f1_ci"]["high"],
-                    "lr_accuracy": lr["accuracy"],
-                    "lr_C": lr["C"]["value"] if "C" in lr else None,
-                    "lr_C_how": choice_words(lr["C"]) if "C" in lr else "?",
-                    "knn_macro_f1": knn["macro_f1"],
-                    "knn_ci_low": knn["macro_f1_ci"]["low"],
-                    "knn_ci_high": knn["macro_f1_ci"]["high"],
-                    "knn_accuracy": knn["accuracy"],
-                    "knn_k": knn["k"]["value"] if "k" in knn else None,
-                    "knn_k_how": choice_words(knn["k"]) if "k" in knn else "?",
+                    "lr_macro_f1": lr.macro_f1,
+                    "lr_ci_low": lr.macro_f1_ci.low,
+                    "lr_ci_high": lr.macro_f1_ci.high,
+                    "lr_accuracy": lr.accuracy,
+                    "lr_C": lr.C.value if lr.C else None,
+                    "lr_C_how": lr.C.words() if lr.C else "?",
+                    "knn_macro_f1": knn.macro_f1,
+                    "knn_ci_low": knn.macro_f1_ci.low,
+                    "knn_ci_high": knn.macro_f1_ci.high,
+                    "knn_accuracy": knn.accuracy,
+                    "knn_k": knn.k.value if knn.k else None,
+                    "knn_k_how": knn.k.words() if knn.k else "?",
                 }
             )
         return pd.DataFrame(rows)
 
     def per_class_f1(self, probe: str = "logistic") -> pd.DataFrame:
         columns = {
-            f"{r.model} · {r.pooling}": {k: v["f1"] for k, v in r.probe[probe]["per_class"].items()}
+            f"{r.model} · {r.pooling}": {k: v.f1 for k, v in r.scores(probe).per_class.items()}
             for r in self.runs
         }
         frame = pd.DataFrame(columns)
-        support = pd.Series(self.runs[0].probe[probe]["per_class"]).map(lambda v: v["support"])
+        support = pd.Series({k: v.support for k, v in self.runs[0].scores(probe).per_class.items()})
         frame.insert(0, "support", support)
         return frame.sort_values("support", ascending=False)
 
@@ -139,7 +152,7 @@ def run_name(run: RunResult) -> str:
 
 def system_scores(result: CompareResult, probe: str) -> dict[str, float]:
     """Macro-F1 of every system in a probe's pair table: the runs, and the TF-IDF baseline for LR."""
-    scores = {run_name(run): float(run.probe[probe]["macro_f1"]) for run in result.runs}
+    scores = {run_name(run): float(run.scores(probe).macro_f1) for run in result.runs}
     if probe == "logistic" and "tfidf" in result.baselines:
         scores[TFIDF_SYSTEM] = float(result.baselines["tfidf"]["macro_f1"])
     return scores

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import EncajesError
+from pipeline.stages.ingest.reject_reasons import Rejection, broken_quoting, field_count
 
 BLOCK = 1 << 22  # bytes decoded at a time
 BARE_CR_STANDIN = "\ue000"
@@ -142,7 +143,7 @@ class Record:
 @dataclass
 class Reject:
     line: int
-    reason: str
+    why: Rejection  # its kind (``why.reason``) and the message rejects.csv shows (``why.message``)
     raw: str
 
 
@@ -189,9 +190,7 @@ def _records(lines, reader, width, delimiter, restore, counts) -> Iterator[Recor
             return
         except csv.Error as error:
             yield Reject(
-                start + 1,
-                f"broken quoting ({error}); fix the quotes of the record on this line",
-                restore(lines.text(start, start + 1).rstrip("\r\n")),
+                start + 1, broken_quoting(error), restore(lines.text(start, start + 1).rstrip("\r\n"))
             )
             lines.pos = start + 1  # resume right after the line that opened the bad record
             reader = csv.reader(lines, delimiter=delimiter, strict=True)
@@ -202,7 +201,7 @@ def _records(lines, reader, width, delimiter, restore, counts) -> Iterator[Recor
         if len(fields) != width:
             yield Reject(
                 start + 1,
-                f"expected {width} fields, found {len(fields)}",
+                field_count(width, len(fields)),
                 restore(lines.text(start, lines.pos).rstrip("\r\n")),
             )
             continue

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 import emoji
 
+from pipeline.stages.ingest.reject_reasons import Rejection, no_label_emoji, several_label_emojis
+
 MODIFIERS = re.compile("[\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]")
 
 
@@ -44,15 +46,15 @@ def parse_emoji_set(value: str) -> int | list[str]:
     return list(dict.fromkeys(listed))
 
 
-def label_by_emoji(text: str, chosen: set[str]) -> tuple[str | None, str, str | None]:
+def label_by_emoji(text: str, chosen: set[str]) -> tuple[str | None, str, Rejection | None]:
     """(label, text without it, None) when the text holds exactly one distinct emoji of ``chosen``;
-    (None, text, reason) otherwise."""
+    (None, text, why not) otherwise."""
     found = emojis_in(text)
     hits = list(dict.fromkeys(base for base, _, _ in found if base in chosen))
     if not hits:
-        return None, text, "no emoji of the label set"
+        return None, text, no_label_emoji()
     if len(hits) > 1:
-        return None, text, f"several emojis of the label set ({' '.join(hits)})"
+        return None, text, several_label_emojis(hits)
     label = hits[0]
     kept, at = [], 0
     for base, start, end in found:

@@ -20,6 +20,7 @@ from pipeline.artifacts.label_names import NAME_COLUMNS
 from pipeline.core.errors import EncajesError
 from pipeline.core.settings import Columns
 from pipeline.stages.ingest.csv_reader import CsvStream, Record, Reject
+from pipeline.stages.ingest.reject_reasons import invalid_json, no_text_field, not_an_object
 
 TEXT_PATHS = ("retweeted_status.full_text", "full_text", "extended_tweet.full_text", "text")
 ID_PATHS = ("id_str", "id")
@@ -212,17 +213,17 @@ def _records(path: Path, found: Iterable[tuple[int, Any, str]], roles: Roles) ->
     checked = False
     for number, value, raw in found:
         if isinstance(value, Exception):
-            yield Reject(number, f"invalid JSON ({value.msg})", raw)
+            yield Reject(number, invalid_json(value.msg), raw)
             continue
         if not isinstance(value, dict):
-            yield Reject(number, "not an object", raw)
+            yield Reject(number, not_an_object(), raw)
             continue
         if not checked:
             roles.check(path, value)
             checked = True
         fields = roles.fields(value)
         if fields is None:
-            yield Reject(number, "no text field (looked for " + ", ".join(roles.paths["text"]) + ")", raw)
+            yield Reject(number, no_text_field(roles.paths["text"]), raw)
         else:
             yield Record(number, fields, raw or json.dumps(value, ensure_ascii=False, default=str))
 

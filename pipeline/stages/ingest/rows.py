@@ -16,6 +16,13 @@ import pandas as pd
 from pipeline.artifacts.label_names import NAME_COLUMNS
 from pipeline.core.errors import EncajesError
 from pipeline.core.settings import Columns
+from pipeline.stages.ingest.reject_reasons import (
+    Rejection,
+    empty_text,
+    no_visible_text,
+    nul_bytes,
+    unknown_split,
+)
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -109,23 +116,23 @@ def parse_input(arg: str | Path) -> tuple[Path, str | None]:
 
 def row_from_record(
     fields: list[str], positions: dict[str, int | None], file_split: str | None
-) -> tuple[dict | None, str | None]:
+) -> tuple[dict | None, Rejection | None]:
     """One record -> a corpus row, or the reason it cannot be one (empty text, NUL bytes, unknown split)."""
     text = fields[positions["text"]]  # type: ignore[index]
     reason = None
     if not text.strip():
-        reason = "empty text"
+        reason = empty_text()
     elif not has_visible_text(text):
-        reason = "no visible text (only zero-width, control or format characters)"
+        reason = no_visible_text()
     elif "\x00" in text:
-        reason = "text contains NUL bytes"
+        reason = nul_bytes()
     split = file_split
     split_at = positions["split"]
     if split_at is not None:
         value = fields[split_at].strip().lower()
         split = SPLIT_ALIASES.get(value) if value else file_split
         if value and split is None:
-            reason = reason or f"unknown split {fields[split_at]!r} (use train, val or test)"
+            reason = reason or unknown_split(fields[split_at])
     if reason:
         return None, reason
     label_at, id_at = positions["label"], positions["id"]

@@ -30,6 +30,7 @@ from pipeline.stages.ingest.corpus_writer import CorpusSink
 from pipeline.stages.ingest.csv_reader import CsvStream, Reject, open_csv
 from pipeline.stages.ingest.emoji_labels import parse_emoji_set, top_emojis
 from pipeline.stages.ingest.record_reader import POSITIONS, open_records, record_kind
+from pipeline.stages.ingest.reject_reasons import RejectedRow, duplicate_id
 from pipeline.stages.ingest.rows import (
     REJECT_COLUMNS,
     SeenIds,
@@ -114,7 +115,7 @@ class _Rows:
 
     def __init__(self, sink: CorpusSink | None, names: list[str], fmt: CsvFormat, rules: TextRules) -> None:
         self.sink, self.names, self.fmt, self.rules = sink, names, fmt, rules
-        self.rejects: list[dict[str, Any]] = []
+        self.rejects: list[RejectedRow] = []
         self.per_file: dict[str, dict[str, int]] = {}
         self.seen = SeenIds()
         self.blank_lines = 0
@@ -146,15 +147,15 @@ class _Rows:
         for item in stream.records:
             counts["read"] += 1
             if isinstance(item, Reject):
-                self._reject(counts, str(path), item.line, item.reason, item.raw)
+                self._reject(counts, RejectedRow(str(path), item.line, item.why, item.raw))
                 continue
             row, reason = row_from_record(item.fields, positions, file_split)
             name_at = positions["label_name"]
             if row is not None:
                 reason = self.rules.apply(row, item.fields[name_at] if name_at is not None else "")
-            if row is None or reason:
+            if reason is not None:  # row_from_record gives a row or a reason, never neither
                 raw = item.raw if item.raw is not None else join_fields(item.fields, delimiter)
-                self._reject(counts, str(path), item.line, reason or "", raw)
+                self._reject(counts, RejectedRow(str(path), item.line, reason, raw))
                 continue
             row.update(source=str(path), line=item.line, where=(file_index << 40) | item.line)
             if name_at is not None and row["label"]:
@@ -171,8 +172,8 @@ class _Rows:
             raise EncajesError(f"{path}: the file has a header ({header}) but no rows.")
         assert counts["kept"] + counts["rejected"] == counts["read"], "row accounting bug"
 
-    def _reject(self, counts: dict[str, int], source: str, line: int, reason: str, raw: str) -> None:
-        self.rejects.append({"source": source, "line": line, "reason": reason, "raw": raw})
+    def _reject(self, counts: dict[str, int], rejected: RejectedRow) -> None:
+        self.rejects.append(rejected)
         counts["rejected"] += 1
 
     def _flush(self, pending: list[dict[str, Any]], counts: dict[str, int]) -> None:
@@ -184,8 +185,8 @@ class _Rows:
                 kept.append(row)
                 continue
             where = f"{self.names[first >> 40]} line {first & ((1 << 40) - 1)}"
-            reason = f"duplicate id {row['id']!r} (first on {where})"
-            self._reject(counts, row["source"], row["line"], reason, row["text"])
+            why = duplicate_id(row["id"], where)
+            self._reject(counts, RejectedRow(row["source"], row["line"], why, row["text"]))
         counts["kept"] += len(kept)
         self.sink.write(kept)
         pending.clear()
@@ -247,13 +248,10 @@ class IngestStage(Stage[IngestReport]):
             sink.abort()
             raise
         sink.close()
-        rejects = pd.DataFrame(rows.rejects, columns=REJECT_COLUMNS).sort_values(
-            ["source", "line"], kind="stable"
-        )
+        rejects, reasons = reject_table(rows.rejects)
         write_atomic(self.work.rejects, lambda tmp: rejects.to_csv(tmp, index=False))
         label_names = self.label_names(rows.named)
         write_label_names(self.work, label_names)
-        reasons = rejects["reason"].str.replace(r" \(.*|(?<=duplicate id) .*", "", regex=True)
         return IngestReport(
             corpus=self.work.corpus,
             rejects=self.work.rejects,
@@ -264,7 +262,7 @@ class IngestStage(Stage[IngestReport]):
             files=[{"path": source, **counts} for source, counts in rows.per_file.items()],
             splits=dict(sink.splits.most_common()),
             labels=dict(sink.labels.most_common()),
-            reject_reasons={str(k): int(v) for k, v in reasons.value_counts().items()},
+            reject_reasons=reasons,
             corpus_sha256=file_sha256(self.work.corpus),
             texts_sha256=texts_fingerprint_of_file(self.work.corpus),
             label_names=label_names,
@@ -298,9 +296,19 @@ class IngestStage(Stage[IngestReport]):
         return IngestReport.rebuild(entry["outputs"], corpus=self.work.corpus, rejects=self.work.rejects)
 
 
-def nothing_kept(rejects: list[dict[str, Any]]) -> str:
+def reject_table(rejects: list[RejectedRow]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rejects file's rows by file and line, and the count of each reason (most first) for the report."""
+    frame = pd.DataFrame(
+        [(r.source, r.line, r.why.message, r.raw, r.why.counted_as) for r in rejects],
+        columns=[*REJECT_COLUMNS, "counted_as"],
+    ).sort_values(["source", "line"], kind="stable")
+    counts = frame["counted_as"].value_counts()
+    return frame[REJECT_COLUMNS], {str(k): int(v) for k, v in counts.items()}
+
+
+def nothing_kept(rejects: list[RejectedRow]) -> str:
     """No row survived: say why, instead of writing an empty corpus that every later stage trips on."""
-    reasons = Counter(str(r["reason"]).split(" (")[0] for r in rejects).most_common(3)
+    reasons = Counter(r.why.counted_as for r in rejects).most_common(3)
     said = ", ".join(f"{count} {reason}" for reason, count in reasons)
     return (
         f"No row was kept ({len(rejects)} rejected: {said}); nothing was written. Check the text and "

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.stages.ingest.emoji_labels import emojis_in, label_by_emoji, leaks
+from pipeline.stages.ingest.reject_reasons import Rejection, nothing_left
 from pipeline.stages.ingest.rows import has_visible_text
 from pipeline.stages.ingest.tweet_text import duplicate_key, normalize_tweet
 
@@ -19,7 +20,7 @@ class TextRules:
         self.leaked = 0
         self._emoji_of: dict[str, str | None] = {}  # a label (or its name) -> its emoji, if it is one
 
-    def apply(self, row: dict[str, Any], name: str = "") -> str | None:
+    def apply(self, row: dict[str, Any], name: str = "") -> Rejection | None:
         """Rewrite the row as asked; the reason it cannot be kept, or None."""
         if self.normalize:
             row["text"] = normalize_tweet(row["text"])
@@ -28,7 +29,7 @@ class TextRules:
             if reason:
                 return reason
             if not has_visible_text(text):
-                return "nothing left once the label emoji is removed"
+                return nothing_left()
             row["label"], row["text"] = label, text
         elif row["label"] and (target := self._emoji(name or row["label"])) and target in row["text"]:
             self.leaked += leaks(row["text"], target)  # the substring test is the fast filter

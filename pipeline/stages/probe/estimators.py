@@ -50,16 +50,26 @@ class Choice:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Choice:
+        """Back from ``to_dict`` or its JSON (lists for the tuples), equal to the choice written."""
+        tuples = {key: tuple(data[key]) for key in ("grid", "cv_macro_f1") if key in data}
+        return cls(**(data | tuples))
+
+    def words(self, name: str = "") -> str:
+        """'16 (3-fold CV)', '64 (3-fold CV, top of the grid)', '1 (fixed)' or '1 (default: too few rows
+        to tune)': how the hyper-parameter was set, as the reports say it."""
+        if self.tuned:
+            edge = ", top of the grid" if self.grid and self.value == max(self.grid) else ""
+            how = f"{self.folds}-fold CV{edge}"
+        else:
+            how = f"default: {self.note}" if self.note else "fixed"
+        return f"{name + ' = ' if name else ''}{self.value:g} ({how})"
+
 
 def choice_words(choice: dict[str, Any], name: str = "") -> str:
-    """'16 (3-fold CV)', '64 (3-fold CV, top of the grid)', '1 (fixed)' or '1 (default: too few rows to
-    tune)': how a probe's hyper-parameter was set, from its ``Choice.to_dict()``."""
-    if choice.get("tuned"):
-        edge = ", top of the grid" if choice["grid"] and choice["value"] == max(choice["grid"]) else ""
-        how = f"{choice['folds']}-fold CV{edge}"
-    else:
-        how = f"default: {choice['note']}" if choice.get("note") else "fixed"
-    return f"{name + ' = ' if name else ''}{choice['value']:g} ({how})"
+    """``Choice.words`` of a choice kept as a dict (the baselines' TF-IDF C)."""
+    return Choice.from_dict(choice).words(name)
 
 
 def inner_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

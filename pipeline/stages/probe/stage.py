@@ -27,14 +27,16 @@ from pipeline.core.layout import RunPaths, Workdir
 from pipeline.core.runner import Timings, run_stage
 from pipeline.core.settings import DEFAULT_MODEL, ProbeSettings
 from pipeline.core.stage_report import StageReport
-from pipeline.stages.probe.data import choose_split, hyper_words, score
+from pipeline.stages.probe.data import choose_split, score
 from pipeline.stages.probe.estimators import (
+    Choice,
     EmbeddingFit,
     Fitter,
     knn_predict,
     knn_tuned_predict,
     logistic_predict,
 )
+from pipeline.stages.probe.scores import KnnResult, LogisticResult
 
 
 @dataclass(kw_only=True)
@@ -46,17 +48,24 @@ class ProbeReport(StageReport):
     split: str
     train_rows: int
     test_rows: int
-    logistic: dict[str, Any]
-    knn: dict[str, Any]
+    logistic: LogisticResult
+    knn: KnnResult
     seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """As probe.json holds it: each probe's section in its own dict form."""
+        return super().to_dict() | {"logistic": self.logistic.to_dict(), "knn": self.knn.to_dict()}
+
+    @classmethod
+    def rebuild(cls, recorded: dict[str, Any], **paths: Path) -> ProbeReport:
+        """From probe.json, each probe's section typed again."""
+        typed = {"logistic": LogisticResult.from_dict(recorded["logistic"])}
+        typed["knn"] = KnnResult.from_dict(recorded["knn"])
+        return super().rebuild(recorded | typed, **paths)
 
     def summary(self) -> dict[str, Any]:
         """Headline figures (no per-class tables)."""
-        keep = ("macro_f1", "macro_f1_ci", "accuracy", "weighted_f1", "C", "k")
-        return {
-            name: {key: result[key] for key in keep if key in result}
-            for name, result in (("logistic", self.logistic), ("knn", self.knn))
-        }
+        return {"logistic": self.logistic.headline(), "knn": self.knn.headline()}
 
     def record(self) -> dict[str, Any]:
         return {"split": self.split, **self.summary()}  # the full figures are in probe.json
@@ -67,11 +76,11 @@ class ProbeReport(StageReport):
             f"split: {self.split} ({self.train_rows:,} train / {self.test_rows:,} test rows)",
         ]
         for name, result in (("logistic", self.logistic), ("kNN", self.knn)):
-            ci = result["macro_f1_ci"]
+            ci = result.macro_f1_ci
             out.append(
-                f"{name:>9}: macro-F1 {result['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]  "
-                f"accuracy {result['accuracy']:.3f}  weighted-F1 {result['weighted_f1']:.3f}  "
-                f"{hyper_words(result)}"
+                f"{name:>9}: macro-F1 {result.macro_f1:.3f} [{ci.low:.3f}, {ci.high:.3f}]  "
+                f"accuracy {result.accuracy:.3f}  weighted-F1 {result.weighted_f1:.3f}  "
+                f"{result.hyper_words()}"
             )
         out.append(f"confusion matrices: {self.confusion_png}")
         return out
@@ -102,11 +111,12 @@ class ProbeStage(RunStage[ProbeReport]):
             rows = probe_rows(self.work, self.run, settings)
             predicted, choices = fit_probes(rows.x_train, rows.y_train, rows.x_test, settings)
             results = score(rows.y_test, predicted, settings)
-            results["logistic"] |= {
-                "C": choices["logistic"],
-                "refit": EmbeddingFit(max_iter=settings.max_iter).params(choices["logistic"]["value"]),
-            }
-            results["knn"] |= {"k": choices["knn"]}
+            C = Choice.from_dict(choices["logistic"])
+            refit = EmbeddingFit(max_iter=settings.max_iter).params(C.value)
+            logistic = LogisticResult.from_dict(
+                results["logistic"] | {"C": choices["logistic"], "refit": refit}
+            )
+            knn = KnnResult.from_dict(results["knn"] | {"k": choices["knn"]})
             frame = pd.DataFrame({"row_id": rows.test_row_ids, "label": rows.y_test, **predicted})
             write_atomic(paths.predictions, lambda tmp: frame.to_parquet(tmp, index=False))
             from pipeline.render.figures import plot_confusions
@@ -119,8 +129,8 @@ class ProbeStage(RunStage[ProbeReport]):
             split=rows.how,
             train_rows=len(rows.y_train),
             test_rows=len(rows.y_test),
-            logistic=results["logistic"],
-            knn=results["knn"],
+            logistic=logistic,
+            knn=knn,
             seconds=timings.rounded()["seconds"],
         )
         payload = {
