@@ -277,19 +277,9 @@ def run_all(csv_files: tuple[str, ...], workdir: str, **kw: Any) -> Printable:
     """
     from pipeline.report.chain import run_chain
 
-    spec = spec_from_options(kw)
     columns, fmt = settings_from_options(Columns, kw), settings_from_options(CsvFormat, kw)
-    return run_chain(
-        csv_files,
-        workdir,
-        spec,
-        columns,
-        fmt,
-        out=kw["out"],
-        force=kw["force"],
-        progress=kw["progress"],
-        on_step=announce,
-    )
+    options = {"out": kw["out"], "force": kw["force"], "progress": kw["progress"], "on_step": announce}
+    return run_chain(csv_files, workdir, spec_from_options(kw), columns, fmt, **options)
 
 
 @command(main)
