@@ -1,6 +1,6 @@
 """Compare: every model x pooling on one corpus -> embed, probe and plot each (reusing fresh artifacts),
-the baselines, and the paired tests of every pair that say which differences are real. ``comparison``
-holds the results, ``comparison_report`` renders them."""
+the baselines, and the paired tests of every pair that say which differences are real. ``results``
+holds the results, ``document`` renders them."""
 
 from __future__ import annotations
 

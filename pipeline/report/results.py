@@ -1,5 +1,5 @@
 """A comparison's results: one row per run, the baselines, per-class figures and every pair tested, as
-data that the report renders (``comparison_report``) and the CLI prints."""
+data that the report renders (``document``) and the CLI prints."""
 
 from __future__ import annotations
 

@@ -1,8 +1,11 @@
-"""Ingest stage: CSV files -> one clean parquet corpus, every input row either kept or rejected with a reason.
+"""Ingest stage: tweet files -> one clean parquet corpus, every input row either kept or rejected with a
+reason (``reject_reasons``).
 
-The parser (``csv_reader``) works line by line on top of Python's ``csv`` module in strict mode, so a broken
-quote costs only the record it starts (which goes to ``rejects.csv``) and parsing resumes on the next line.
-Rows are checked by the pure core in ``ingest_rows`` and written group by group by ``corpus_writer``.
+CSV/TSV is parsed line by line (``csv_reader``) on top of Python's ``csv`` module in strict mode, so a
+broken quote costs only the record it starts (which goes to ``rejects.csv``) and parsing resumes on the
+next line; JSON lines, JSON arrays, Twitter v2 pages and parquet are read record by record
+(``record_reader``). Rows are checked by the pure core in ``rows`` and ``text_checks`` and written group
+by group by ``corpus_writer``.
 """
 
 from __future__ import annotations
@@ -342,7 +345,8 @@ def ingest(
     encoding: str = "utf-8",
     force: bool = False,
 ) -> IngestReport:
-    """Read CSVs into ``W/corpus.parquet`` and ``W/rejects.csv``; skip if the same inputs were ingested.
+    """Read tweet files into ``W/corpus.parquet`` and ``W/rejects.csv``; skip if the same inputs were
+    ingested.
     Other files than the workdir's corpus came from are refused unless ``force`` (which also re-reads)."""
     work, fmt = Workdir.at(workdir), CsvFormat(delimiter, encoding)
     stage = IngestStage(work, csv_paths, columns or Columns(), fmt, replace=force)

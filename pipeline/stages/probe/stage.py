@@ -1,7 +1,7 @@
 """Probes: how well do a run's embeddings separate the labels? Logistic regression and FAISS kNN.
 
 Both are trained on the ``train`` split (plus ``val`` if asked) and scored on ``test``; a corpus without
-splits gets a stratified, seeded 80/20 split. C and k are chosen on the training rows (``probe_models``)
+splits gets a stratified, seeded 80/20 split. C and k are chosen on the training rows (``estimators``)
 unless given. Same seed, same numbers.
 """
 
