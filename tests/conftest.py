@@ -108,6 +108,23 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
+@pytest.fixture(scope="session")
+def tiny_mlm(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """The tiny BERT's tokenizer with a fill-mask head: what `encajes unmask` needs."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, BertForMaskedLM
+
+    folder = tmp_path_factory.mktemp("tiny-mlm")
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        if (tiny_model / name).exists():
+            shutil.copy(tiny_model / name, folder / name)
+    torch.manual_seed(1)
+    BertForMaskedLM(AutoConfig.from_pretrained(tiny_model)).save_pretrained(folder)
+    return folder
+
+
 SAMPLE_ROWS = [
     ("a1", "hola que tal", "😂", "train"),
     ("a2", "me gusta la playa y el sol", "🔥", "train"),
@@ -133,3 +150,27 @@ def write_csv(path: Path, rows: list[tuple[str, ...]], header: str = "id,text,la
 @pytest.fixture
 def sample_csv(tmp_path: Path) -> Path:
     return write_csv(tmp_path / "tweets.csv", SAMPLE_ROWS)
+
+
+def write_vectors_run(
+    workdir: Path, vectors, model: str = "synthetic/vectors", pooling: str = "mean", **inputs
+):
+    """A finished embed of ``vectors`` (unit rows, in corpus row order) recorded as ``encajes embed``
+    records one, without a model: what index, probe, search and serve read. ``inputs`` override what the
+    run says it was embedded with (``dtype="fp16"``: a run made on a GPU)."""
+    import numpy as np
+
+    from pipeline.artifacts.runs import run_paths
+    from pipeline.artifacts.store import Embeddings, save_embeddings
+    from pipeline.core.hashing import file_sha256
+    from pipeline.core.layout import Workdir
+    from pipeline.core.manifest import record_stage
+
+    paths = run_paths(Workdir.at(workdir), model, pooling)
+    meta = {"model": model, "pooling": pooling}
+    save_embeddings(paths.embeddings, Embeddings(vectors, np.arange(len(vectors)), meta))
+    recorded = {"model": model, "pooling": pooling, "max_length": 128, "prefix": "", "dtype": "fp32",
+                "weights": f"synthetic:{model}", **inputs}  # fmt: skip
+    outputs = {"rows": len(vectors), "dim": int(vectors.shape[1]), "settings": {}}
+    record_stage(paths.manifest, "embed", recorded, outputs, embeddings_sha256=file_sha256(paths.embeddings))
+    return paths

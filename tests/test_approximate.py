@@ -125,18 +125,9 @@ def test_index_stage_with_an_approximate_kind(tmp_path, sample_csv, tiny_model):
 
 def synthetic_run(workdir, vectors, model="synthetic/vectors"):
     """A finished embed of ``vectors`` (no model needed): what the index stage reads."""
-    from pipeline.artifacts.runs import run_paths
-    from pipeline.artifacts.store import Embeddings, save_embeddings
-    from pipeline.core.hashing import file_sha256
-    from pipeline.core.layout import Workdir
-    from pipeline.core.manifest import record_stage
+    from tests.conftest import write_vectors_run
 
-    run = run_paths(Workdir.at(workdir), model, "mean")
-    meta = {"model": model, "pooling": "mean"}
-    save_embeddings(run.embeddings, Embeddings(vectors, np.arange(len(vectors)), meta))
-    outputs = {"dim": vectors.shape[1], "settings": {}}
-    record_stage(run.manifest, "embed", meta, outputs, embeddings_sha256=file_sha256(run.embeddings))
-    return run
+    return write_vectors_run(workdir, vectors, model)
 
 
 def test_index_stage_reports_the_recall_its_index_really_has(tmp_path):

@@ -15,22 +15,6 @@ from pipeline.tools.similarity import sentence_similarity
 from pipeline.tools.unmask import unmask
 
 
-@pytest.fixture(scope="module")
-def tiny_mlm(tmp_path_factory, tiny_model):
-    import shutil
-
-    import torch
-    from transformers import AutoConfig, BertForMaskedLM
-
-    folder = tmp_path_factory.mktemp("tiny-mlm")
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
-        if (tiny_model / name).exists():
-            shutil.copy(tiny_model / name, folder / name)
-    torch.manual_seed(1)
-    BertForMaskedLM(AutoConfig.from_pretrained(tiny_model)).save_pretrained(folder)
-    return folder
-
-
 def test_similarity_is_the_cosine_of_each_pair_of_sentences(tmp_path, tiny_model):
     """Each cell is the cosine of that pair's own embeddings: not just any symmetric unit-diagonal matrix."""
     from pipeline import embed_texts

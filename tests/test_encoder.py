@@ -63,10 +63,30 @@ def test_vectors_have_unit_norm_and_input_order(tiny_model):
     assert result.vectors.dtype == np.float32
 
 
-def test_mean_and_cls_differ(tiny_model):
-    mean = encoder_for(tiny_model, "mean").encode(TEXTS).vectors
-    cls = encoder_for(tiny_model, "cls").encode(TEXTS).vectors
-    assert not np.allclose(mean, cls, atol=1e-3)
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_pooling_by_hand_from_the_token_embeddings_of_a_padded_batch(tiny_model, pooling):
+    """mean: the mask-weighted mean of the transformer's token embeddings (padding positions hold
+    non-zero states, so an unmasked mean would differ); cls: the first token's state; both L2-normalised."""
+    encoder = encoder_for(tiny_model, pooling)
+    transformer = encoder.transformer
+    input_ids, mask = transformer.collate(transformer.tokenize(TEXTS)[0])
+    with torch.inference_mode():
+        tokens = transformer.forward(input_ids, mask).float().numpy()  # (texts, longest, dim)
+    mask = mask.numpy().astype(np.float32)[:, :, None]
+    padded = mask.min(axis=(1, 2)) == 0
+    assert padded.sum() >= 3  # most texts are shorter than the longest
+
+    def unit(vectors: np.ndarray) -> np.ndarray:
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    by_hand = unit((tokens * mask).sum(1) / mask.sum(1)) if pooling == "mean" else unit(tokens[:, 0])
+    got = encoder.encode(TEXTS, batch_size=len(TEXTS)).vectors
+    np.testing.assert_allclose(got, by_hand, atol=1e-5)
+    if pooling == "mean":
+        unmasked = unit(tokens.mean(1))
+        assert np.abs(unmasked[padded] - got[padded]).max() > 1e-2  # the mask is what makes it equal
+    else:
+        assert np.abs(unit(tokens[:, 1]) - got).max() > 1e-2  # position 0, not just any token
 
 
 def test_truncation_is_counted(tiny_model):
@@ -194,10 +214,14 @@ def test_an_attention_that_changes_the_output_is_not_used(tiny_model, monkeypatc
         encoder = encoder_for(tiny_model)
     finally:
         monkeypatch.undo()
-        kernels._register_cpu_attention()  # the registry is global: later models get the right one
+        # the attention registry is global: the next model loaded registers the right one again, and
+        # uses it (before any other test's model could meet the broken one)
+        again = encoder_for(tiny_model)
     assert encoder.transformer.speedups["cpu_attention"] is False
     theirs = plain_hf_vectors(tiny_model, TEXTS)
     np.testing.assert_allclose(encoder.encode(TEXTS).vectors, theirs, atol=2e-5)
+    assert again.transformer.speedups["cpu_attention"] is True
+    np.testing.assert_allclose(again.encode(TEXTS).vectors, theirs, atol=2e-5)
 
 
 def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, monkeypatch):

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import re
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from pipeline import Workspace, embed_texts
 from pipeline.core.settings import ServeSettings
 from pipeline.serve.app import create_app
-from pipeline.serve.batcher import Busy, EncoderBatcher, Job
 from pipeline.serve.service import Service
 
 CAPS = {"max_k": 5, "max_texts": 4, "max_text_chars": 60, "max_row_ids": 3}
@@ -31,8 +34,27 @@ def served(tmp_path_factory, tiny_model):
     ws.ingest([write_csv(root / "tweets.csv", SAMPLE_ROWS)])
     for pooling in ("mean", "cls"):
         ws.embed(model=str(tiny_model), pooling=pooling, prefix="hola ", progress=False)
+    write_map(ws, str(tiny_model), "mean")  # the cls run has none
     service = Service.load(ws.workdir.root, ServeSettings(batch_wait_ms=20, **CAPS))
     return ws, service, str(tiny_model)
+
+
+def write_map(ws, model, pooling):
+    """A run's umap.parquet as ``encajes plot`` writes it (row_id, x, y, label), without UMAP's
+    compilation: float coordinates with more digits than /map sends, rows not in row_id order."""
+    from pipeline.artifacts.runs import find_run
+
+    corpus = ws.corpus.sample(frac=1.0, random_state=1)
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(
+        {
+            "row_id": corpus["row_id"].to_numpy(),
+            "x": rng.normal(0, 5, len(corpus)).astype(np.float32),
+            "y": rng.normal(0, 5, len(corpus)).astype(np.float32),
+            "label": corpus["label"].to_numpy(),
+        }
+    )
+    frame.to_parquet(find_run(ws.workdir, model, pooling).paths.umap, index=False)
 
 
 @pytest.fixture(scope="module")
@@ -69,22 +91,6 @@ def test_search_equals_brute_force_for_each_query_and_run(served, client):
 def test_a_filter_matching_no_row_answers_an_empty_list(client):
     body = client.post("/search", json={"query": ["playa", "gol"], "k": 3, "filter": {"label": "nope"}})
     assert body.status_code == 200 and body.json()["results"] == [[], []]
-
-
-def test_broad_and_narrow_filters_give_the_same_hits(served, monkeypatch):
-    import pipeline.search.searcher
-
-    _, service, _ = served
-    searcher = service.pick(None, "mean").searcher
-    allowed = searcher.rows.allowed("🔥", None)
-    vectors = searcher.encoder.encode(["playa", "gol"]).vectors
-    narrow = searcher.nearest(vectors, 2, allowed)  # few rows: scored exactly on them
-    monkeypatch.setattr(pipeline.search.searcher, "SUBSET_EXACT", 0)
-    broad = searcher.nearest(vectors, 2, allowed)  # over-fetching from the index
-    assert [[h["row_id"] for h in q] for q in narrow] == [[h["row_id"] for h in q] for q in broad]
-    np.testing.assert_allclose(
-        [h["score"] for q in narrow for h in q], [h["score"] for q in broad for h in q]
-    )
 
 
 def test_a_chunked_body_over_the_cap_gets_413(client):
@@ -222,108 +228,6 @@ def test_bad_requests_get_a_4xx_that_says_what_to_fix_and_the_server_keeps_servi
     assert client.post("/search", json={"query": "hola", "k": 1}).status_code == 200
 
 
-def fake_batcher(rows: int = 64, tokens: int = 10_000, max_queued: int = 100):
-    """Token ids = word lengths; a vector = (sum of ids, count): each row's vector says which text it is."""
-    passes: list[list[list[int]]] = []
-    gate = threading.Event()
-    gate.set()
-
-    def forward(token_ids: list[list[int]]) -> np.ndarray:
-        gate.wait(timeout=10)
-        passes.append(token_ids)
-        if any(666 in ids for ids in token_ids):
-            raise RuntimeError("model broke")
-        return np.array([[sum(ids), len(ids)] for ids in token_ids], dtype=np.float32)
-
-    def tokenize(texts: list[str]) -> list[list[int]]:
-        return [[666] if t == "boom" else [len(w) for w in t.split()] for t in texts]
-
-    batcher = EncoderBatcher(tokenize, forward, lambda jobs: None, rows, tokens, 0.0, max_queued)
-    return batcher, passes, gate
-
-
-def expected(texts: list[str]) -> list[list[float]]:
-    return [[float(sum(len(w) for w in t.split())), float(len(t.split()))] for t in texts]
-
-
-def test_requests_that_arrive_during_a_pass_share_the_next_one_shortest_first():
-    batcher, passes, gate = fake_batcher(rows=3)
-    texts = [["uno"], ["a b c d e f", "dos tres"], ["cuatro cinco seis siete ocho"], ["x y"]]
-
-    async def scenario() -> list[Job]:
-        gate.clear()  # the first pass holds the worker while the others arrive
-        first = asyncio.ensure_future(batcher.encode(Job(texts[0])))
-        await asyncio.sleep(0.2)
-        rest = [asyncio.ensure_future(batcher.encode(Job(t))) for t in texts[1:]]
-        await asyncio.sleep(0.2)
-        gate.set()
-        return await asyncio.gather(first, *rest)
-
-    jobs = asyncio.run(scenario())
-    for job, sent in zip(jobs, texts, strict=True):
-        assert job.vectors.tolist() == expected(sent)
-    assert [len(p) for p in passes] == [1, 3, 1]  # 4 waiting texts: the 3 shortest, then the longest
-    assert sorted(len(ids) for ids in passes[1]) == [2, 2, 5] and batcher.stats.passes == 3
-    batcher.close()
-
-
-def test_a_request_its_client_abandons_does_not_stop_the_worker():
-    batcher, passes, gate = fake_batcher()
-
-    async def scenario() -> None:
-        gate.clear()
-        first = asyncio.ensure_future(batcher.encode(Job(["uno dos"])))
-        await asyncio.sleep(0.1)
-        abandoned = asyncio.ensure_future(batcher.encode(Job(["tres"])))
-        await asyncio.sleep(0.1)
-        abandoned.cancel()  # its client went away while it waited
-        await asyncio.sleep(0.05)
-        gate.set()
-        assert (await first).vectors.tolist() == expected(["uno dos"])
-        assert (await batcher.encode(Job(["cuatro"]))).vectors.tolist() == expected(["cuatro"])
-
-    asyncio.run(scenario())
-    assert [[4]] not in passes and batcher._thread.is_alive()  # "tres" (ids [4]) never ran
-    batcher.close()
-
-
-def test_a_request_that_waited_too_long_goes_first_whatever_its_length(monkeypatch):
-    import pipeline.serve.batcher
-
-    monkeypatch.setattr(pipeline.serve.batcher, "STARVING_S", 0.0)
-    batcher, passes, gate = fake_batcher(rows=1)
-
-    async def scenario() -> None:
-        gate.clear()
-        jobs = [asyncio.ensure_future(batcher.encode(Job([t]))) for t in ("a", "uno dos tres cuatro", "b c")]
-        await asyncio.sleep(0.2)
-        gate.set()
-        await asyncio.gather(*jobs)
-
-    asyncio.run(scenario())
-    assert [len(p[0]) for p in passes] == [1, 4, 2]  # in arrival order, not shortest first
-    batcher.close()
-
-
-def test_a_failing_pass_fails_its_requests_only_and_a_full_queue_answers_busy():
-    batcher, _, gate = fake_batcher(rows=1, max_queued=3)
-
-    async def scenario() -> None:
-        with pytest.raises(RuntimeError, match="model broke"):
-            await batcher.encode(Job(["boom"]))
-        gate.clear()
-        waiting = asyncio.ensure_future(batcher.encode(Job(["a b", "c"])))
-        await asyncio.sleep(0.1)
-        with pytest.raises(Busy):
-            await batcher.encode(Job(["d", "e"]))  # 2 waiting + 2 > 3
-        gate.set()
-        assert (await waiting).vectors.tolist() == expected(["a b", "c"])
-        assert (await batcher.encode(Job(["hola"]))).vectors.tolist() == expected(["hola"])
-
-    asyncio.run(scenario())
-    batcher.close()
-
-
 def test_a_taken_port_is_a_clear_error_before_anything_loads():
     import socket
 
@@ -347,12 +251,133 @@ def test_a_folder_model_picked_by_name_is_served(served):
     assert (searcher.run.model, searcher.run.pooling) == (str(Path(model).resolve()), "cls")
 
 
-def test_serve_help_names_the_routes():
+def documented_routes(help_text: str) -> set[tuple[str, str]]:
+    """(method, path) of each route ``serve --help`` names before its examples; a bare path is a GET."""
+    about = help_text.split("Example")[0]
+    found = re.findall(r"(?:\b(GET|POST)\s+)?(?<![\w:./-])(/[A-Za-z0-9_/]*)", about)
+    return {(method or "GET", path.replace("ROW_ID", "{row_id}")) for method, path in found}
+
+
+ROUTE_CALLS = {  # a request that each documented route must answer, and what its answer holds
+    ("GET", "/"): ("/", None, lambda r: "<canvas" in r.text),
+    ("POST", "/search"): ("/search", {"query": "playa", "k": 2}, lambda r: len(r.json()["results"][0]) == 2),
+    ("GET", "/similar/{row_id}"): ("/similar/3?k=2", None, lambda r: r.json()["row"]["row_id"] == 3),
+    ("POST", "/v1/embeddings"): ("/v1/embeddings", {"input": "hola"}, lambda r: len(r.json()["data"]) == 1),
+    ("GET", "/v1/models"): (
+        "/v1/models",
+        None,
+        lambda r: {m["object"] for m in r.json()["data"]} == {"model"},
+    ),
+    ("GET", "/items"): ("/items?row_ids=4", None, lambda r: r.json()["items"][0]["id"] == "a5"),
+    ("GET", "/map"): ("/map", None, lambda r: len(r.json()["row_id"]) == 8),
+    ("GET", "/info"): ("/info", None, lambda r: len(r.json()["runs"]) == 2),
+    ("GET", "/health"): ("/health", None, lambda r: r.json() == {"status": "ok"}),
+    ("GET", "/docs"): ("/docs", None, lambda r: "swagger" in r.text.lower()),
+}
+FASTAPI_OWN = {"/openapi.json", "/redoc", "/docs/oauth2-redirect"}  # /docs is named in the help
+
+
+def app_routes(routes) -> set[tuple[str, str]]:
+    """(method, path) of every route, FastAPI's own pages aside; an included router (which newer FastAPI
+    wraps, keeping it as ``original_router``) is walked into (ours is included without a prefix)."""
+    found = set()
+    for route in routes:
+        if (included := getattr(route, "original_router", None)) is not None:
+            found |= app_routes(included.routes)
+        elif route.path not in FASTAPI_OWN:
+            found |= {(method, route.path) for method in set(route.methods or ()) - {"HEAD"}}
+    return found
+
+
+def test_the_app_has_the_routes_serve_help_names_and_each_answers(client):
     from click.testing import CliRunner
 
     from cli import main
 
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
-    for words in ("/v1/embeddings", "--max-k", "--batch-wait-ms", "127.0.0.1"):
-        assert words in result.output
+    documented = documented_routes(result.output)
+    assert documented == set(ROUTE_CALLS), "a route named in `serve --help` needs a request in ROUTE_CALLS"
+    # a route added to the app is named in the help, and then needs a request above
+    assert app_routes(client.app.routes) == documented
+    for (method, _), (url, body, holds) in ROUTE_CALLS.items():
+        response = client.request(method, url, json=body)
+        assert response.status_code == 200 and holds(response), (method, url, response.text[:300])
+    example = re.search(r"curl -s [\w.]+:\d+(/\S*) .*-d '(.*)'", result.output)  # the help's own example
+    response = client.post(example.group(1), json=json.loads(example.group(2)))
+    assert response.status_code == 200 and len(response.json()["results"][0]) == 5
+
+
+def test_map_serves_the_runs_umap_points_and_a_run_without_one_says_how_to_draw_it(served, client):
+    from pipeline.artifacts.runs import find_run
+
+    ws, service, model = served
+    stored = pd.read_parquet(find_run(ws.workdir, model, "mean").paths.umap)
+    expected = {r.row_id: (float(r.x), float(r.y), str(r.label)) for r in stored.itertuples()}
+
+    def points(body: dict) -> dict:
+        assert set(body) == {"row_id", "x", "y", "label"}
+        assert len({len(column) for column in body.values()}) == 1  # one entry per point in each column
+        return {r: (x, y, label) for r, x, y, label in zip(*body.values(), strict=True)}
+
+    def assert_same(got: dict, want: dict) -> None:
+        assert set(got) == set(want) and [got[r][2] for r in want] == [want[r][2] for r in want]
+        np.testing.assert_allclose([got[r][:2] for r in want], [want[r][:2] for r in want], atol=5e-5, rtol=0)
+
+    default = client.get("/map")  # the default run is the mean one
+    assert default.status_code == 200
+    assert_same(points(default.json()), expected)
+    assert client.get("/map", params={"model": model, "pooling": "mean"}).json() == default.json()
+    sample = points(service.map_points(service.pick(None, "mean"), limit=3))  # a large map: a sample
+    assert len(sample) == 3 and list(sample) == sorted(sample)
+    assert_same(sample, {r: expected[r] for r in sample})
+    missing = client.get("/map", params={"pooling": "cls"})
+    assert missing.status_code == 404 and "encajes plot" in missing.json()["error"]["message"]
+    assert [(r["pooling"], r["has_map"]) for r in client.get("/info").json()["runs"]] == [
+        ("mean", True),
+        ("cls", False),
+    ]
+
+
+def test_sigterm_stops_encajes_serve_cleanly(served):
+    """The real command in its own process, on a free loopback port: it answers, then SIGTERM makes it
+    finish and exit with status 0 within seconds (not killed by the signal, no traceback)."""
+    import queue
+    import signal
+    import subprocess
+    import sys
+
+    ws, _, _ = served
+    command = [sys.executable, "-m", "cli", "serve", "-w", str(ws.workdir.root), "--pooling", "mean"]
+    server = subprocess.Popen(
+        [*command, "--port", "0"], cwd=Path(__file__).resolve().parents[1], stderr=subprocess.PIPE, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in server.stderr], daemon=True)
+    reader.start()
+    said: list[str] = []
+    try:
+        port, deadline = None, time.monotonic() + 90  # importing torch on a busy machine takes a while
+        while port is None:
+            try:
+                said.append(lines.get(timeout=0.2))
+            except queue.Empty:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"serve never said where it serves (exit status {server.poll()}): {said}")
+                continue
+            if found := re.search(r"serving on http://127\.0\.0\.1:(\d+)", said[-1]):
+                port = int(found.group(1))
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
+        hits = httpx.post(f"{url}/search", json={"query": "playa", "k": 2}, timeout=30).json()["results"]
+        assert len(hits[0]) == 2
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=10) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    reader.join(5)  # it has read the last lines once the process is gone
+    while not lines.empty():
+        said.append(lines.get())
+    assert said[-1].strip() == "-> stopped" and not any("Traceback" in line for line in said), said

@@ -45,6 +45,10 @@ class Busy(Exception):
     """More work is queued than the server accepts; the client should retry later (HTTP 503)."""
 
 
+class Closed(Busy):
+    """The batcher was closed (the server is stopping): it takes no more work (HTTP 503)."""
+
+
 @dataclass
 class Job:
     """One request's texts; the worker fills ``token_ids``, ``vectors`` and (for searches) ``hits``."""
@@ -109,7 +113,14 @@ class EncoderBatcher:
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread runs (False once ``close`` has returned)."""
+        return self._thread.is_alive()
+
     async def encode(self, job: Job) -> Job:
+        if not self.alive:
+            raise Closed("the encoder has stopped")
         if self._queued and self._queued + len(job.texts) > self.max_queued:
             raise Busy(f"{self._queued} texts are waiting for the encoder; retry shortly")
         self._queued += len(job.texts)
@@ -122,6 +133,8 @@ class EncoderBatcher:
 
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run ``function`` in the worker thread between passes (index look-ups that must not block)."""
+        if not self.alive:
+            raise Closed("the encoder has stopped")
         done: Future = Future()
 
         def run() -> None:
