@@ -82,3 +82,21 @@ def test_a_failing_rebuild_surfaces_but_a_damaged_output_is_recomputed(workdir, 
     monkeypatch.setattr(IndexStage, "rebuild", broken)
     with pytest.raises(KeyError, match="no such key"):
         index(root, model)
+
+
+def test_a_run_whose_embeddings_vanish_before_the_lock_says_to_embed_again(workdir):
+    """Another process may remove a run between finding it and taking the workdir's lock: the stage
+    re-reads the run under the lock and says what to do instead of failing on a missing file."""
+    from pipeline.artifacts.runs import find_run
+    from pipeline.core.errors import EncajesError
+    from pipeline.core.layout import Workdir
+    from pipeline.core.runner import run_stage
+    from pipeline.stages.index.stage import IndexStage
+
+    root, model, run_dir = workdir
+    work = Workdir.at(root)
+    stage = IndexStage(work, find_run(work, model), IndexSettings())
+    (run_dir / "embeddings.pt").unlink()
+    with pytest.raises(EncajesError, match="are gone: run `encajes embed` again"):
+        run_stage(stage)
+    assert not (run_dir / "index.faiss").exists()
