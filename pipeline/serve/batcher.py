@@ -1,7 +1,7 @@
 """Continuous batching: one worker thread runs the model, one forward pass at a time, over the texts of
 every request waiting, shortest first, up to a row and token budget per pass. A request that arrives
 while a pass runs joins the next one, and the pool each pass is cut from holds every waiting text, so
-padding stays low (measured: a pool of 64 tweets encodes ~30 % slower than a pool of 512) and short
+padding stays low (a small pool pads more: docs/BENCHMARKS.md has the figures) and short
 search queries are not stuck behind long texts. Throughput then grows with concurrency, and the event
 loop never runs the model.
 
