@@ -36,11 +36,8 @@ def version_problem(entry: dict[str, Any] | None, stage: str) -> str | None:
     recorded, current = recorded_version(entry), STAGE_VERSIONS[stage]
     if recorded == current:
         return None
-    return (
-        f"recorded by an older version of the {stage} stage (v{recorded}, now v{current})"
-        if (recorded < current)
-        else f"recorded by a newer version of the {stage} stage (v{recorded}, this is v{current})"
-    )
+    age = "an older" if recorded < current else "a newer"
+    return f"recorded by {age} version of the {stage} stage (v{recorded}, this code's is v{current})"
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
