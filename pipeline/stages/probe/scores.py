@@ -51,8 +51,8 @@ class ProbeScores:
 
     @property
     def choice(self) -> Choice | None:
-        """How the probe's hyper-parameter was set, where it records one."""
-        return None
+        """How the probe's hyper-parameter was set, where it records one (the field ``choice_name``)."""
+        return getattr(self, self.choice_name, None) if self.choice_name else None
 
     def hyper_words(self) -> str:
         """'C = 16 (3-fold CV)'; '' when the probe records no hyper-parameter."""
@@ -88,10 +88,6 @@ class LogisticResult(ProbeScores):
 
     choice_name: ClassVar[str] = "C"
 
-    @property
-    def choice(self) -> Choice | None:
-        return self.C
-
 
 @dataclass(frozen=True)
 class KnnResult(ProbeScores):
@@ -100,7 +96,3 @@ class KnnResult(ProbeScores):
     k: Choice | None = None
 
     choice_name: ClassVar[str] = "k"
-
-    @property
-    def choice(self) -> Choice | None:
-        return self.k
