@@ -18,8 +18,11 @@ from pipeline.cli.options import (
     force_option,
     grid_option,
     grid_options,
+    model_options,
     progress_option,
+    resolved_layer,
     run_options,
+    serve_layer_option,
     settings_from_options,
     settings_options,
     spec_from_options,
@@ -93,15 +96,15 @@ def embed(workdir: str, force: bool, progress: bool, **kw: Any) -> Printable:
     """Embed every corpus row into WORKDIR/runs/<model>__<pooling>/embeddings.pt.
 
     Texts are sorted by length and padded per batch; vectors are pooled (mean ignores padding) and
-    L2-normalised float32, saved with their row_ids. Load them with
-    torch.load(path, weights_only=True); past 2 GiB of vectors the file holds the row_ids and points to a
-    vectors.npy beside it (np.load(..., mmap_mode="r")).
+    L2-normalised float32, saved with their row_ids (torch.load(path, weights_only=True); past 2 GiB a
+    vectors.npy beside it). --layers: a run per hidden layer, all from one forward pass.
 
     \b
     Examples:
       encajes embed --model minilm --pooling cls
       encajes embed --model dccuchile/bert-base-spanish-wwm-cased --device cuda
       encajes embed --model ./my-finetuned-model --max-length 64 --json
+      encajes embed --model e5-small --layers all,last4,first-last   # runs __layer1 .. __first-last
       RAY_ADDRESS=ray://head:10001 encajes embed --engine ray --workers 8
     """
     from pipeline.stages.embed.stage import embed_corpus
@@ -115,7 +118,7 @@ def embed(workdir: str, force: bool, progress: bool, **kw: Any) -> Printable:
 @run_options
 @settings_options(IndexSettings)
 @force_option("Rebuild even if the index is fresh.")
-def index(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any) -> Printable:
+def index(workdir: str, model: str, pooling: str | None, layer: str, force: bool, **kw: Any) -> Printable:
     """Build a FAISS inner-product (= cosine) index for one run: exact for small corpora, approximate
     for large ones.
 
@@ -130,7 +133,7 @@ def index(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any)
     """
     from pipeline.stages.index.stage import index_run
 
-    return index_run(workdir, model, pooling, settings_from_options(IndexSettings, kw), force)
+    return index_run(workdir, model, pooling, settings_from_options(IndexSettings, kw), force, layer)
 
 
 @command(main)
@@ -160,25 +163,27 @@ def search(
     workdir: str,
     model: str,
     pooling: str | None,
+    layer: str,
     k: int,
     row: str | None,
     queries_file: str | None,
 ) -> Printable:
     """Print the k nearest tweets to QUERY (or to a corpus row, or to each line of a file).
 
-    Uses the run that `encajes embed` wrote for the same --model/--pooling, and embeds queries with the
-    settings (and hub commit) that run was embedded with. If the run has no index for its current
-    embeddings, one is built first (exact below 100,000 rows, see `encajes index`).
+    Uses the run that `encajes embed` wrote for the same --model/--pooling/--layer, and embeds queries
+    with the settings (hub commit, hidden layer) that run was embedded with. If the run has no index for
+    its current embeddings, one is built first (exact below 100,000 rows, see `encajes index`).
 
     \b
     Examples:
       encajes search "qué calor hace hoy" -k 5
       encajes search --id 42
       encajes search --queries my_queries.txt --json > hits.json
+      encajes search "qué calor hace hoy" --layer=-2   # the run of the layer before the last
     """
     from pipeline.search.command import search as run_search
 
-    return run_search(workdir, model, pooling, k, query, row, queries_file)
+    return run_search(workdir, model, pooling, k, query, row, queries_file, layer)
 
 
 @command(main)
@@ -186,7 +191,7 @@ def search(
 @run_options
 @settings_options(ProbeSettings)
 @force_option("Refit even if the results are fresh.")
-def probe(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any) -> Printable:
+def probe(workdir: str, model: str, pooling: str | None, layer: str, force: bool, **kw: Any) -> Printable:
     """Score how well a run's embeddings predict the labels: logistic regression and kNN.
 
     Trained on the train split (plus val with --include-val), scored on test; a corpus without splits
@@ -200,10 +205,12 @@ def probe(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any)
     Examples:
       encajes probe --model minilm --pooling cls
       encajes probe --model minilm --C 1.0 --k 10      # the fixed protocol
+      encajes probe --layer 6                          # the run of hidden layer 6
     """
     from pipeline.stages.probe.stage import probe_run
 
-    return probe_run(workdir, model, pooling, settings_from_options(ProbeSettings, kw), force=force)
+    settings, layer = settings_from_options(ProbeSettings, kw), resolved_layer(workdir, model, pooling, layer)
+    return probe_run(workdir, model, pooling, settings, force=force, layer=layer)
 
 
 @command(main)
@@ -211,7 +218,7 @@ def probe(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any)
 @run_options
 @settings_options(UmapSettings)
 @force_option("Redraw even if the map is fresh.")
-def plot(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any) -> Printable:
+def plot(workdir: str, model: str, pooling: str | None, layer: str, force: bool, **kw: Any) -> Printable:
     """Draw a run's embeddings with UMAP (cosine, fixed seed), coloured by label.
 
     Writes umap.parquet (row_id, x, y, label), umap.png and umap.html (open it in a browser: hover a
@@ -225,32 +232,33 @@ def plot(workdir: str, model: str, pooling: str | None, force: bool, **kw: Any) 
     """
     from pipeline.stages.plot.stage import plot_run
 
-    return plot_run(workdir, model, pooling, settings_from_options(UmapSettings, kw), force=force)
+    return plot_run(workdir, model, pooling, settings_from_options(UmapSettings, kw), force, layer)
 
 
 @command(main)
 @workdir_option
 @grid_options
 def compare(workdir: str, **kw: Any) -> Printable:
-    """Compare models x poolings on one corpus: embed, probe and plot each, then write a report.
+    """Compare models x poolings (x hidden layers) on one corpus and write a report.
 
-    Every stage is reused when its inputs (corpus, model weights, pooling, max length, prefix, probe and
-    UMAP settings) have not changed, so adding a model only computes that model. The report
-    (WORKDIR/report/report.html, .md and .json) has one row per run with macro-F1 and its 95% interval,
-    per-class F1, UMAP maps side by side, the majority-class and TF-IDF baselines, and every pair of
-    runs and baselines tested by a paired bootstrap on the same test rows (Holm-adjusted p-values); its
-    first paragraph says which runs no test separates from the best.
+    Each run is embedded, probed (logistic regression and kNN, C and k by inner CV) and mapped; the
+    report (WORKDIR/report/report.html, .md, .json) tests every pair with a paired bootstrap (Holm),
+    reads each run against the majority-class and TF-IDF baselines, and adds: macro-F1 by layer with
+    inner CV's pick (--layers all), learning curves against TF-IDF (--train-sizes, --resamples), test
+    rows with a near-duplicate in training (--near-dup), each run together with TF-IDF, and macro-F1
+    against texts/s. Fresh stages are reused: adding a model computes only that model.
 
     \b
     Examples:
-      encajes compare --model minilm --model ./beto --pooling mean --pooling cls
-      encajes compare --config comparison.toml --bootstrap 2000
+      encajes compare -m minilm -m e5-small --pooling mean --pooling cls
+      encajes compare -m ./beto --pooling mean --layers all,last4,first-last
+      encajes compare --config comparison.toml --train-sizes 200,1000,5000
     \b
     comparison.toml:
       models = ["minilm", "dccuchile/bert-base-spanish-wwm-cased"]
       poolings = ["mean", "cls"]
       [embed]
-      max_length = 64
+      layers = "-2,last,last4"
       [probe]
       k = 10
     """
@@ -284,7 +292,7 @@ def run_all(csv_files: tuple[str, ...], workdir: str, **kw: Any) -> Printable:
 
 @command(main)
 @click.argument("sentences", nargs=-1, required=True)
-@run_options
+@model_options
 @click.option(
     "--png",
     type=click.Path(dir_okay=False),
@@ -362,13 +370,14 @@ def models() -> Printable:
 @grid_option(
     EmbedSettings, "pooling", "Serve runs with this pooling; repeat. Default: each --model's own pooling."
 )
+@serve_layer_option
 @settings_options(ServeSettings)
 def serve(workdir: str, models: tuple[str, ...], poolings: tuple[str, ...], **kw: Any) -> None:
     """Serve a workdir's runs over HTTP, encoder, index and corpus loaded once: a search page at /,
     POST /search, GET /similar/ROW_ID, POST /v1/embeddings and GET /v1/models (OpenAI's shape), GET
-    /items, /map, /info, /health,
-    and the API's documentation at /docs. Serves every embedded run unless --model/--pooling pick some;
-    the first is the default of requests that name none.
+    /items, /map, /info, /health and the API's documentation at /docs. Serves every embedded run unless
+    --model/--pooling/--layer pick some; the first is the default of requests that name none. A run of
+    another hidden layer than the last is named MODEL@layer6 (@last4, @first-last) in requests.
 
     \b
     Examples:
@@ -379,7 +388,7 @@ def serve(workdir: str, models: tuple[str, ...], poolings: tuple[str, ...], **kw
     from pipeline.serve.server import serve as run_server
 
     try:
-        run_server(workdir, settings_from_options(ServeSettings, kw), models, poolings)
+        run_server(workdir, settings_from_options(ServeSettings, kw), models, poolings, kw["layers"])
     except EncajesError as error:
         raise click.ClickException(str(error)) from None
 

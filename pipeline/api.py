@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.artifacts.corpus import load_corpus
-from pipeline.artifacts.runs import find_run
+from pipeline.artifacts.run_layer import find_layer_run
 from pipeline.artifacts.store import Embeddings, load_embeddings
-from pipeline.core.layout import Workdir
+from pipeline.core.layout import LAST_LAYER, Workdir
 from pipeline.core.settings import DEFAULT_MODEL, Columns, EmbedSettings, IndexSettings
 from pipeline.report.chain import ChainResult, run_chain
 from pipeline.report.compare import CompareSpec, spec_from
 from pipeline.search.searcher import Searcher
-from pipeline.stages.embed.stage import EmbedReport, embed_corpus
+from pipeline.stages.embed.stage import EmbedReport, LayersReport, embed_corpus
 from pipeline.stages.index.stage import IndexReport, index_run
 from pipeline.stages.ingest.stage import IngestReport, ingest
 
@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 
 
 class Workspace:
-    """One workdir. Every method runs the same code as the matching CLI command, reruns skip fresh work."""
+    """One workdir. Every method runs the same code as the matching CLI command, reruns skip fresh work.
+    ``layer`` picks a run of another hidden layer than the last, as ``--layer`` does ("6", "-2", "last4")."""
 
     def __init__(self, path: str | Path) -> None:
         self.workdir = Workdir.at(path)
-        self._searchers: dict[tuple[str, str | None], Searcher] = {}
+        self._searchers: dict[tuple[str, str | None, str], Searcher] = {}
 
     def ingest(
         self, csv_paths: Sequence[str | Path], columns: Columns | None = None, **options: Any
@@ -50,8 +51,9 @@ class Workspace:
         progress: bool = True,
         force: bool = False,
         **settings: Any,
-    ) -> EmbedReport:
-        self._searchers.pop((model, pooling), None)
+    ) -> EmbedReport | LayersReport:
+        """``layers="all,last4"``: a run per hidden layer from one pass (a ``LayersReport``)."""
+        self._searchers.clear()  # every layer of the run may be embedded again
         return embed_corpus(
             self.workdir.root,
             EmbedSettings(model=model, pooling=pooling, **settings),
@@ -60,9 +62,14 @@ class Workspace:
         )
 
     def index(
-        self, model: str = DEFAULT_MODEL, pooling: str | None = None, force: bool = False, **settings: Any
+        self,
+        model: str = DEFAULT_MODEL,
+        pooling: str | None = None,
+        force: bool = False,
+        layer: str = LAST_LAYER,
+        **settings: Any,
     ) -> IndexReport:
-        return index_run(self.workdir.root, model, pooling, IndexSettings(**settings), force)
+        return index_run(self.workdir.root, model, pooling, IndexSettings(**settings), force, layer)
 
     def run(
         self,
@@ -81,34 +88,51 @@ class Workspace:
         spec = spec or spec_from(models=models, poolings=poolings)
         return run_chain(inputs, self.workdir.root, spec, columns, out=out, force=force, progress=progress)
 
-    def embeddings(self, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Embeddings:
+    def embeddings(
+        self, model: str = DEFAULT_MODEL, pooling: str | None = None, layer: str = LAST_LAYER
+    ) -> Embeddings:
         """A run's vectors and row ids; for a ``vectors.npy`` run, a read-only memmap (use ``blocks``)."""
-        return load_embeddings(find_run(self.workdir, model, pooling).paths.embeddings)
+        return load_embeddings(find_layer_run(self.workdir, model, pooling, layer).paths.embeddings)
 
     def search(
-        self, query: str | Sequence[str], k: int = 10, model: str = DEFAULT_MODEL, pooling: str | None = None
+        self,
+        query: str | Sequence[str],
+        k: int = 10,
+        model: str = DEFAULT_MODEL,
+        pooling: str | None = None,
+        layer: str = LAST_LAYER,
     ) -> pd.DataFrame:
+        """Nearest rows to each query, embedded at the run's layer."""
         queries = [query] if isinstance(query, str) else list(query)
-        return self._searcher(model, pooling).search_texts(queries, k)
+        return self._searcher(model, pooling, layer).search_texts(queries, k)
 
     def similar_to(
-        self, row: int | str, k: int = 10, model: str = DEFAULT_MODEL, pooling: str | None = None
+        self,
+        row: int | str,
+        k: int = 10,
+        model: str = DEFAULT_MODEL,
+        pooling: str | None = None,
+        layer: str = LAST_LAYER,
     ) -> pd.DataFrame:
-        return self._searcher(model, pooling).search_row(str(row), k)
+        return self._searcher(model, pooling, layer).search_row(str(row), k)
 
-    def _searcher(self, model: str, pooling: str | None) -> Searcher:
-        key = (model, pooling)
+    def _searcher(self, model: str, pooling: str | None, layer: str) -> Searcher:
+        key = (model, pooling, layer)
         if key not in self._searchers:
-            self._searchers[key] = Searcher.open(str(self.workdir.root), model, pooling)
+            self._searchers[key] = Searcher.open(str(self.workdir.root), model, pooling, layer=layer)
         return self._searchers[key]
 
 
 def embed_texts(
     texts: Sequence[str], model: str = DEFAULT_MODEL, pooling: str | None = None, **settings: Any
 ) -> np.ndarray:
-    """Embed a list of texts without a workdir: L2-normalised float32, one row per text. The encoder
-    stays loaded for the next call with the same settings (the last four are kept)."""
-    return warm_encoder(EmbedSettings(model=model, pooling=pooling, **settings)).encode(list(texts)).vectors
+    """Embed a list of texts without a workdir: L2-normalised float32, one row per text (``layers="6"``:
+    pooled at that hidden layer). The encoder stays loaded for the next call with the same settings
+    (the last four are kept)."""
+    vectors = (
+        warm_encoder(EmbedSettings(model=model, pooling=pooling, **settings)).encode(list(texts)).vectors
+    )
+    return vectors[0] if vectors.ndim == 3 else vectors
 
 
 @functools.lru_cache(maxsize=4)

@@ -40,13 +40,17 @@ def test_second_compare_skips_and_a_change_reruns_only_its_dependants(tmp_path, 
 
     changed_k = CompareSpec(**{**spec.__dict__, "probe": ProbeSettings(k=3, bootstrap=200)})
     third = skipped(compare(work, changed_k, progress=False))
-    assert third == {
+    assert third == {  # k shapes the probe and its learning curve, not the TF-IDF combination
         ("mean", "embed"): True,
         ("mean", "probe"): False,
         ("mean", "plot"): True,
+        ("mean", "curve"): False,
+        ("mean", "combined"): True,
         ("cls", "embed"): True,
         ("cls", "probe"): False,
         ("cls", "plot"): True,
+        ("cls", "curve"): False,
+        ("cls", "combined"): True,
     }
 
     changed_length = CompareSpec(**{**changed_k.__dict__, "embed": {"max_length": 8}})
@@ -54,7 +58,8 @@ def test_second_compare_skips_and_a_change_reruns_only_its_dependants(tmp_path, 
 
     report = write_report(compare(work, changed_length, progress=False), ReportPaths(tmp_path / "report"))
     html = Path(report["html"]).read_text(encoding="utf-8")
-    assert html.count("data:image/png;base64,") == 4  # two maps + two confusion figures, inlined
+    # two maps + two confusion figures + the learning curves and cost figures, inlined
+    assert html.count("data:image/png;base64,") == 6
     markdown = Path(report["markdown"]).read_text(encoding="utf-8")
     assert "| mean | 32 |" in markdown and "| cls | 32 |" in markdown  # one row per run
     assert "paired bootstrap" in markdown
@@ -63,9 +68,10 @@ def test_second_compare_skips_and_a_change_reruns_only_its_dependants(tmp_path, 
     assert set(data["pairs"]) == {"logistic", "knn"}
     lr_pairs = {frozenset((row["a"], row["b"])) for row in data["pairs"]["logistic"]}
     mean, cls = (f"{run['model']} · {run['pooling']}" for run in data["runs"])
-    assert lr_pairs == {  # every pair of runs and the TF-IDF baseline, each tested once
-        frozenset(pair) for pair in ((mean, cls), (mean, "TF-IDF baseline"), (cls, "TF-IDF baseline"))
-    }
+    systems = [mean, cls, f"{mean} + TF-IDF", f"{cls} + TF-IDF", "TF-IDF baseline"]
+    # every pair of runs, their combinations with TF-IDF and the TF-IDF baseline, each tested once
+    assert lr_pairs == {frozenset((a, b)) for i, a in enumerate(systems) for b in systems[i + 1 :]}
+    assert len(data["pairs"]["logistic"]) == 10
     assert all(row["p_holm"] >= row["p_value"] for row in data["pairs"]["logistic"])
     assert set(data["baselines"]) == {"majority", "tfidf"}
 
@@ -124,6 +130,8 @@ def test_relabelling_reruns_probe_and_plot_but_not_embed(tmp_path, tiny_model):
         ("mean", "embed"): True,
         ("mean", "probe"): False,
         ("mean", "plot"): False,
+        ("mean", "curve"): False,
+        ("mean", "combined"): False,
     }
 
 

@@ -160,5 +160,6 @@ def test_a_compare_run_renders_its_confusions(tmp_path, sample_csv, tiny_model):
     )
     report = write_report(compare(work, spec, progress=False), ReportPaths(tmp_path / "report"))
     page = Path(report["html"]).read_text(encoding="utf-8")
-    assert "Most-confused pairs" in page and page.count("data:image/png;base64,") == 1
+    # the confusion matrices, the learning curves and the cost figure
+    assert "Most-confused pairs" in page and page.count("data:image/png;base64,") == 3
     assert "## Per-class F1" in Path(report["markdown"]).read_text(encoding="utf-8")

@@ -124,3 +124,45 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_vectors(
     assert report.oom_splits >= 2 and any("out of GPU memory" in line for line in report.lines())
     got, expected = vectors_of(tmp_path / "small-gpu"), vectors_of(tmp_path / "clean")
     np.testing.assert_allclose(got["embeddings"].numpy(), expected["embeddings"].numpy(), atol=1e-5)
+
+
+def test_killed_layer_sweep_resumes_every_layer_from_its_shards(
+    tmp_path, sample_csv, tiny_model, monkeypatch
+):
+    """The shards of a sweep hold every layer's vectors: a killed sweep resumes them all."""
+    from pipeline.artifacts.runs import find_run
+    from pipeline.artifacts.store import load_embeddings
+    from pipeline.core.layout import Workdir
+
+    settings = EmbedSettings(model=str(tiny_model), chunk_rows=3, layers="0,1,last")
+    for name in ("clean", "killed"):
+        ingest([sample_csv], tmp_path / name)
+    embed_corpus(tmp_path / "clean", settings, progress=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(Encoder, "encode_chunks", dies_after(2))
+        with pytest.raises(KeyboardInterrupt):
+            embed_corpus(tmp_path / "killed", settings, progress=False)
+    report = embed_corpus(tmp_path / "killed", settings, progress=False)
+    assert [run.resumed_shards for run in report.runs] == [2, 2, 2]
+    for layer in ("0", "1", "last"):
+        clean, resumed = (
+            load_embeddings(
+                find_run(Workdir.at(tmp_path / w), str(tiny_model), "mean", layer).paths.embeddings
+            )
+            for w in ("clean", "killed")
+        )
+        assert np.array_equal(clean.vectors, resumed.vectors)
+    assert not any((tmp_path / "killed" / "runs").glob("*/shards"))
+
+
+def test_a_sweep_says_how_much_it_will_write_past_the_limit(tmp_path, sample_csv, tiny_model, monkeypatch):
+    import pipeline.stages.embed.stage as stage
+
+    ingest([sample_csv], tmp_path / "w")
+    notes: list[str] = []
+    monkeypatch.setattr(stage, "ANNOUNCE_BYTES", 100)  # 8 rows x 32 dims x 4 bytes = 1 KiB a layer
+    settings = EmbedSettings(model=str(tiny_model), layers="0,1")
+    embed_corpus(tmp_path / "w", settings, progress=False, on_note=notes.append)
+    assert len(notes) == 1 and "2 layers x 8 rows will write" in notes[0]
+    embed_corpus(tmp_path / "w", settings, progress=False, on_note=notes.append)
+    assert len(notes) == 1  # fresh: nothing to write, nothing said

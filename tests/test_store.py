@@ -154,7 +154,7 @@ def test_status_rehashes_the_vectors_file(two_stores):
 
 def test_auto_store_switches_to_vectors_npy_past_the_memory_limit(tmp_path, tiny_model, monkeypatch):
     """Under the limit the vectors stay in embeddings.pt; past it, embed streams them to vectors.npy."""
-    import pipeline.stages.embed.stage as embed_module
+    import pipeline.stages.embed.vectors as embed_module
 
     csv = write_csv(tmp_path / "tweets.csv", ROWS)  # 48 rows x 32 dims x 4 bytes = 6,144 bytes
     for name, limit in (("small", 6144), ("large", 6143)):

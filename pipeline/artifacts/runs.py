@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core.errors import EncajesError
-from pipeline.core.layout import RunPaths, Workdir
+from pipeline.core.layout import LAST_LAYER, RunPaths, Workdir
 from pipeline.core.manifest import stage_entry
 from pipeline.core.settings import DEFAULT_MODEL, EmbedSettings
 from pipeline.encoders.models import choose_pooling, identify
@@ -31,6 +31,8 @@ class EmbedRecord:
     trust_remote_code: bool
     model_revision: str | None  # the hub commit the weights came from ("" or None for folders)
     embeddings_sha256: str | None  # what downstream stages depend on
+    layer: str = LAST_LAYER  # the hidden layer pooled: "last", a layer number, "last4" or "first-last"
+    layer_count: int | None = None  # the model's hidden layers, where the embed recorded it
 
     @classmethod
     def from_entry(cls, entry: dict[str, Any]) -> EmbedRecord:
@@ -47,6 +49,8 @@ class EmbedRecord:
             trust_remote_code=bool(settings.get("trust_remote_code")),
             model_revision=settings.get("model_revision"),
             embeddings_sha256=entry.get("embeddings_sha256"),
+            layer=inputs.get("layer", LAST_LAYER),
+            layer_count=settings.get("layer_count"),
         )
 
     @property
@@ -70,29 +74,50 @@ class Run:
         return self.embed.pooling
 
     @property
+    def layer(self) -> str:
+        return self.embed.layer
+
+    @property
     def title(self) -> str:
-        return f"{self.model} · {self.pooling}"
+        return run_title(self.model, self.pooling, self.layer)
 
     @property
     def embeddings_sha256(self) -> str | None:
         return self.embed.embeddings_sha256
 
 
-def run_paths(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> RunPaths:
-    """Where the run of (model, pooling) lives, whether or not it exists yet."""
+def layer_words(layer: str) -> str:
+    """'last', 'layer 6', 'last4', 'first-last': a layer as reports name it."""
+    return f"layer {layer}" if layer.isdigit() else layer
+
+
+def run_title(model: str, pooling: str, layer: str = LAST_LAYER) -> str:
+    """'minilm · mean' for the last layer (the run as it always was), 'minilm · mean · layer 6' else."""
+    return f"{model} · {pooling}" + ("" if layer == LAST_LAYER else f" · {layer_words(layer)}")
+
+
+def run_paths(
+    work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None, layer: str = LAST_LAYER
+) -> RunPaths:
+    """Where the run of (model, pooling, layer) lives, whether or not it exists yet. ``layer`` is a
+    run's layer name: "last", a layer number, "last4" or "first-last"."""
     EmbedSettings(model=model, pooling=pooling)  # the one check of the names
     name = identify(model)
-    return work.run(name.key, choose_pooling(name, pooling))
+    return work.run(name.key, choose_pooling(name, pooling), layer)
 
 
-def find_run(work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None) -> Run:
-    """The finished run of (model, pooling), or an error that says which embed to run."""
-    paths = run_paths(work, model, pooling)
+def find_run(
+    work: Workdir, model: str = DEFAULT_MODEL, pooling: str | None = None, layer: str = LAST_LAYER
+) -> Run:
+    """The finished run of (model, pooling, layer), or an error that says which embed to run."""
+    paths = run_paths(work, model, pooling, layer)
     if (run := find_run_at(paths)) is None:
-        pooling = paths.root.name.rsplit("__", 1)[1]
+        pooling = paths.root.name.split("__")[1]
+        of_layer = "" if layer == LAST_LAYER else f" at {layer_words(layer)}"
+        layers = "" if layer == LAST_LAYER else f" --layers {layer}"
         raise EncajesError(
-            f"No embeddings for model {model!r} with {pooling} pooling in {work.root}: run "
-            f"`encajes embed --workdir {work.root} --model {model} --pooling {pooling}` first."
+            f"No embeddings for model {model!r} with {pooling} pooling{of_layer} in {work.root}: run "
+            f"`encajes embed --workdir {work.root} --model {model} --pooling {pooling}{layers}` first."
         )
     return run
 

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts.corpus import corpus_hash, texts_hash
+from pipeline.artifacts.runs import run_title
 from pipeline.artifacts.store import vectors_file_problem
 from pipeline.core.errors import EncajesError
 from pipeline.core.hashing import file_sha256
-from pipeline.core.layout import RunPaths, Workdir
+from pipeline.core.layout import LAST_LAYER, RunPaths, Workdir
 from pipeline.core.manifest import read_manifest, stage_entry, version_problem
 from pipeline.encoders.models import folder_fingerprint, hub_revision, identify
 
@@ -85,9 +86,7 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
     embed = manifest.get("embed")
     out = {"embed": embed_status(work, run, embed)}
     embeddings_hash = (embed or {}).get("embeddings_sha256")
-    which = f" -w {work.root}" + (
-        f" -m {embed['inputs']['model']} --pooling {embed['inputs']['pooling']}" if embed else ""
-    )
+    which = f" -w {work.root}" + (which_run(embed["inputs"]) if embed else "")
     for stage in ("index", "probe", "plot"):
         entry = manifest.get(stage)
         if entry is None or not all(path.exists() for path in run.outputs(stage)):
@@ -101,6 +100,23 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
         else:
             out[stage] = _state("fresh")
     return out
+
+
+def which_run(inputs: dict[str, Any]) -> str:
+    """The options that pick this run: ``-m M --pooling P`` (and ``--layer L`` for another layer)."""
+    layer = inputs.get("layer", LAST_LAYER)
+    return f" -m {inputs['model']} --pooling {inputs['pooling']}" + (
+        "" if layer == LAST_LAYER else f" --layer {layer}"
+    )
+
+
+def title_of(run: RunPaths) -> str:
+    """'minilm · mean · layer 6' from the run's embed entry; the folder's name without one."""
+    entry = stage_entry(run.manifest, "embed")
+    if entry is None:
+        return run.root.name
+    inputs = entry["inputs"]
+    return run_title(inputs["model"], inputs["pooling"], inputs.get("layer", LAST_LAYER))
 
 
 def baselines_status(work: Workdir) -> dict[str, str]:
@@ -121,6 +137,7 @@ class WorkdirStatus:
     ingest: dict[str, str]
     runs: dict[str, dict[str, dict[str, str]]]
     baselines: dict[str, str] = field(default_factory=lambda: _state("missing"))
+    titles: dict[str, str] = field(default_factory=dict)  # run folder -> "minilm · mean · layer 6"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +145,7 @@ class WorkdirStatus:
             "ingest": self.ingest,
             "baselines": self.baselines,
             "runs": self.runs,
+            "titles": self.titles,
         }
 
     def lines(self) -> list[str]:
@@ -141,15 +159,16 @@ class WorkdirStatus:
 
         out = [str(self.workdir), show("ingest", self.ingest), show("baselines", self.baselines)]
         for run, stages in self.runs.items():
-            out += [run, *(show(stage, stages[stage]) for stage in STAGES)]
+            title = self.titles.get(run, run)
+            out += [run if title == run else f"{run}  ({title})", *(show(s, stages[s]) for s in STAGES)]
         return out
 
 
 def workdir_status(workdir: str | Path) -> WorkdirStatus:
     work = Workdir.at(workdir)
     ingest = ingest_status(work)
-    runs = (
-        {} if ingest["state"] == "missing" else {r.root.name: run_status(work, r) for r in work.run_folders()}
-    )
+    folders = [] if ingest["state"] == "missing" else work.run_folders()
+    runs = {r.root.name: run_status(work, r) for r in folders}
+    titles = {r.root.name: title_of(r) for r in folders}
     base = _state("missing", "ingest first") if ingest["state"] == "missing" else baselines_status(work)
-    return WorkdirStatus(work.root, ingest, runs, base)
+    return WorkdirStatus(work.root, ingest, runs, base, titles)

@@ -15,8 +15,18 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from pipeline.artifacts.run_layer import LAYER_HELP, check_layer, resolve_layer
 from pipeline.core.errors import EncajesError
-from pipeline.core.settings import GRID_DEFAULTS, EmbedSettings, Flag, ProbeSettings, UmapSettings, field_type
+from pipeline.core.layout import Workdir
+from pipeline.core.settings import (
+    GRID_DEFAULTS,
+    CurveSettings,
+    EmbedSettings,
+    Flag,
+    ProbeSettings,
+    UmapSettings,
+    field_type,
+)
 from pipeline.core.stage_report import Printable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,7 +148,38 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 progress_option = click.option(
     "--progress/--no-progress", default=True, show_default=True, help="Show progress bars."
 )
-run_options = settings_options(EmbedSettings, only=("model", "pooling"))  # --model/--pooling pick a run
+model_options = settings_options(EmbedSettings, only=("model", "pooling"))  # a model and its pooling
+
+
+def _checked_layers(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Each typed --layer as one layer name (a wrong one is refused before anything is read)."""
+    try:
+        return tuple(map(check_layer, value)) if isinstance(value, tuple) else check_layer(value)
+    except EncajesError as error:
+        raise click.BadParameter(str(error).split(": ", 1)[-1]) from None
+
+
+layer_option = click.option(
+    "--layer", default="last", show_default=True, callback=_checked_layers, help=LAYER_HELP
+)
+serve_layer_option = click.option(
+    "--layer",
+    "layers",
+    multiple=True,
+    callback=_checked_layers,
+    help="Serve the runs of this hidden layer (last, 6, -2 from the end, last4, first-last); repeat for "
+    "several. Default: every run's layer, or each --model's last layer.",
+)
+
+
+def run_options(f: Callable) -> Callable:
+    """--model/--pooling/--layer: which run a command works on."""
+    return model_options(layer_option(f))
+
+
+def resolved_layer(workdir: str, model: str, pooling: str | None, layer: str) -> str:
+    """The canonical layer of a typed one (-2 -> the layer number, from what the workdir recorded)."""
+    return resolve_layer(Workdir.at(workdir), model, pooling, layer)
 
 
 def force_option(help: str) -> Callable:
@@ -187,9 +228,27 @@ def grid_options(f: Callable) -> Callable:
                 "on the command line override it.",
             ),
             settings_options(
-                EmbedSettings, ProbeSettings, UmapSettings, exclude=("model", "pooling", "revision")
+                EmbedSettings,
+                ProbeSettings,
+                UmapSettings,
+                CurveSettings,
+                exclude=("model", "pooling", "revision"),
             ),
             click.option("--plots/--no-plots", default=True, show_default=True, help="Draw UMAP maps."),
+            click.option(
+                "--curves/--no-curves",
+                default=True,
+                show_default=True,
+                help="Learning curves: the probes refitted on subsamples of the training rows "
+                "(--train-sizes x --resamples), for each reported run and the baselines.",
+            ),
+            click.option(
+                "--combined/--no-combined",
+                default=True,
+                show_default=True,
+                help="Also probe each reported run's embeddings together with the TF-IDF features: does "
+                "the encoder add what n-grams miss?",
+            ),
             click.option(
                 "--out",
                 type=click.Path(file_okay=False),
@@ -208,8 +267,11 @@ def spec_from_options(kw: dict[str, Any]) -> Any:
     """The comparison: the config file (if any), with every option the user typed on top."""
     from pipeline.report.compare import spec_from
 
-    typed = click.get_current_context().get_parameter_source("plots") in TYPED_BY_USER
-    plots = kw["plots"] if typed else None
+    context = click.get_current_context()
+    plots, curves, combined = (
+        kw[name] if context.get_parameter_source(name) in TYPED_BY_USER else None
+        for name in ("plots", "curves", "combined")
+    )
     return spec_from(
         Path(kw["config"]) if kw["config"] else None,
         models=kw["models"],
@@ -218,4 +280,7 @@ def spec_from_options(kw: dict[str, Any]) -> Any:
         probe=typed_options(ProbeSettings, kw),
         umap=typed_options(UmapSettings, kw),
         plots=plots,
+        curve=typed_options(CurveSettings, kw),
+        curves=curves,
+        combined=combined,
     )

@@ -6,6 +6,11 @@
     W/runs/<model>__<pooling>/index.faiss    index (+ index_ids.npy, the FAISS position -> row_id map)
     W/runs/<model>__<pooling>/probe.json     probe (+ predictions.parquet, confusion.png)
     W/runs/<model>__<pooling>/umap.parquet   plot (+ umap.png, umap.html)
+    W/runs/<model>__<pooling>/curve.json     learning curve (the probes on subsamples of the training rows)
+    W/runs/<model>__<pooling>/tfidf_combined.json  the run's embeddings + TF-IDF features in one probe
+    W/runs/<model>__<pooling>__<layer>/      a hidden layer other than the last (layer6, last4, first-last)
+    W/baselines/curve.json                   the baselines' learning curve (same subsamples as the runs')
+    W/baselines/tfidf-<key>/                 TF-IDF matrices of the split and its CV folds, shared by runs
     W/report/report.{md,html,json}           compare
     W/manifest.json, W/runs/*/manifest.json  what each stage was made from
     W/.encajes.lock                          one writer at a time
@@ -27,12 +32,19 @@ MANIFEST = "manifest.json"
 LOCK = ".encajes.lock"
 
 
-def run_name(model_key: str, pooling: str) -> str:
-    """Folder name of a (model, pooling) run: readable, filesystem-safe and unique per model key."""
+LAST_LAYER = "last"
+
+
+def run_name(model_key: str, pooling: str, layer: str = LAST_LAYER) -> str:
+    """Folder name of a (model, pooling, layer) run: readable, filesystem-safe and unique per model key.
+    The last layer's run keeps the name it always had; another layer's adds ``__layer6`` (a layer
+    number) or ``__last4`` / ``__first-last`` (a combination)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "--", model_key.strip("/")).strip("-.") or "model"
     if slug != model_key:  # paths and hub ids are squashed: a short hash keeps two of them apart
         slug = f"{slug[-60:]}-{hashlib.sha256(model_key.encode()).hexdigest()[:8]}"
-    return f"{slug}__{pooling}"
+    if layer == LAST_LAYER:
+        return f"{slug}__{pooling}"
+    return f"{slug}__{pooling}__{'layer' + layer if layer.isdigit() else layer}"
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,20 @@ class RunPaths:
     def umap_html(self) -> Path:
         return self.root / "umap.html"
 
+    @property
+    def curve(self) -> Path:
+        """The learning curve: the probes' test macro-F1 on subsamples of the training rows."""
+        return self.root / "curve.json"
+
+    @property
+    def combined(self) -> Path:
+        """The probe on the run's embeddings and the TF-IDF features together."""
+        return self.root / "tfidf_combined.json"
+
+    @property
+    def combined_predictions(self) -> Path:
+        return self.root / "tfidf_combined.parquet"
+
     def outputs(self, stage: str) -> list[Path]:
         """The files a stage writes into the run (embed's vectors.npy only when it chose that store)."""
         return {
@@ -98,6 +124,8 @@ class RunPaths:
             "index": [self.index, self.index_ids],
             "probe": [self.probe, self.predictions, self.confusion_png],
             "plot": [self.umap, self.umap_png, self.umap_html],
+            "curve": [self.curve],
+            "combined": [self.combined, self.combined_predictions],
         }[stage]
 
     def shard(self, inputs_hash: str, chunk_rows: int, start: int) -> Path:
@@ -160,6 +188,21 @@ class Workdir:
     def baseline_predictions(self) -> Path:
         return self.root / "baselines" / "predictions.parquet"
 
+    def tfidf_cache(self, key: str) -> Path:
+        """TF-IDF matrices (train, test, each inner-CV fold) of one split: built once, read by every
+        probe that needs them; ``key`` names the corpus and settings they were made from."""
+        return self.root / "baselines" / f"tfidf-{key}"
+
+    def tfidf_caches(self) -> list[Path]:
+        """Every TF-IDF cache folder present."""
+        folder = self.root / "baselines"
+        return sorted(p for p in folder.glob("tfidf-*") if p.is_dir()) if folder.exists() else []
+
+    @property
+    def baseline_curve(self) -> Path:
+        """The baselines' learning curve, on the same subsamples as every run's."""
+        return self.root / "baselines" / "curve.json"
+
     @property
     def lock(self) -> Path:
         return self.root / LOCK
@@ -168,8 +211,8 @@ class Workdir:
     def runs(self) -> Path:
         return self.root / "runs"
 
-    def run(self, model_key: str, pooling: str) -> RunPaths:
-        return RunPaths(self.runs / run_name(model_key, pooling))
+    def run(self, model_key: str, pooling: str, layer: str = LAST_LAYER) -> RunPaths:
+        return RunPaths(self.runs / run_name(model_key, pooling, layer))
 
     def run_folders(self) -> list[RunPaths]:
         """Every run folder present, in name order."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -78,6 +79,37 @@ def run_stage(stage: Stage[R], force: bool = False) -> R:
         report = stage.compute(inputs, Timings())
         record_stage(stage.manifest, stage.name, inputs, report.record(), **stage.recorded_extras(report))
         return report
+
+
+Pending = list[tuple[Stage[R], dict[str, Any]]]  # stale stages with the inputs they are computed from
+
+
+def run_together(
+    stages: Sequence[Stage[R]],
+    compute: Callable[[Pending, Timings], list[R]],
+    force: bool = False,
+) -> list[R]:
+    """Stages whose outputs come from one computation (the hidden layers of one forward pass): each is
+    checked and recorded as ``run_stage`` does, and ``compute`` makes the stale ones' outputs at once,
+    returning their reports in the order given."""
+    reports: list[R | None] = [None if force else fresh_report(stage) for stage in stages]
+    if all(report is not None for report in reports):
+        return reports  # type: ignore[return-value]
+    with workdir_lock(stages[0].work.root):
+        pending: list[tuple[int, Stage[R], dict[str, Any]]] = []
+        for i, stage in enumerate(stages):
+            if reports[i] is not None:
+                continue
+            stage.refresh()
+            inputs = stage.inputs()
+            reports[i] = None if force else fresh_report(stage, inputs)
+            if reports[i] is None:
+                pending.append((i, stage, inputs))
+        computed = compute([(stage, inputs) for _, stage, inputs in pending], Timings()) if pending else []
+        for (i, stage, inputs), report in zip(pending, computed, strict=True):
+            record_stage(stage.manifest, stage.name, inputs, report.record(), **stage.recorded_extras(report))
+            reports[i] = report
+    return reports  # type: ignore[return-value]
 
 
 def fresh_report(stage: Stage[R], inputs: dict[str, Any] | None = None) -> R | None:

@@ -21,6 +21,8 @@ DTYPES = ("fp32", "bf16", "fp16")
 STORES = ("auto", "pt", "npy")
 ENGINES = ("local", "ray")
 INDEX_KINDS = ("auto", "exact", "hnsw", "ivf", "ivfpq")
+LAYER_ITEM = r"(?:last|all|last4|first-last|-?\d+)"
+LAYERS_PATTERN = rf"\s*{LAYER_ITEM}\s*(?:,\s*{LAYER_ITEM}\s*)*"
 DEFAULT_MODEL = "minilm"  # the alias used when no model is named
 GRID_DEFAULTS = {"model": (DEFAULT_MODEL,), "pooling": ("mean",)}  # what compare runs when not told
 
@@ -136,6 +138,14 @@ class EmbedSettings:
     revision: str | None = option(
         None, "Hub models: the commit, branch or tag to load. Default: what main points to now."
     )
+    layers: str = option(
+        "last",
+        "Hidden layers to pool, all from one forward pass, each a run of its own: last (the default), "
+        "all (every layer), or a list such as -2,6,last4,first-last (negative: from the end; last4: the "
+        "mean of the last four layers' pooled vectors; first-last: of the first and last).",
+        "--layers",
+        pattern=LAYERS_PATTERN,
+    )
 
     __post_init__ = check_fields
 
@@ -184,12 +194,17 @@ class IndexSettings:
 @dataclass(frozen=True)
 class ProbeSettings:
     k: int | None = option(
-        None, "Neighbours in the kNN vote. Default: chosen from 1-50 by inner cross-validation.", "--k", min=1
+        None,
+        "Neighbours in the kNN vote. Default: chosen from 1-50 by inner cross-validation (up to 400 when "
+        "50 wins).",
+        "--k",
+        min=1,
     )
     C: float | None = option(
         None,
         "Inverse regularisation of the logistic regression. Default: chosen from 0.25-64 by inner "
-        "cross-validation on the training rows; --C 1.0 is the fixed protocol.",
+        "cross-validation on the training rows, the grid extended by factors of 4 (up to 65536, TF-IDF's "
+        "to 4096; down to 1/1024) while an edge wins; --C 1.0 is the fixed protocol.",
         "--C",
         above=0,
     )
@@ -199,6 +214,30 @@ class ProbeSettings:
     seed: int = option(0, "Seed of the 80/20 split (corpora without splits), bootstrap and UMAP.")
     test_size: float = 0.2
     bootstrap: int = option(1000, "Resamples for the macro-F1 interval.", min=100)
+    near_dup: float = option(
+        0.95,
+        "Cosine at or above which a test row's nearest training row counts as its near-duplicate twin; "
+        "the probes are also scored on the test rows without one.",
+        "--near-dup",
+        min=0,
+        max=1,
+    )
+
+    __post_init__ = check_fields
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """Learning curves: the probes refitted on stratified subsamples of the training rows."""
+
+    train_sizes: str = option(
+        "auto",
+        "Training-set sizes of the learning curves, e.g. 160,800,4000. auto: six log-spaced sizes from "
+        "8 rows per class to every training row.",
+        "--train-sizes",
+        pattern=r"\s*auto\s*|\s*\d+\s*(,\s*\d+\s*)*",
+    )
+    resamples: int = option(5, "Stratified subsamples drawn at each training size.", "--resamples", min=1)
 
     __post_init__ = check_fields
 

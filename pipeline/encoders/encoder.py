@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.core.errors import EncajesError
+from pipeline.core.layers import hidden_states
 from pipeline.core.timing import Timings
 from pipeline.encoders.pooling import Pooling, normalize
 from pipeline.encoders.transformer import Transformer
@@ -38,12 +39,17 @@ class EncodeResult:
 
 @dataclass
 class EncodedChunk:
-    """Vectors for texts[start : start + len(vectors)], in input order."""
+    """Vectors for the chunk's texts, in input order: (rows, dim), or (layers, rows, dim) from an
+    encoder that pools several layers."""
 
     start: int
     vectors: np.ndarray
     tokens: int
     truncated: int
+
+    @property
+    def rows(self) -> int:
+        return self.vectors.shape[-2]
 
 
 def length_batches(lengths: np.ndarray, batch_size: int, token_budget: int | None) -> list[np.ndarray]:
@@ -60,17 +66,34 @@ def length_batches(lengths: np.ndarray, batch_size: int, token_budget: int | Non
 
 
 class Encoder:
-    """Transformer -> Pooling -> Normalize, over length-sorted batches, chunk by chunk."""
+    """Transformer -> Pooling -> Normalize, over length-sorted batches, chunk by chunk.
 
-    def __init__(self, transformer: Transformer, pooling: Pooling, prefix: str = "") -> None:
+    ``layers`` (names of ``pipeline.core.layers``) pools those hidden layers from the same forward pass,
+    each normalised after combining; the vectors then have a leading layer axis. None: the last layer,
+    as the encoder always did."""
+
+    def __init__(
+        self,
+        transformer: Transformer,
+        pooling: Pooling,
+        prefix: str = "",
+        layers: tuple[str, ...] | None = None,
+    ) -> None:
         self.transformer = transformer
         self.pooling = pooling
         self.prefix = prefix
+        self.layers = layers
         self.oom_splits = 0  # batches halved after running out of GPU memory
+        count = transformer.layer_count if layers is not None else 0
+        self.states = [hidden_states(layer, count) for layer in layers or ()]
 
     @property
     def dim(self) -> int:
         return self.transformer.dim
+
+    def shape(self, rows: int) -> tuple[int, ...]:
+        """The shape of ``rows`` texts' vectors."""
+        return (rows, self.dim) if self.layers is None else (len(self.layers), rows, self.dim)
 
     def encode_chunks(
         self,
@@ -118,10 +141,10 @@ class Encoder:
     ) -> np.ndarray:
         """Tokenised texts -> unit vectors in input order, over length-sorted batches."""
         lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
-        out = np.empty((len(token_ids), self.dim), dtype=np.float32)
+        out = np.empty(self.shape(len(token_ids)), dtype=np.float32)
         with torch.inference_mode():
             for rows in length_batches(lengths, batch_size, token_budget):
-                out[rows] = self._embed_rows([token_ids[r] for r in rows])
+                out[..., rows, :] = self._embed_rows([token_ids[r] for r in rows])
                 if on_batch is not None:
                     on_batch(len(rows))
         return out
@@ -131,7 +154,9 @@ class Encoder:
         (rows never depend on their batch-mates, so the result is the same)."""
         try:
             input_ids, mask = self.transformer.collate(batch)
-            return normalize(self.pooling(self.transformer.forward(input_ids, mask), mask)).cpu().numpy()
+            if self.layers is None:
+                return normalize(self.pooling(self.transformer.forward(input_ids, mask), mask)).cpu().numpy()
+            return self._pool_layers(self.transformer.hidden_states(input_ids, mask), mask)
         except torch.OutOfMemoryError:
             if len(batch) == 1:
                 raise
@@ -139,7 +164,23 @@ class Encoder:
                 torch.cuda.empty_cache()
             self.oom_splits += 1
             half = len(batch) // 2
-            return np.concatenate([self._embed_rows(batch[:half]), self._embed_rows(batch[half:])])
+            halves = [self._embed_rows(batch[:half]), self._embed_rows(batch[half:])]
+            return np.concatenate(halves, axis=-2)
+
+    def _pool_layers(self, states: list[torch.Tensor], mask: torch.Tensor) -> np.ndarray:
+        """(layers, rows, dim): each layer name's hidden states pooled (each state once), averaged when a
+        name combines several, then normalised."""
+        pooled: dict[int, torch.Tensor] = {}
+        out = []
+        for indices in self.states:
+            for i in indices:
+                if i not in pooled:
+                    pooled[i] = self.pooling(states[i], mask)
+            vectors = (
+                pooled[indices[0]] if len(indices) == 1 else torch.stack([pooled[i] for i in indices]).mean(0)
+            )
+            out.append(normalize(vectors))
+        return torch.stack(out).cpu().numpy()
 
     def encode(
         self,
@@ -151,14 +192,14 @@ class Encoder:
     ) -> EncodeResult:
         """All texts at once, in input order."""
         timings = Timings()
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        out = np.empty(self.shape(len(texts)), dtype=np.float32)
         tokens = truncated = 0
         with timings.part("encode"):
             chunks = self.encode_chunks(
                 texts, batch_size, token_budget=token_budget, progress=progress, desc=desc
             )
             for chunk in chunks:
-                out[chunk.start : chunk.start + len(chunk.vectors)] = chunk.vectors
+                out[..., chunk.start : chunk.start + chunk.rows, :] = chunk.vectors
                 tokens += chunk.tokens
                 truncated += chunk.truncated
         return EncodeResult(out, timings["encode"], tokens, truncated)

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 
 from pipeline.core.errors import EncajesError
+from pipeline.core.layers import expand_layers
+from pipeline.core.layout import LAST_LAYER
 from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.encoder import Encoder
 from pipeline.encoders.models import ResolvedModel, choose_pooling, resolve_model
@@ -99,13 +101,40 @@ def resolve_settings(settings: EmbedSettings, on: torch.device | None = None) ->
     )
 
 
-def load_encoder(resolved: ResolvedSettings) -> Encoder:
+def model_config(resolved: ResolvedSettings) -> Any:
+    """The model's Hugging Face config alone (its dimension, its number of layers): no weights loaded."""
+    from transformers import AutoConfig
+
+    pinned = {"revision": resolved.model.revision} if resolved.model.revision else {}
+    try:
+        return AutoConfig.from_pretrained(
+            resolved.model.source, trust_remote_code=resolved.trust_remote_code, **pinned
+        )
+    except (OSError, ValueError) as error:
+        raise EncajesError(
+            f"Could not read the config of model {resolved.model.key!r} ({resolved.model.source}): "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+
+
+def load_encoder(resolved: ResolvedSettings, layers: tuple[str, ...] | None = None) -> Encoder:
+    """``layers``: hidden layers to pool (``Encoder``); None: the last one."""
     transformer = Transformer.load(
         resolved.model, resolved.device, resolved.dtype, resolved.max_length, resolved.trust_remote_code
     )
-    return Encoder(transformer, Pooling(resolved.pooling), prefix=resolved.prefix)
+    return Encoder(transformer, Pooling(resolved.pooling), prefix=resolved.prefix, layers=layers)
 
 
 def encoder_for(settings: EmbedSettings) -> Encoder:
-    """Resolve and load in one step."""
-    return load_encoder(resolve_settings(settings))
+    """Resolve and load in one step; ``settings.layers`` may name one layer (its vectors then have a
+    leading axis of one), several are a sweep for ``encajes embed``."""
+    resolved = resolve_settings(settings)
+    if settings.layers.strip() == LAST_LAYER:
+        return load_encoder(resolved)
+    layers = expand_layers(settings.layers, int(model_config(resolved).num_hidden_layers))
+    if len(layers) != 1:
+        raise EncajesError(
+            f"--layers {settings.layers} names {len(layers)} layers: embed texts at one layer at a time "
+            "(a sweep of several is `encajes embed --layers`)."
+        )
+    return load_encoder(resolved, tuple(layers))

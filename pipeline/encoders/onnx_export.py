@@ -1,6 +1,8 @@
 """Export a model for ``OnnxQueryEncoder``, once per model weights, into the user cache: the graph (token
 embeddings for any batch and length), the tokenizer the torch encoder uses, and a check that both give
-the same vectors as the torch encoder on probe texts. Nothing is kept if the check fails."""
+the same vectors as the torch encoder on probe texts. Nothing is kept if the check fails. A layer run's
+graph returns every hidden state (the last being the model's own output, as ``Transformer.hidden_states``
+gives it), so one export serves every layer of a model."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import EncajesError
+from pipeline.core.layout import LAST_LAYER
 from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.loading import load_encoder, resolve_settings
 from pipeline.encoders.onnx_query import CHECK, GRAPH, TOKENIZER, OnnxQueryEncoder
@@ -52,12 +55,26 @@ class TokenEmbeddings(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
 
 
-def export_query_encoder(settings: EmbedSettings, folder: Path) -> float:
-    """Write ``folder`` (atomically: all files or none) and return the least probe cosine."""
+class AllHiddenStates(torch.nn.Module):
+    """(states, batch, length, dim): the embedding layer's output, then each layer's."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return torch.stack([*out.hidden_states[:-1], out[0]])
+
+
+def export_query_encoder(settings: EmbedSettings, folder: Path, layer: str = LAST_LAYER) -> float:
+    """Write ``folder`` (atomically: all files or none) and return the least probe cosine; ``layer``
+    other than ``last``: a graph of every hidden state, checked on that layer."""
     from transformers import AutoModel
 
     resolved = resolve_settings(replace(settings, dtype="fp32", device="cpu"))
-    reference = load_encoder(resolved)  # the torch encoder the exported one must agree with
+    layers = None if layer == LAST_LAYER else (layer,)
+    reference = load_encoder(resolved, layers)  # the torch encoder the exported one must agree with
     pinned = {"revision": resolved.model.revision} if resolved.model.revision else {}
     network = AutoModel.from_pretrained(
         resolved.model.source, dtype=torch.float32, attn_implementation="eager", **pinned
@@ -73,7 +90,7 @@ def export_query_encoder(settings: EmbedSettings, folder: Path) -> float:
         with warnings.catch_warnings(), quiet_logger("torch.onnx"):
             warnings.simplefilter("ignore")  # the exporter's notes on optional ops and deprecations
             torch.onnx.export(
-                TokenEmbeddings(network).eval(),
+                (TokenEmbeddings if layers is None else AllHiddenStates)(network).eval(),
                 (example_ids, example_mask),
                 str(work / GRAPH),
                 input_names=["input_ids", "attention_mask"],
@@ -84,15 +101,20 @@ def export_query_encoder(settings: EmbedSettings, folder: Path) -> float:
             )
         reference.transformer.tokenizer.backend_tokenizer.save(str(work / TOKENIZER))
         pad_id = reference.transformer.pad_id
-        (work / CHECK).write_text(json.dumps({"pad_id": pad_id}), encoding="utf-8")
-        exported = OnnxQueryEncoder.load(work, resolved.pooling, resolved.prefix, resolved.max_length)
+        check: dict[str, object] = {"pad_id": pad_id}
+        if layers is not None:
+            check["layer_count"] = reference.transformer.layer_count
+        (work / CHECK).write_text(json.dumps(check), encoding="utf-8")
+        exported = OnnxQueryEncoder.load(work, resolved.pooling, resolved.prefix, resolved.max_length, layer)
         want_ids, _ = reference.tokenize(PROBES)
         if exported.token_ids(PROBES) != want_ids:
             raise EncajesError("the saved tokenizer gives other token ids than the model's")
-        agreement = float(np.min(np.sum(exported.encode(PROBES) * reference.encode(PROBES).vectors, axis=1)))
+        wanted = reference.encode(PROBES).vectors
+        wanted = wanted if layers is None else wanted[0]
+        agreement = float(np.min(np.sum(exported.encode(PROBES) * wanted, axis=1)))
         if agreement < AGREEMENT:
             raise EncajesError(f"the exported graph's vectors differ from torch's (cosine {agreement:.6f})")
-        check = {"pad_id": pad_id, "model": resolved.model.key, "least_probe_cosine": agreement}
+        check.update(model=resolved.model.key, least_probe_cosine=agreement)
         (work / CHECK).write_text(json.dumps(check, indent=1), encoding="utf-8")
         if (folder / CHECK).exists():  # another process finished the same export first: keep its
             return agreement

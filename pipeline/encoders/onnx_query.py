@@ -3,7 +3,9 @@ transformers to import. ``encajes search`` starts in about a second with it, whe
 transformers alone takes several; ``pipeline.encoders.onnx_export`` writes the files, once per model.
 
 It matches the torch encoder it was exported from (checked when exporting): same token ids (the tokenizer
-is the one the torch encoder used, saved), same pooling, fp32, L2-normalised.
+is the one the torch encoder used, saved), same pooling, fp32, L2-normalised. A run of another hidden layer
+than the last is queried through a graph that returns every hidden state (``states`` picks the layer's):
+each is pooled, a combination averaged, then normalised, as ``Encoder`` pools layers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.layers import hidden_states
+from pipeline.core.layout import LAST_LAYER
 from pipeline.core.settings import POOLINGS
 from pipeline.encoders.padding import pad_batch
 
@@ -28,8 +32,9 @@ def runtime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def pool(tokens: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
-    """Token embeddings -> unit vectors: ``mean`` over real tokens (padding ignored) or token 0."""
+def pool(tokens: np.ndarray, mask: np.ndarray, mode: str, unit: bool = True) -> np.ndarray:
+    """Token embeddings -> vectors (unit ones unless ``unit`` is off): ``mean`` over real tokens
+    (padding ignored) or token 0."""
     if mode not in POOLINGS:
         raise ValueError(f"Pooling mode {mode!r} is not one of {POOLINGS}")
     tokens = tokens.astype(np.float32, copy=False)
@@ -40,6 +45,10 @@ def pool(tokens: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
         vectors = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
     else:  # a mode declared in settings but not written here: it must match ``pooling.Pooling``
         raise NotImplementedError(f"Pooling mode {mode!r} has no ONNX query implementation")
+    return normalize(vectors) if unit else vectors
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
@@ -53,9 +62,13 @@ class OnnxQueryEncoder:
     pooling: str
     prefix: str
     pad_id: int
+    states: tuple[int, ...] | None = None  # hidden states pooled (a graph of every state); None: last
 
     @classmethod
-    def load(cls, folder: Path, pooling: str, prefix: str, max_length: int) -> OnnxQueryEncoder:
+    def load(
+        cls, folder: Path, pooling: str, prefix: str, max_length: int, layer: str = LAST_LAYER
+    ) -> OnnxQueryEncoder:
+        """``layer``: the run's hidden layer; any other than ``last`` needs a graph of every state."""
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -68,7 +81,12 @@ class OnnxQueryEncoder:
         session = onnxruntime.InferenceSession(
             str(folder / GRAPH), options, providers=["CPUExecutionProvider"]
         )
-        return cls(session, tokenizer, pooling, prefix, int(check["pad_id"]))
+        states = None
+        if layer != LAST_LAYER:
+            if "layer_count" not in check:
+                raise ValueError(f"{folder} holds a last-layer graph: layer {layer} needs every hidden state")
+            states = hidden_states(layer, int(check["layer_count"]))
+        return cls(session, tokenizer, pooling, prefix, int(check["pad_id"]), states)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch([self.prefix + t for t in texts])]
@@ -86,4 +104,7 @@ class OnnxQueryEncoder:
     def _pass(self, ids: list[list[int]]) -> np.ndarray:
         input_ids, mask = pad_batch(ids, self.pad_id)
         (tokens,) = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
-        return pool(tokens, mask, self.pooling)
+        if self.states is None:
+            return pool(tokens, mask, self.pooling)
+        pooled = [pool(tokens[i], mask, self.pooling, unit=False) for i in self.states]
+        return normalize(np.mean(pooled, axis=0) if len(pooled) > 1 else pooled[0])

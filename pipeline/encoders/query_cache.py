@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pipeline.core.layout import LAST_LAYER
 from pipeline.core.settings import EmbedSettings
 from pipeline.encoders.onnx_query import CHECK, OnnxQueryEncoder
 
@@ -23,9 +24,12 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def prepared_query_encoder(settings: EmbedSettings, folder: Path) -> OnnxQueryEncoder | None:
-    """The encoder in ``folder``, exported there first if missing; None (and a note on stderr) when the
-    export or the loading fails, which is remembered until the packages involved change."""
+def prepared_query_encoder(
+    settings: EmbedSettings, folder: Path, layer: str = LAST_LAYER
+) -> OnnxQueryEncoder | None:
+    """The encoder in ``folder`` for a run of ``layer``, exported there first if missing (a layer other
+    than the last: a graph of every hidden state); None (and a note on stderr) when the export or the
+    loading fails, which is remembered until the packages involved change."""
     failed = folder.with_suffix(".failed")
     try:
         if not (folder / CHECK).exists():
@@ -34,9 +38,9 @@ def prepared_query_encoder(settings: EmbedSettings, folder: Path) -> OnnxQueryEn
             print(f"-> preparing a fast query encoder for {settings.model} (once; ~15 s)", file=sys.stderr)
             from pipeline.encoders.onnx_export import export_query_encoder
 
-            export_query_encoder(settings, folder)
+            export_query_encoder(settings, folder, layer)
         assert settings.pooling is not None and settings.prefix is not None
-        return OnnxQueryEncoder.load(folder, settings.pooling, settings.prefix, settings.max_length)
+        return OnnxQueryEncoder.load(folder, settings.pooling, settings.prefix, settings.max_length, layer)
     except Exception as error:  # any exporter or runtime failure: remember it, answer with torch
         folder.parent.mkdir(parents=True, exist_ok=True)
         failed.write_text(f"{versions()}\n{type(error).__name__}: {error}\n", encoding="utf-8")

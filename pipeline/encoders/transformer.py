@@ -79,6 +79,11 @@ class Transformer:
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
+    @property
+    def layer_count(self) -> int:
+        """Hidden layers of the model (its hidden states are these plus the embedding layer's)."""
+        return int(self.model.config.num_hidden_layers)
+
     def _padded_probe(self) -> torch.Tensor:
         """Token embeddings of a fixed two-row batch, the second row half padding."""
         vocab = int(getattr(self.model.config, "vocab_size", 0) or len(self.tokenizer))
@@ -115,3 +120,12 @@ class Transformer:
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
+        """Every hidden state of one forward pass: the embedding layer's, then each layer's. The last is
+        the model's own last output (the tensor ``forward`` returns), whatever norm a model adds after
+        its layers, so the last layer pooled from a sweep is the plain run's, bit for bit."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        states = list(out.hidden_states)
+        states[-1] = out[0]
+        return states

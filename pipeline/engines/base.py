@@ -20,6 +20,7 @@ class EncodeJob:
     starts: list[int]
     chunk_rows: int
     progress: bool = False
+    layers: tuple[str, ...] | None = None  # hidden layers to pool in one pass (None: the last one)
 
     @property
     def desc(self) -> str:

@@ -12,7 +12,7 @@ class LocalEngine:
         return resolve_settings(settings)
 
     def start(self, job: EncodeJob) -> EngineRun:
-        encoder = load_encoder(job.resolved)
+        encoder = load_encoder(job.resolved, job.layers)
         wanted = set(job.starts)
         chunks = encoder.encode_chunks(
             job.texts,

@@ -19,20 +19,20 @@ import numpy as np
 from pipeline.core.errors import EncajesError
 from pipeline.core.settings import EmbedSettings, EngineSettings
 from pipeline.encoders.encoder import EncodedChunk
-from pipeline.encoders.loading import ResolvedSettings, load_encoder, resolve_settings
+from pipeline.encoders.loading import ResolvedSettings, load_encoder, model_config, resolve_settings
 from pipeline.engines.base import EncodeJob, EngineRun
 
 
 class ChunkEncoder:
     """Ray Data actor: loads the model once, then encodes one chunk (one batch row) per call."""
 
-    def __init__(self, resolved: ResolvedSettings, threads: int) -> None:
+    def __init__(self, resolved: ResolvedSettings, threads: int, layers: tuple[str, ...] | None) -> None:
         import torch
 
         if resolved.device.type == "cpu":
             torch.set_num_threads(max(1, threads))
         self.resolved = resolved
-        self.encoder = load_encoder(resolved)
+        self.encoder = load_encoder(resolved, layers)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         starts, vectors, tokens, truncated = [], [], [], []
@@ -99,13 +99,7 @@ def worker_settings(settings: EmbedSettings, resources: dict[str, float]) -> Res
 
 def model_dim(resolved: ResolvedSettings) -> int:
     """The vectors' dimension, from the model's config alone: the driver loads no weights."""
-    from transformers import AutoConfig
-
-    pinned = {"revision": resolved.model.revision} if resolved.model.revision else {}
-    config = AutoConfig.from_pretrained(
-        resolved.model.source, trust_remote_code=resolved.trust_remote_code, **pinned
-    )
-    return int(config.hidden_size)
+    return int(model_config(resolved).hidden_size)
 
 
 def encode_on_ray(job: EncodeJob, engine: EngineSettings) -> Iterator[EncodedChunk]:
@@ -119,7 +113,11 @@ def encode_on_ray(job: EncodeJob, engine: EngineSettings) -> Iterator[EncodedChu
         return
     encoded = _dataset(job, engine).map_batches(
         ChunkEncoder,
-        fn_constructor_kwargs={"resolved": job.resolved, "threads": engine.cpus_per_worker},
+        fn_constructor_kwargs={
+            "resolved": job.resolved,
+            "threads": engine.cpus_per_worker,
+            "layers": job.layers,
+        },
         batch_size=1,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=min(engine.workers, len(job.starts))),
@@ -140,6 +138,8 @@ def encode_on_ray(job: EncodeJob, engine: EngineSettings) -> Iterator[EncodedChu
             ):
                 bar.update(int(rows))
                 vectors = np.frombuffer(blob, dtype=np.float32).reshape(int(rows), -1)
+                if job.layers is not None:  # (layers, rows, dim), as the actor's encoder made it
+                    vectors = vectors.reshape(len(job.layers), int(rows), -1)
                 yield EncodedChunk(int(start), vectors, int(tokens), int(truncated))
 
 

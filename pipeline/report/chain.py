@@ -78,5 +78,5 @@ def run_chain(
         on_step("ingest")
     ingested = ingest(inputs, workdir, columns, fmt.delimiter, fmt.encoding, force=force)
     result = compare_and_report(workdir, spec, out, force, progress, on_step)
-    indexes = [index_run(workdir, run.model, run.pooling, index) for run in result.runs]
+    indexes = [index_run(workdir, run.model, run.pooling, index, layer=run.layer) for run in result.headline]
     return ChainResult(Workdir.at(workdir).root, ingested, result, indexes)

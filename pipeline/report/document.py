@@ -18,7 +18,8 @@ from pipeline.core.layout import ReportPaths
 from pipeline.render.tables import markdown_table
 from pipeline.report.class_tables import confused_pairs_html, per_class_html, per_class_markdown
 from pipeline.report.pair_tables import pairs_html, pairs_markdown
-from pipeline.report.results import BASELINE_NAMES, CompareResult, verdicts
+from pipeline.report.results import BASELINE_NAMES, CompareResult, run_name
+from pipeline.report.study_sections import Section, sections_html, sections_markdown, study_sections
 from pipeline.stages.probe.data import NO_SPLIT
 from pipeline.stages.probe.estimators import choice_words
 
@@ -37,12 +38,14 @@ def headline_rows(result: CompareResult) -> tuple[list[dict[str, str]], set[tupl
     """Table cells as text (runs, then the baselines), and which (row, column) cells hold the best
     figure of their column."""
     table = result.table()
+    layered = any(run.layer != "last" for run in result.runs)
     rows, best = [], set()
     for _, row in table.iterrows():
         rows.append(
             {
                 "model": row["model"],
                 "pooling": row["pooling"],
+                **({"layer": row["layer"]} if layered else {}),
                 "dim": str(row["dim"]),
                 "params": _params(int(row["parameters"])),
                 "texts/s": f"{row['texts_per_s']:,.0f}" if row["texts_per_s"] else "?",
@@ -104,28 +107,30 @@ def context_sentence(result: CompareResult, ctx: dict[str, Any]) -> str:
     )
 
 
-def render_markdown(result: CompareResult, out_dir: Path) -> str:
+def render_markdown(result: CompareResult, out_dir: Path, sections: list[Section] | None = None) -> str:
     ctx = _context(result)
+    sections = study_sections(result, out_dir) if sections is None else sections
     lines = [
         f"# encajes comparison — {result.workdir.name}",
         "",
-        " ".join(verdicts(result)),
+        " ".join(result.opening()),
         "",
         context_sentence(result, ctx),
         "",
         markdown_table(_bold(*headline_rows(result))),
         "",
         *pairs_markdown(result),
+        *sections_markdown(sections),
         *per_class_markdown(result),
         "## Maps",
         "",
     ]
-    for run in result.runs:
+    for run in result.headline:
         if run.plot:
             rel = os.path.relpath(run.plot["png"], out_dir)
             rel_html = os.path.relpath(run.plot["html"], out_dir)
             lines += [
-                f"### {run.model} · {run.pooling}",
+                f"### {run_name(run)}",
                 "",
                 f"![UMAP]({rel})",
                 "",
@@ -145,6 +150,7 @@ CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:1400px;margin:24px a
 table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.grid{display:grid;
 grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px}.grid img{width:100%}figure{margin:0}
+img.study{max-width:100%}
 figcaption{font-weight:600;margin:4px 0}.wide{grid-template-columns:1fr}
 .best{font-weight:700;background:#eef7ee}.warn{color:#8a3b00;font-weight:600;margin:4px 0}
 summary{cursor:pointer;color:#555;margin:8px 0}
@@ -152,8 +158,9 @@ summary{cursor:pointer;color:#555;margin:8px 0}
 .lead{font-size:17px;background:#f6f8fa;border-left:4px solid #4e79a7;padding:8px 12px}"""
 
 
-def render_html(result: CompareResult, out_dir: Path) -> str:
+def render_html(result: CompareResult, out_dir: Path, sections: list[Section] | None = None) -> str:
     ctx = _context(result)
+    sections = study_sections(result, out_dir) if sections is None else sections
     esc = html.escape
     rows, best = headline_rows(result)
     head = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
@@ -164,18 +171,17 @@ def render_html(result: CompareResult, out_dir: Path) -> str:
         )
         body += f"<tr>{cells}</tr>"
     maps = "".join(
-        f"<figure><figcaption>{esc(r.model)} · {esc(r.pooling)} — "
+        f"<figure><figcaption>{esc(run_name(r))} — "
         f'<a href="{esc(os.path.relpath(r.plot["html"], out_dir))}">interactive</a></figcaption>'
         f"{_img(r.plot['png'])}</figure>"
-        for r in result.runs
+        for r in result.headline
         if r.plot
     )
     confusions = "".join(
-        f"<figure><figcaption>{esc(r.model)} · {esc(r.pooling)}</figcaption>"
-        f"{_img(r.probe['confusion_png'])}</figure>"
-        for r in result.runs
+        f"<figure><figcaption>{esc(run_name(r))}</figcaption>{_img(r.probe['confusion_png'])}</figure>"
+        for r in result.headline
     ) + confused_pairs_html(result)
-    verdict = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", "<br>".join(esc(v) for v in verdicts(result)))
+    verdict = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", "<br>".join(esc(v) for v in result.opening()))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>encajes comparison — {esc(result.workdir.name)}</title><style>{CSS}</style></head><body>
 <h1>encajes comparison — {esc(result.workdir.name)}</h1>
@@ -183,6 +189,7 @@ def render_html(result: CompareResult, out_dir: Path) -> str:
 <p>{esc(context_sentence(result, ctx))} The highest figure of each column is highlighted.</p>
 <table><tr>{head}</tr>{body}</table>
 {pairs_html(result)}
+{sections_html(sections)}
 <h2>UMAP maps</h2><div class="grid">{maps or "<p>(plots were turned off)</p>"}</div>
 <h2>Per-class F1 (logistic regression)</h2>{per_class_html(result)}
 <h2>Confusion matrices</h2><div class="grid wide">{confusions}</div>
@@ -193,8 +200,9 @@ def render_html(result: CompareResult, out_dir: Path) -> str:
 def write_report(result: CompareResult, paths: ReportPaths) -> dict[str, str]:
     """report.md, report.html and report.json in ``paths``; also kept in ``result.report``."""
     paths.root.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(paths.markdown, render_markdown(result, paths.root))
-    write_text_atomic(paths.html, render_html(result, paths.root))
+    sections = study_sections(result, paths.root)  # figures drawn once, for both documents
+    write_text_atomic(paths.markdown, render_markdown(result, paths.root, sections))
+    write_text_atomic(paths.html, render_html(result, paths.root, sections))
     write_text_atomic(paths.json, json.dumps(result.payload(), indent=2, ensure_ascii=False, default=str))
     result.report = {"markdown": str(paths.markdown), "html": str(paths.html), "json": str(paths.json)}
     return result.report

@@ -11,8 +11,10 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.artifacts.runs import run_title
+from pipeline.core.layout import LAST_LAYER
 from pipeline.report.pairs import resolution_problem, tied_with_best
-from pipeline.stages.probe.scores import KnnResult, LogisticResult, ProbeScores
+from pipeline.stages.probe.scores import KnnResult, Leakage, LogisticResult, ProbeScores
 
 
 @dataclass
@@ -24,6 +26,19 @@ class RunResult:
     probe: dict[str, Any]  # the probe report's dict (``ProbeReport.to_dict``); its probes read typed below
     plot: dict[str, Any] | None
     skipped: dict[str, bool]
+    layer: str = LAST_LAYER
+    picked_for: tuple[str, ...] = ("logistic", "knn")  # probes whose inner CV picks this layer
+    curve: dict[str, Any] | None = None  # the learning curve's report (``CurveReport.to_dict``)
+    combined: dict[str, Any] | None = None  # the embeddings + TF-IDF probe's report
+
+    @property
+    def headline(self) -> bool:
+        """Reported in full: the last layer, and each probe's pick among the layers swept."""
+        return self.layer == LAST_LAYER or bool(self.picked_for)
+
+    def in_pairs(self, probe: str) -> bool:
+        """Whether the run is one of the probe's tested systems: the last layer and the probe's pick."""
+        return self.layer == LAST_LAYER or probe in self.picked_for
 
     def scores(self, probe: str) -> ProbeScores:
         """One probe's figures, typed: ``probe`` is 'logistic' or 'knn'."""
@@ -37,6 +52,11 @@ class RunResult:
     def knn(self) -> KnnResult:
         return KnnResult.from_dict(self.probe["knn"])
 
+    @cached_property
+    def leakage(self) -> Leakage | None:
+        """Near-duplicate leakage, where the probe measured it."""
+        return Leakage.from_dict(self.probe["leakage"]) if self.probe.get("leakage") else None
+
 
 @dataclass
 class CompareResult:
@@ -48,15 +68,24 @@ class CompareResult:
     report: dict[str, str] = field(default_factory=dict)  # where report.{md,html,json} were written
     label_names: dict[str, str] = field(default_factory=dict)  # label code -> name, where the corpus has them
 
-    def table(self) -> pd.DataFrame:
-        """One row per run: the figures a reader compares."""
+    baseline_curve: dict[str, Any] | None = None  # the baselines' learning curve
+    findings: list[str] = field(default_factory=list)  # the studies' sentences (``report.study``)
+
+    @property
+    def headline(self) -> list[RunResult]:
+        """The runs reported in full (every run, unless layers were swept)."""
+        return [run for run in self.runs if run.headline]
+
+    def table(self, runs: list[RunResult] | None = None) -> pd.DataFrame:
+        """One row per run (the headline runs unless given): the figures a reader compares."""
         rows = []
-        for run in self.runs:
+        for run in self.headline if runs is None else runs:
             lr, knn = run.logistic, run.knn
             rows.append(
                 {
                     "model": run.model,
                     "pooling": run.pooling,
+                    "layer": run.layer,
                     "dim": run.embed["dim"],
                     "parameters": run.embed.get("parameters", 0),
                     "texts_per_s": run.embed.get("texts_per_second"),
@@ -78,11 +107,10 @@ class CompareResult:
 
     def per_class_f1(self, probe: str = "logistic") -> pd.DataFrame:
         columns = {
-            f"{r.model} · {r.pooling}": {k: v.f1 for k, v in r.scores(probe).per_class.items()}
-            for r in self.runs
+            run_name(r): {k: v.f1 for k, v in r.scores(probe).per_class.items()} for r in self.headline
         }
         frame = pd.DataFrame(columns)
-        support = pd.Series({k: v.support for k, v in self.runs[0].scores(probe).per_class.items()})
+        support = pd.Series({k: v.support for k, v in self.headline[0].scores(probe).per_class.items()})
         frame.insert(0, "support", support)
         return frame.sort_values("support", ascending=False)
 
@@ -90,14 +118,14 @@ class CompareResult:
         """What report.json holds."""
         return {
             "workdir": str(self.workdir),
-            "runs": self.table().to_dict(orient="records"),
+            "runs": self.table(self.runs).to_dict(orient="records"),
             "baselines": {
                 name: {k: v for k, v in result.items() if k not in ("per_class", "confusion")}
                 for name, result in self.baselines.items()
             },
             "pairs": self.pairs,
             "per_class_f1": json.loads(self.per_class_f1().to_json()),
-            "skipped": {f"{r.model} · {r.pooling}": r.skipped for r in self.runs},
+            "skipped": {run_name(r): r.skipped for r in self.runs},
             "seconds": self.seconds,
         }
 
@@ -105,37 +133,47 @@ class CompareResult:
         return json.loads(json.dumps(self.payload(), default=str)) | {"report": self.report}
 
     def lines(self) -> list[str]:
-        table = self.table()
         lr_head, knn_head = "LR macro-F1 [95% CI]", "kNN macro-F1 [95% CI]"
-        out = [f"{'model':<28} {'pooling':<7} {'dim':>4}  {lr_head:<24} {'C':>5}  {knn_head:<24} {'k':>3}"]
-        for _, row in table.iterrows():
-            lr = f"{row.lr_macro_f1:.3f} [{row.lr_ci_low:.3f}, {row.lr_ci_high:.3f}]"
-            knn = f"{row.knn_macro_f1:.3f} [{row.knn_ci_low:.3f}, {row.knn_ci_high:.3f}]"
-            C, k = (
-                f"{value:g}" if value is not None and value == value else "?"
-                for value in (row.lr_C, row.knn_k)
-            )
+        out = [f"{'run':<36} {'dim':>4}  {lr_head:<24} {'C':>6}  {knn_head:<24} {'k':>4}"]
+        for run in self.headline:
+            lr, knn = run.logistic, run.knn
+            C, k = (f"{c.value:g}" if c else "?" for c in (lr.C, knn.k))
             out.append(
-                f"{str(row.model)[-28:]:<28} {row.pooling:<7} {row.dim:>4}  {lr:<24} {C:>5}  {knn:<24} {k:>3}"
+                f"{run_name(run)[-36:]:<36} {run.embed['dim']:>4}  {_interval(lr):<24} {C:>6}  "
+                f"{_interval(knn):<24} {k:>4}"
             )
         for name, result in self.baselines.items():
             ci = result["macro_f1_ci"]
             value = f"{result['macro_f1']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
             out.append(f"{'baseline: ' + BASELINE_NAMES[name]:<41} {value:<24}")
-        for name, column in (("C", "lr_C_how"), ("k", "knn_k_how")):
-            hows = sorted({how.partition("(")[2].rstrip(")") for how in table[column]})
-            out.append(f"{name}: {'; '.join(hows)}" + (" on the training rows" if "CV" in str(hows) else ""))
-        out += [sentence.replace("**", "") for sentence in verdicts(self)]
-        stages = [done for r in self.runs for name, done in r.skipped.items() if name != "plot" or r.plot]
-        computed = sum(not skipped for skipped in stages)
+        for run in self.headline:
+            if run.combined:
+                out.append(
+                    f"{combined_name(run)[-41:]:<41} {_interval(LogisticResult.from_dict(run.combined))}"
+                )
+        hows = sorted({c.words() for run in self.headline for c in (run.logistic.C, run.knn.k) if c})
+        if hows:
+            out.append("C and k (chosen on the training rows): " + "; ".join(hows))
+        out += [sentence.replace("**", "") for sentence in self.opening()]
+        stages = [done for r in self.runs for done in r.skipped.values()]
+        reused = sum(stages)
         out.append(
-            f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}: {computed} of {len(stages)} stages "
-            "computed, the rest reused "
-            f"({self.seconds:.1f}s)"
+            f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}: {len(stages) - reused} stage(s) computed, "
+            f"{reused} reused ({self.seconds:.1f}s)"
         )
         if self.report:
             out.append(f"report: {self.report['html']}  (and report.md, report.json)")
         return out
+
+    def opening(self) -> list[str]:
+        """The report's first paragraph: the verdicts, then what the studies add (best layers,
+        learning-curve crossovers, leakage, what the encoder adds to TF-IDF: ``report.study``)."""
+        return verdicts(self) + self.findings
+
+
+def _interval(scores: ProbeScores) -> str:
+    ci = scores.macro_f1_ci
+    return f"{scores.macro_f1:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
 
 
 BASELINE_NAMES = {"majority": "majority class", "tfidf": "TF-IDF"}
@@ -147,14 +185,22 @@ SENTENCE_START = {"logistic": "Logistic regression", "knn": "kNN"}
 
 
 def run_name(run: RunResult) -> str:
-    return f"{run.model} · {run.pooling}"
+    return run_title(run.model, run.pooling, run.layer)
+
+
+def combined_name(run: RunResult) -> str:
+    """The system of a run's embeddings and the TF-IDF features in one probe."""
+    return f"{run_name(run)} + TF-IDF"
 
 
 def system_scores(result: CompareResult, probe: str) -> dict[str, float]:
-    """Macro-F1 of every system in a probe's pair table: the runs, and the TF-IDF baseline for LR."""
-    scores = {run_name(run): float(run.scores(probe).macro_f1) for run in result.runs}
-    if probe == "logistic" and "tfidf" in result.baselines:
-        scores[TFIDF_SYSTEM] = float(result.baselines["tfidf"]["macro_f1"])
+    """Macro-F1 of every system in a probe's pair table: the headline runs, and for LR each run's
+    combination with TF-IDF and the TF-IDF baseline."""
+    scores = {run_name(run): float(run.scores(probe).macro_f1) for run in result.runs if run.in_pairs(probe)}
+    if probe == "logistic":
+        scores |= {combined_name(r): float(r.combined["macro_f1"]) for r in result.headline if r.combined}
+        if "tfidf" in result.baselines:
+            scores[TFIDF_SYSTEM] = float(result.baselines["tfidf"]["macro_f1"])
     return scores
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipeline.artifacts.label_names import load_label_names
 from pipeline.core.errors import EncajesError
-from pipeline.core.layout import Workdir
+from pipeline.core.layout import LAST_LAYER, Workdir
 from pipeline.core.settings import DEFAULT_MODEL
 from pipeline.search.searcher import Searcher
 
@@ -26,6 +26,7 @@ class SearchResult:
     k: int
     index_built: bool
     label_names: dict[str, str] = field(default_factory=dict)  # printed instead of label codes
+    layer: str = LAST_LAYER  # the run's hidden layer, which the queries were embedded at
 
     def to_dict(self) -> dict[str, Any]:
         results = [
@@ -35,6 +36,7 @@ class SearchResult:
         return {
             "stage": "search",
             "run": self.run,
+            "layer": self.layer,
             "k": self.k,
             "index_built": self.index_built,
             "results": results,
@@ -82,15 +84,18 @@ def search(
     query: str | None = None,
     row: str | None = None,
     queries_file: str | Path | None = None,
+    layer: str = LAST_LAYER,
 ) -> SearchResult:
-    """What ``encajes search`` asks: neighbours of a text, of a corpus row, or of each line of a file."""
+    """What ``encajes search`` asks: neighbours of a text, of a corpus row, or of each line of a file,
+    in the run of (model, pooling, layer); a query is embedded at that run's layer."""
     if sum(x is not None for x in (query, row, queries_file)) != 1:
         raise EncajesError("Give exactly one of: a QUERY text, --id ROW, or --queries FILE.")
-    searcher = Searcher.open(str(workdir), model, pooling, on_build=say)
+    searcher = Searcher.open(str(workdir), model, pooling, on_build=say, layer=layer)
     searcher.fast_queries = True
     if row is not None:
         hits = searcher.search_row(row, k)
     else:
         hits = searcher.search_texts([query] if query is not None else read_queries(Path(queries_file)), k)
     names = load_label_names(Workdir.at(workdir))
-    return SearchResult(hits, searcher.run.paths.root.name, k, searcher.index_built, names)
+    run = searcher.run
+    return SearchResult(hits, run.paths.root.name, k, searcher.index_built, names, run.layer)

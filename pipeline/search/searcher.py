@@ -16,9 +16,10 @@ import pandas as pd
 from indexes.approximate import apply_search_params
 from indexes.exact import SearchIndex, load_index, on_gpu
 from pipeline.artifacts.corpus import load_corpus
-from pipeline.artifacts.runs import Run, find_run
+from pipeline.artifacts.run_layer import find_layer_run
+from pipeline.artifacts.runs import Run
 from pipeline.core.errors import EncajesError
-from pipeline.core.layout import Workdir
+from pipeline.core.layout import LAST_LAYER, Workdir
 from pipeline.core.settings import DEFAULT_MODEL, EmbedSettings
 from pipeline.core.usercache import cache_paths
 from pipeline.stages.index.stage import IndexReport, ensure_index, fresh_index
@@ -65,9 +66,20 @@ def query_settings(run: Run, device: str = "auto") -> EmbedSettings:
     )
 
 
+def run_layers(run: Run) -> tuple[str, ...] | None:
+    """What the torch encoder pools for this run's queries: None for the last layer, else its layer."""
+    return None if run.layer == LAST_LAYER else (run.layer,)
+
+
+def one_layer(vectors: np.ndarray) -> np.ndarray:
+    """(n, dim) vectors of an encoder that pools one layer: (1, n, dim) -> (n, dim)."""
+    return vectors[0] if vectors.ndim == 3 else vectors
+
+
 def fast_query_encoder(run: Run) -> OnnxQueryEncoder | None:
-    """The run's query encoder for ONNX Runtime (exported on first use, once per model weights); None
-    where it cannot be used (a run not in fp32, remote code, no onnxruntime) and torch answers."""
+    """The run's query encoder for ONNX Runtime (exported on first use, once per model weights: a
+    last-layer graph, and one of every hidden state for layer runs); None where it cannot be used (a run
+    not in fp32, remote code, no onnxruntime) and torch answers."""
     from pipeline.encoders.onnx_query import runtime_available
     from pipeline.encoders.query_cache import prepared_query_encoder
 
@@ -75,7 +87,8 @@ def fast_query_encoder(run: Run) -> OnnxQueryEncoder | None:
     if run.embed.dtype != "fp32" or settings.trust_remote_code or not runtime_available():
         return None
     key = hashlib.sha256(f"{run.model}\n{run.embed.weights}".encode()).hexdigest()[:20]
-    return prepared_query_encoder(settings, cache_paths().query_encoder(key))
+    key += "" if run.layer == LAST_LAYER else "-states"
+    return prepared_query_encoder(settings, cache_paths().query_encoder(key), run.layer)
 
 
 class CorpusRows:
@@ -151,12 +164,13 @@ class Searcher:
         model: str = DEFAULT_MODEL,
         pooling: str | None = None,
         on_build: Callable[[str], None] | None = None,
+        layer: str = LAST_LAYER,
     ) -> Searcher:
-        """The run's searcher. A run without a fresh index gets one built now (exact below 100,000 rows,
-        as ``encajes index`` chooses), and ``on_build`` is told first, so that nothing is written to
-        the workdir unannounced."""
+        """The run's searcher (``layer``: its hidden layer, as ``--layer`` takes it). A run without a
+        fresh index gets one built now (exact below 100,000 rows, as ``encajes index`` chooses), and
+        ``on_build`` is told first, so that nothing is written to the workdir unannounced."""
         work = Workdir.at(workdir)
-        run = find_run(work, model, pooling)
+        run = find_layer_run(work, model, pooling, layer)
         report = fresh_index(work, run)
         if report is None:
             if on_build is not None:
@@ -186,11 +200,16 @@ class Searcher:
 
     @property
     def encoder(self) -> Encoder:
-        """The query encoder, with the very settings the corpus was embedded with (device aside)."""
+        """The query encoder, with the very settings (and hidden layer) the corpus was embedded with
+        (device aside)."""
         if self._encoder is None:
-            from pipeline.encoders.loading import encoder_for
+            from pipeline.encoders.loading import encoder_for, load_encoder, resolve_settings
 
-            self._encoder = encoder_for(query_settings(self.run))
+            settings, layers = query_settings(self.run), run_layers(self.run)
+            loaded = (
+                encoder_for(settings) if layers is None else load_encoder(resolve_settings(settings), layers)
+            )
+            self._encoder = loaded
         return self._encoder
 
     def use_encoder(self, encoder: Encoder) -> None:
@@ -261,7 +280,7 @@ class Searcher:
             self._fast = fast_query_encoder(self.run) or False
         if self._fast:
             return self._fast.encode(queries)
-        return self.encoder.encode(queries, batch_size=64).vectors
+        return one_layer(self.encoder.encode(queries, batch_size=64).vectors)
 
     def search_texts(self, queries: list[str], k: int = 10) -> pd.DataFrame:
         queries = list(queries)

@@ -106,8 +106,13 @@ class Limits(BaseModel):
 
 
 class RunInfo(BaseModel):
-    model: str
+    model: str = Field(description="The name requests use: the model, with @layer6 (@last4, @first-last) "
+                       "for a run of another hidden layer than the last.")  # fmt: skip
     pooling: str
+    layer: str = Field(
+        "last", description="The hidden layer pooled: last, a layer number, last4, first-last."
+    )
+    title: str = ""
     dim: int
     dtype: str
     max_length: int

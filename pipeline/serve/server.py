@@ -32,7 +32,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    workdir: str | Path, settings: ServeSettings, models: Sequence[str] = (), poolings: Sequence[str] = ()
+    workdir: str | Path,
+    settings: ServeSettings,
+    models: Sequence[str] = (),
+    poolings: Sequence[str] = (),
+    layers: Sequence[str] = (),
 ) -> None:
     import uvicorn
 
@@ -42,7 +46,7 @@ def serve(
     sock = bind(settings.host, settings.port)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     say(f"-> loading {workdir} (encoder, index and corpus of each run, once)")
-    service = Service.load(workdir, settings, models, poolings, on_build=lambda text: say(f"   {text}"))
+    service = Service.load(workdir, settings, models, poolings, lambda text: say(f"   {text}"), layers)
     for run in service.runs:
         info = run.info()
         say(f"   {info['model']} / {info['pooling']}: {info['rows']:,} rows, {info['index_kind']} index, "

@@ -16,13 +16,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.artifacts.runs import find_run_at
+from pipeline.artifacts.run_layer import resolve_layer
+from pipeline.artifacts.runs import Run, find_run_at
 from pipeline.core.errors import EncajesError
-from pipeline.core.layout import Workdir
+from pipeline.core.layers import layer_order
+from pipeline.core.layout import LAST_LAYER, Workdir
 from pipeline.core.settings import DEFAULT_MODEL, ServeSettings
 from pipeline.encoders.loading import load_encoder, resolve_settings
 from pipeline.encoders.models import choose_pooling, identify
-from pipeline.search.searcher import Searcher, query_settings
+from pipeline.search.searcher import Searcher, one_layer, query_settings, run_layers
 from pipeline.serve.batcher import EncoderBatcher, Job
 
 
@@ -40,7 +42,7 @@ class ServedRun:
     def __init__(self, searcher: Searcher, settings: ServeSettings) -> None:
         self.searcher = searcher
         self.resolved = resolve_settings(query_settings(searcher.run))
-        self.encoder = load_encoder(self.resolved)
+        self.encoder = load_encoder(self.resolved, run_layers(searcher.run))  # pools the run's layer
         self.threads = torch.get_num_threads()
         searcher.use_encoder(self.encoder)  # its own text queries use the same warm encoder
         self.batcher = EncoderBatcher(
@@ -58,11 +60,16 @@ class ServedRun:
 
     @property
     def model(self) -> str:
-        return self.searcher.run.model
+        """The name requests use: the run's model, plus ``@layer6`` / ``@last4`` for another layer."""
+        return served_name(self.searcher.run)
 
     @property
     def pooling(self) -> str:
         return self.searcher.run.pooling
+
+    @property
+    def layer(self) -> str:
+        return self.searcher.run.layer
 
     def _forward(self, token_ids: list[list[int]]) -> np.ndarray:
         # a text or two: one thread (waking a second costs more than it saves, and leaves the event loop
@@ -70,7 +77,7 @@ class ServedRun:
         threads = 1 if len(token_ids) <= 2 else self.threads
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
-        return self.encoder.embed_token_ids(token_ids, len(token_ids), None)
+        return one_layer(self.encoder.embed_token_ids(token_ids, len(token_ids), None))
 
     def _search(self, jobs: list[Job]) -> None:
         """The searches a pass completed: one index search per distinct filter."""
@@ -94,6 +101,8 @@ class ServedRun:
         return {
             "model": self.model,
             "pooling": self.pooling,
+            "layer": self.layer,
+            "title": self.searcher.run.title,
             "dim": self.encoder.dim,
             "dtype": self.resolved.dtype,
             "max_length": self.resolved.max_length,
@@ -109,36 +118,67 @@ class ServedRun:
         }
 
 
+def served_name(run: Run) -> str:
+    """A served run's model name: the model for the last layer (as always), ``model@layer6``,
+    ``model@last4`` or ``model@first-last`` for a run of another hidden layer."""
+    if run.layer == LAST_LAYER:
+        return run.model
+    return f"{run.model}@{'layer' + run.layer if run.layer.isdigit() else run.layer}"
+
+
 def open_runs(
     workdir: str | Path,
     models: Sequence[str] = (),
     poolings: Sequence[str] = (),
     on_build: Callable[[str], None] | None = None,
+    layers: Sequence[str] = (),
 ) -> list[Searcher]:
-    """The runs to serve: those of ``models`` x ``poolings`` (each model's default pooling when none is
-    given), or every finished run of the workdir when no model is given. The first is the default of
-    requests that name none: the default model's, mean pooling first. A run without a fresh index gets
-    one, and ``on_build`` says so first."""
+    """The runs to serve: those of ``models`` x ``poolings`` x ``layers`` (each model's default pooling
+    when none is given, its last layer when no layer is), or every finished run of the workdir (at
+    ``layers`` when given) when no model is given. The first is the default of requests that name none:
+    the default model's, mean pooling, last layer first. A run without a fresh index gets one, and
+    ``on_build`` says so first."""
     work = Workdir.at(workdir)
     work.require_corpus()
     runs = [run for paths in work.run_folders() if (run := find_run_at(paths)) is not None]
     if models:
-        wanted = {
-            (identify(model).key, choose_pooling(identify(model), pooling))
-            for model in models
-            for pooling in (poolings or (None,))
-        }
-        runs = [run for run in runs if (run.model, run.pooling) in wanted]
-        if missing := wanted - {(run.model, run.pooling) for run in runs}:
-            names = ", ".join(f"{m} / {p}" for m, p in sorted(missing))
-            raise EncajesError(f"No embeddings in {work.root} for {names}: run `encajes embed` first.")
-    elif poolings:
-        runs = [run for run in runs if run.pooling in poolings]
+        runs = runs_of_models(work, runs, models, poolings, layers or (LAST_LAYER,))
+    else:
+        if poolings:
+            runs = [run for run in runs if run.pooling in poolings]
+        if layers:
+            runs = [run for run in runs if run.layer in typed_layers(work, run, layers)]
     if not runs:
-        raise EncajesError(f"No embedded run in {work.root} to serve: run `encajes embed` first.")
+        at = f" at layer {', '.join(layers)}" if layers else ""
+        raise EncajesError(f"No embedded run{at} in {work.root} to serve: run `encajes embed` first.")
     default = identify(DEFAULT_MODEL).key
-    runs.sort(key=lambda run: (run.model != default, run.pooling != "mean"))
-    return [Searcher.open(str(work.root), run.model, run.pooling, on_build) for run in runs]
+    runs.sort(
+        key=lambda r: (r.model != default, r.pooling != "mean", r.layer != LAST_LAYER, layer_order(r.layer))
+    )
+    return [Searcher.open(str(work.root), run.model, run.pooling, on_build, run.layer) for run in runs]
+
+
+def typed_layers(work: Workdir, run: Run, layers: Sequence[str]) -> set[str]:
+    """The canonical layers that typed ``layers`` mean for this run's model (-2 depends on it)."""
+    return {resolve_layer(work, run.model, run.pooling, layer) for layer in layers}
+
+
+def runs_of_models(
+    work: Workdir, runs: list[Run], models: Sequence[str], poolings: Sequence[str], layers: Sequence[str]
+) -> list[Run]:
+    """The runs of every model x pooling x layer asked, or an error naming the missing ones."""
+    wanted = set()
+    for model in models:
+        for pooling in poolings or (None,):
+            key, chosen = identify(model).key, choose_pooling(identify(model), pooling)
+            wanted |= {(key, chosen, resolve_layer(work, model, pooling, layer)) for layer in layers}
+    runs = [run for run in runs if (run.model, run.pooling, run.layer) in wanted]
+    if missing := wanted - {(run.model, run.pooling, run.layer) for run in runs}:
+        names = ", ".join(
+            f"{m} / {p}" + ("" if a == LAST_LAYER else f" / {a}") for m, p, a in sorted(missing)
+        )
+        raise EncajesError(f"No embeddings in {work.root} for {names}: run `encajes embed` first.")
+    return runs
 
 
 class Service:
@@ -157,14 +197,15 @@ class Service:
         models: Sequence[str] = (),
         poolings: Sequence[str] = (),
         on_build: Callable[[str], None] | None = None,
+        layers: Sequence[str] = (),
     ) -> Service:
-        searchers = open_runs(workdir, models, poolings, on_build)
+        searchers = open_runs(workdir, models, poolings, on_build, layers)
         return cls(workdir, [ServedRun(s, settings) for s in searchers], settings)
 
     def pick(self, model: str | None, pooling: str | None) -> ServedRun:
         """The served run a request names, by its model's key (an alias, hub id or folder path as the run
-        recorded it) and pooling; the first when it names none. A name is only compared, never looked
-        up on disk or on the hub."""
+        recorded it, ``@layer6`` added for a run of another layer than the last) and pooling; the first
+        when it names none. A name is only compared, never looked up on disk or on the hub."""
         for run in self.runs:
             if model in (None, run.model) and pooling in (None, run.pooling):
                 return run
@@ -217,7 +258,8 @@ class Service:
     def map_points(self, run: ServedRun, limit: int = 100_000) -> dict[str, Any]:
         """The run's UMAP map (row_id, x, y, label), at most ``limit`` points, or 404 when it has none."""
         if run.map_path is None:
-            raise RequestError(404, f"Run {run.model} / {run.pooling} has no map: run `encajes plot`.")
+            layer = "" if run.layer == LAST_LAYER else f" --layer {run.layer}"
+            raise RequestError(404, f"Run {run.model} / {run.pooling} has no map: run `encajes plot{layer}`.")
         frame = pd.read_parquet(run.map_path, columns=["row_id", "x", "y", "label"])
         if len(frame) > limit:
             frame = frame.sample(limit, random_state=0).sort_values("row_id")

@@ -21,6 +21,10 @@ from pipeline.core.errors import EncajesError
 from pipeline.core.layout import RunPaths
 
 
+def layer_key(j: int) -> str:
+    return f"vectors_{j}"
+
+
 @dataclass
 class ShardSet:
     run: RunPaths
@@ -56,17 +60,25 @@ class ShardSet:
         return self.path(start).exists()
 
     def write(self, start: int, vectors: np.ndarray, tokens: int, truncated: int) -> None:
+        """One chunk's vectors: (rows, dim), or (layers, rows, dim), kept as one array per layer so each
+        layer's run reads its own without loading the others."""
+        arrays = (
+            {"vectors": vectors} if vectors.ndim == 2 else {layer_key(j): v for j, v in enumerate(vectors)}
+        )
+
         def save(tmp: Path) -> None:
             with tmp.open("wb") as handle:
-                np.savez(handle, vectors=vectors, tokens=np.int64(tokens), truncated=np.int64(truncated))
+                np.savez(handle, **arrays, tokens=np.int64(tokens), truncated=np.int64(truncated))
 
         write_atomic(self.path(start), save)
 
-    def read(self, dim: int) -> Iterator[tuple[np.ndarray, int, int]]:
-        """(vectors, tokens, truncated) per shard, in row order; a shard of the wrong shape is an error."""
+    def read(self, dim: int, layer: int | None = None) -> Iterator[tuple[np.ndarray, int, int]]:
+        """(vectors, tokens, truncated) per shard, in row order, of the ``layer``-th layer of shards
+        written with several; a shard of the wrong shape is an error."""
+        key = "vectors" if layer is None else layer_key(layer)
         for start in self.starts:
             with np.load(self.path(start), allow_pickle=False) as shard:
-                vectors = shard["vectors"]
+                vectors = shard[key]
                 expected = min(self.chunk_size, self.rows - start)
                 if vectors.shape != (expected, dim):
                     raise EncajesError(
@@ -75,11 +87,12 @@ class ShardSet:
                     )
                 yield vectors, int(shard["tokens"]), int(shard["truncated"])
 
-    def assemble(self, dim: int) -> tuple[np.ndarray, int, int]:
+    def assemble(self, dim: int, layer: int | None = None) -> tuple[np.ndarray, int, int]:
         """All shards in row order -> (vectors, tokens, truncated)."""
         out = np.empty((self.rows, dim), dtype=np.float32)
         tokens = truncated = 0
-        for start, (vectors, shard_tokens, shard_truncated) in zip(self.starts, self.read(dim), strict=True):
+        shards = zip(self.starts, self.read(dim, layer), strict=True)
+        for start, (vectors, shard_tokens, shard_truncated) in shards:
             out[start : start + len(vectors)] = vectors
             tokens += shard_tokens
             truncated += shard_truncated

@@ -23,10 +23,11 @@ from indexes.approximate import (
     tune_search,
 )
 from indexes.exact import BlockScanIP, SearchIndex, build_exact, save_index
+from pipeline.artifacts.run_layer import find_layer_run
 from pipeline.artifacts.run_stage import RunStage
-from pipeline.artifacts.runs import Run, find_run
+from pipeline.artifacts.runs import Run
 from pipeline.artifacts.store import Embeddings, load_embeddings
-from pipeline.core.layout import Workdir
+from pipeline.core.layout import LAST_LAYER, Workdir
 from pipeline.core.runner import Timings, fresh_report, run_stage
 from pipeline.core.settings import DEFAULT_MODEL, IndexSettings
 from pipeline.core.stage_report import StageReport
@@ -176,9 +177,11 @@ def index_run(
     pooling: str | None = None,
     settings: IndexSettings | None = None,
     force: bool = False,
+    layer: str = LAST_LAYER,
 ) -> IndexReport:
-    """Build (or find fresh) the index of the run that ``embed --model/--pooling`` wrote. Approximate
-    kinds get the fastest search setting that reaches ``settings.target_recall`` (recall@10 against
-    exact search)."""
+    """Build (or find fresh) the index of the run that ``embed --model/--pooling`` wrote (``layer``: its
+    hidden layer, as ``--layer`` takes it). Approximate kinds get the fastest search setting that reaches
+    ``settings.target_recall`` (recall@10 against exact search)."""
     work = Workdir.at(workdir)
-    return run_stage(IndexStage(work, find_run(work, model, pooling), settings or IndexSettings()), force)
+    run = find_layer_run(work, model, pooling, layer)
+    return run_stage(IndexStage(work, run, settings or IndexSettings()), force)

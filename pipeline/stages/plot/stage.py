@@ -15,12 +15,12 @@ import pandas as pd
 import pipeline.render.umap_page as umap_page
 from pipeline.artifacts.corpus import CorpusTexts, corpus_hash, load_corpus
 from pipeline.artifacts.label_names import load_label_names, names_input
+from pipeline.artifacts.run_layer import find_layer_run
 from pipeline.artifacts.run_stage import RunStage
-from pipeline.artifacts.runs import find_run
 from pipeline.artifacts.store import load_embeddings
 from pipeline.core.atomic import write_atomic
 from pipeline.core.errors import EncajesError
-from pipeline.core.layout import Workdir
+from pipeline.core.layout import LAST_LAYER, Workdir
 from pipeline.core.runner import Timings, run_stage
 from pipeline.core.settings import DEFAULT_MODEL, UmapSettings
 from pipeline.core.stage_report import StageReport
@@ -134,10 +134,13 @@ def plot_run(
     pooling: str | None = None,
     settings: UmapSettings | None = None,
     force: bool = False,
+    layer: str = LAST_LAYER,
 ) -> PlotReport:
-    """UMAP one run to 2-D: umap.parquet (row_id, x, y, label), umap.png and umap.html in its folder."""
+    """UMAP one run to 2-D: umap.parquet (row_id, x, y, label), umap.png and umap.html in its folder;
+    ``layer``: the run's hidden layer, as ``--layer`` takes it."""
     work = Workdir.at(workdir)
-    return run_stage(PlotStage(work, find_run(work, model, pooling), settings or UmapSettings()), force)
+    run = find_layer_run(work, model, pooling, layer)
+    return run_stage(PlotStage(work, run, settings or UmapSettings()), force)
 
 
 __all__ = ["PlotReport", "UmapSettings", "plot_run"]

@@ -4,11 +4,16 @@
 - TF-IDF: logistic regression on word 1-2-grams and character 2-5-grams (within word boundaries),
   sublinear term frequency, with C chosen by the same inner cross-validation as the embedding probes.
 They are trained and scored on exactly the rows the probes use, so a run's row reads against them.
+
+The TF-IDF matrices of a split (the full one and each inner-CV fold's, every vocabulary learnt on its
+own fitted rows) are one value, ``TfidfSet``, so a stage can build them once and keep them: the
+baselines and every run's combined probe read the same ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,15 +33,34 @@ def majority_predict(train_y: np.ndarray, n_test: int) -> np.ndarray:
     return np.full(n_test, labels[int(np.argmax(counts))], dtype=object)
 
 
-def tfidf_features(train_texts: list[str], test_texts: list[str]) -> tuple[Any, Any]:
+@dataclass(frozen=True)
+class TfidfMatrices:
+    """One fit's TF-IDF features: vocabulary and IDF learnt on ``train``'s texts, applied to ``test``'s,
+    and how long the fitted vectorizer took on the test texts (the throughput's first half)."""
+
+    train: Any  # scipy CSR, float64
+    test: Any
+    transform_seconds: float = 0.0
+
+
+def tfidf_matrices(train_texts: list[str], test_texts: list[str]) -> TfidfMatrices:
     """Sparse TF-IDF matrices, the vocabulary learnt on the training texts only. Terms seen in one text
     only are dropped, unless that leaves none (a tiny corpus, or texts of emoji alone)."""
     try:
         union = _tfidf(min_df=2)
-        return union.fit_transform(train_texts), union.transform(test_texts)
+        train_x = union.fit_transform(train_texts)
     except ValueError:  # "After pruning, no terms remain" / "empty vocabulary"
         union = _tfidf(min_df=1)
-        return union.fit_transform(train_texts), union.transform(test_texts)
+        train_x = union.fit_transform(train_texts)
+    start = time.perf_counter()
+    test_x = union.transform(test_texts)
+    return TfidfMatrices(train_x.tocsr(), test_x.tocsr(), time.perf_counter() - start)
+
+
+def tfidf_features(train_texts: list[str], test_texts: list[str]) -> tuple[Any, Any]:
+    """``tfidf_matrices`` as a (train, test) pair: what ``search_C``'s fold features return."""
+    matrices = tfidf_matrices(train_texts, test_texts)
+    return matrices.train, matrices.test
 
 
 def _tfidf(min_df: int) -> Any:
@@ -59,6 +83,78 @@ def _tfidf(min_df: int) -> Any:
             ),
         ]
     )
+
+
+@dataclass(frozen=True)
+class TfidfFold:
+    """One inner-CV fold's TF-IDF matrices: vocabulary from its fitted rows, applied to its held rows."""
+
+    rows: np.ndarray  # positions among the training rows
+    held: np.ndarray
+    matrices: TfidfMatrices
+
+
+@dataclass(frozen=True)
+class TfidfSet:
+    """Every TF-IDF matrix a probe on one split needs: the full fit's, and each inner-CV fold's (none
+    when C is fixed or the rows are too few to tune)."""
+
+    full: TfidfMatrices
+    folds: tuple[TfidfFold, ...] = ()
+
+    @property
+    def features(self) -> int:
+        return int(self.full.train.shape[1])
+
+    def fold(self, rows: np.ndarray, held: np.ndarray) -> TfidfMatrices:
+        """The fold ``search_C`` asks for, found by its rows: a fold it was not built for is an error."""
+        for fold in self.folds:
+            if np.array_equal(fold.rows, rows) and np.array_equal(fold.held, held):
+                return fold.matrices
+        raise ValueError("no TF-IDF matrices for this fold: the set was built for other folds")
+
+    def fold_features(self, rows: np.ndarray, held: np.ndarray) -> tuple[Any, Any]:
+        matrices = self.fold(rows, held)
+        return matrices.train, matrices.test
+
+
+def tfidf_set(
+    train_texts: list[str], test_texts: list[str], splits: list[tuple[np.ndarray, np.ndarray]]
+) -> TfidfSet:
+    """The split's TF-IDF matrices; ``splits`` are the inner-CV folds (``inner_folds``) to build."""
+    texts = np.asarray(train_texts, dtype=object)
+    folds = tuple(
+        TfidfFold(rows, held, tfidf_matrices(list(texts[rows]), list(texts[held]))) for rows, held in splits
+    )
+    return TfidfSet(tfidf_matrices(train_texts, test_texts), folds)
+
+
+@dataclass(frozen=True)
+class TfidfOutcome:
+    """The TF-IDF baseline's test predictions, its C, its feature count and its throughput on the test
+    texts (the fitted vectorizer's transform plus the fitted model's predictions, per second)."""
+
+    predicted: np.ndarray
+    choice: Choice
+    features: int
+    texts_per_second: float
+
+
+def tfidf_baseline(
+    tfidf: TfidfSet, train_y: np.ndarray, C: float | None, folds: int, seed: int, max_iter: int
+) -> TfidfOutcome:
+    """``tfidf_predict`` on matrices already built (kept by the stage), timed on the test texts."""
+    fit = replace(TFIDF_FIT, max_iter=max_iter)
+    if C is None:
+        choice = search_C(tfidf.full.train, train_y, folds, seed, fit, features=tfidf.fold_features)[0]
+    else:
+        choice = Choice(C, False)
+    model = fit.fit(tfidf.full.train, train_y, choice.value, seed)
+    start = time.perf_counter()
+    predicted = model.predict(tfidf.full.test)
+    seconds = tfidf.full.transform_seconds + time.perf_counter() - start
+    rate = len(predicted) / seconds if seconds > 0 else 0.0
+    return TfidfOutcome(predicted, choice, tfidf.features, rate)
 
 
 def tfidf_predict(

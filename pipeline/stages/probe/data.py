@@ -1,5 +1,6 @@
 """What the probes and the baselines share, pure: which labelled rows train and which test, and how
-predictions are scored (a classification report with a bootstrap interval of macro-F1)."""
+predictions are scored (a classification report with a bootstrap interval of macro-F1, and again on
+the test rows without a near-duplicate among the training rows)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pandas as pd
 
 from pipeline.core.errors import EncajesError
 from pipeline.core.settings import ProbeSettings
-from pipeline.stages.probe.estimators import choice_words
+from pipeline.stages.probe.grids import choice_words
 from pipeline.stages.probe.metrics import bootstrap_macro_f1, classification_report
+from pipeline.stages.probe.scores import CleanScores, Interval, Leakage, ProbeScores
 
 NO_SPLIT = "no split in the corpus"
 
@@ -81,3 +83,29 @@ def hyper_words(result: dict[str, Any]) -> str:
         if name in result:
             return choice_words(result[name], name)
     return ""
+
+
+def measure_leakage(
+    truth: np.ndarray,
+    predicted: dict[str, np.ndarray],
+    nearest_cos: np.ndarray,
+    full: dict[str, ProbeScores],
+    settings: ProbeSettings,
+) -> Leakage:
+    """Near-duplicate leakage: test rows whose nearest training row (``nearest_cos``) is at
+    ``settings.near_dup`` or above are twins; each probe's predictions (``predicted``: 'logistic',
+    'knn') are scored again on the rest, and flagged when that lies outside ``full``'s interval."""
+    twins = nearest_cos >= settings.near_dup
+    clean = ~twins
+    scores: dict[str, CleanScores | None] = {"logistic": None, "knn": None}
+    if clean.any():
+        for name in scores:
+            truth_c, pred_c = truth[clean], predicted[name][clean]
+            f1 = float(classification_report(truth_c, pred_c)["macro_f1"])
+            ci = Interval(**bootstrap_macro_f1(truth_c, pred_c, settings.bootstrap, settings.seed))
+            whole = full[name].macro_f1_ci
+            scores[name] = CleanScores(int(clean.sum()), f1, ci, not whole.low <= f1 <= whole.high)
+    flagged = any(s.outside for s in scores.values() if s is not None)
+    return Leakage(
+        settings.near_dup, int(twins.sum()), len(truth), scores["logistic"], scores["knn"], flagged
+    )

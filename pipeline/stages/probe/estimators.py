@@ -2,7 +2,9 @@
 
 Logistic regression's C and kNN's k are chosen by stratified inner cross-validation on the training
 rows only (SentEval's protocol; CLIP's linear probe sweeps C the same way), scored by macro-F1 like the
-test figure. A fixed value skips the search. Both are seeded, so the same call gives the same numbers.
+test figure; a value that wins on an edge of its grid grows the grid (``grids``), so the choice is an
+optimum or says it is not. A fixed value skips the search. Both are seeded, so the same call gives the
+same numbers.
 
 Embeddings are fitted by ``logistic`` (scikit-learn's optimum, reached in far fewer steps), one
 fold's grid as one chain warm-started from the previous C: it stops on a duality gap, a bound on the
@@ -17,12 +19,21 @@ import os
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import faiss
 import numpy as np
 
+from pipeline.stages.probe.grids import (
+    C_REACH,
+    EMBEDDING_C_REACH,
+    K_REACH,
+    Choice,
+    Reach,
+    extend_to_optimum,
+)
+from pipeline.stages.probe.grids import choice_words as choice_words  # where reports import it from
 from pipeline.stages.probe.logistic import TOL, LogisticModel, LogisticProblem, average_model
 from pipeline.stages.probe.metrics import classification_report
 
@@ -33,43 +44,6 @@ FALLBACK_C, FALLBACK_K = 1.0, 10  # when there are too few training rows to cros
 TOO_FEW = "too few rows to tune"
 MAX_ITER = 1000
 ONE_THREAD_BELOW = 1 << 25  # rows x dim: smaller products lose more to BLAS thread wake-ups than they gain
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A hyper-parameter and how it was set: by inner cross-validation (with each grid value's mean
-    macro-F1 over the folds), fixed by the user, or a default when the rows are too few to tune."""
-
-    value: float
-    tuned: bool
-    grid: tuple[float, ...] = ()
-    cv_macro_f1: tuple[float, ...] = ()
-    folds: int = 0
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Choice:
-        """Back from ``to_dict`` or its JSON (lists for the tuples), equal to the choice written."""
-        tuples = {key: tuple(data[key]) for key in ("grid", "cv_macro_f1") if key in data}
-        return cls(**(data | tuples))
-
-    def words(self, name: str = "") -> str:
-        """'16 (3-fold CV)', '64 (3-fold CV, top of the grid)', '1 (fixed)' or '1 (default: too few rows
-        to tune)': how the hyper-parameter was set, as the reports say it."""
-        if self.tuned:
-            edge = ", top of the grid" if self.grid and self.value == max(self.grid) else ""
-            how = f"{self.folds}-fold CV{edge}"
-        else:
-            how = f"default: {self.note}" if self.note else "fixed"
-        return f"{name + ' = ' if name else ''}{self.value:g} ({how})"
-
-
-def choice_words(choice: dict[str, Any], name: str = "") -> str:
-    """``Choice.words`` of a choice kept as a dict (the baselines' TF-IDF C)."""
-    return Choice.from_dict(choice).words(name)
 
 
 def inner_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -109,6 +83,7 @@ class EmbeddingFit:
     grid: tuple[float, ...] = C_GRID
     tol: float = TOL
     cv_tol: float = 10 * TOL
+    reach: Reach | None = EMBEDDING_C_REACH  # how far the grid grows past a winning edge (None: never)
     # its fits are small matrix products and numpy releases the GIL in them: threads share the folds
     # without copying them to worker processes, each on one BLAS thread (more only add wake-ups)
     backend = "threading"
@@ -116,9 +91,13 @@ class EmbeddingFit:
     def chains(self) -> list[tuple[float, ...]]:
         return [tuple(sorted(self.grid))]  # one warm-started chain per fold, weakest C last
 
-    def chain_scores(self, fold: Fold, chain: tuple[float, ...], seed: int) -> list[Scored]:
+    def chain_scores(
+        self, fold: Fold, chain: tuple[float, ...], seed: int, start: Model | None = None
+    ) -> list[Scored]:
+        """The chain's held-out scores and models, each C warm-started from the one before (the first
+        from ``start``: the fold's model at the C a grown grid continues from)."""
         x_fit, y_fit, x_held, y_held = fold
-        problem, model, scored = LogisticProblem(x_fit, y_fit), None, []
+        problem, model, scored = LogisticProblem(x_fit, y_fit), start, []
         for C in chain:
             model = problem.fit(C, start=model, tol=self.cv_tol, max_iter=self.max_iter)
             scored.append((_macro_f1(y_held, model.predict(x_held)), model))
@@ -155,12 +134,16 @@ class LogisticFit:
     grid: tuple[float, ...] = C_GRID
     solver: str = "newton-cg"
     tol: float = 1e-4  # scikit-learn's default
+    reach: Reach | None = C_REACH
     backend = "loky"  # worker processes: scikit-learn's solvers hold the GIL between steps
 
     def chains(self) -> list[tuple[float, ...]]:
         return [(C,) for C in self.grid]  # every C from scratch, each a job of its own
 
-    def chain_scores(self, fold: Fold, chain: tuple[float, ...], seed: int) -> list[Scored]:
+    def chain_scores(
+        self, fold: Fold, chain: tuple[float, ...], seed: int, start: Model | None = None
+    ) -> list[Scored]:
+        """Each C fitted from scratch (``start`` is ignored)."""
         x_fit, y_fit, x_held, y_held = fold  # models stay in the worker: TF-IDF ones are large
         return [(_macro_f1(y_held, self.fit(x_fit, y_fit, C, seed).predict(x_held)), None) for C in chain]
 
@@ -198,10 +181,11 @@ def search_C(
     features: FoldFeatures | None = None,
 ) -> tuple[Choice, Any]:
     """The C with the best mean inner-CV macro-F1 (the smallest C among ties: the most regularised), and
-    where the final fit may start (``fit.start`` of the folds' models at that C). The folds x chains
-    are independent, so they run in parallel on the machine's cores. ``features`` builds a fold's
-    inputs from its own rows (a TF-IDF vocabulary learnt on the fitted rows only); without it ``x`` is
-    already the features."""
+    where the final fit may start (``fit.start`` of the folds' models at that C). A C on an edge of the
+    grid that wins grows the grid (``fit.reach``), each new C scored on the same folds, an embedding
+    fold's chain continued from its model at the edge. The folds x chains are independent, so they run
+    in parallel on the machine's cores. ``features`` builds a fold's inputs from its own rows (a TF-IDF
+    vocabulary learnt on the fitted rows only); without it ``x`` is already the features."""
     from joblib import Parallel, delayed
 
     splits = inner_folds(y, folds, seed)
@@ -211,18 +195,27 @@ def search_C(
     for rows, held in splits:
         x_fit, x_held = features(rows, held) if features else (x[rows], x[held])
         folds_data.append((x_fit, y[rows], x_held, y[held]))
-    jobs = [(f, chain) for f in range(len(splits)) for chain in fit.chains()]
-    with _one_blas_thread() if fit.backend == "threading" else nullcontext():
-        found = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1), backend=fit.backend)(
-            delayed(fit.chain_scores)(folds_data[f], chain, seed) for f, chain in jobs
-        )
-    scored = {
-        (f, C): result
-        for (f, chain), results in zip(jobs, found, strict=True)
-        for C, result in zip(chain, results, strict=True)
-    }
-    table = [[scored[f, C][0] for C in fit.grid] for f in range(len(splits))]
-    choice = best_on_grid(fit.grid, np.array(table))
+    jobs = [(f, chain, None) for f in range(len(splits)) for chain in fit.chains()]
+    scored: dict[tuple[int, float], Scored] = {}
+    blas = _one_blas_thread() if fit.backend == "threading" else nullcontext()
+    n_jobs = min(len(jobs), os.cpu_count() or 1)
+    with blas, Parallel(n_jobs=n_jobs, backend=fit.backend) as parallel:
+
+        def run(batch: list[tuple[int, tuple[float, ...], Model | None]]) -> None:
+            found = parallel(
+                delayed(fit.chain_scores)(folds_data[f], chain, seed, start) for f, chain, start in batch
+            )
+            for (f, chain, _), results in zip(batch, found, strict=True):
+                scored.update({(f, C): result for C, result in zip(chain, results, strict=True)})
+
+        def score_C(C: float, edge: float) -> np.ndarray:
+            run([(f, (C,), scored[f, edge][1]) for f in range(len(splits))])
+            return np.array([scored[f, C][0] for f in range(len(splits))])
+
+        run(jobs)
+        grid = tuple(sorted(fit.grid))
+        table = np.array([[scored[f, C][0] for C in grid] for f in range(len(splits))])
+        choice = extend_to_optimum(grid, table, score_C, fit.reach)
     return choice, fit.start([scored[f, choice.value][1] for f in range(len(splits))])
 
 
@@ -233,14 +226,6 @@ def _one_blas_thread() -> Any:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, user_api="blas")
-
-
-def best_on_grid(grid: tuple[float, ...], scores: np.ndarray, largest_on_ties: bool = False) -> Choice:
-    """The grid value with the best mean score over the folds (rows of ``scores``); ties go to the first
-    value, or to the last with ``largest_on_ties``."""
-    mean = scores.mean(axis=0)
-    best = len(grid) - 1 - int(np.argmax(mean[::-1])) if largest_on_ties else int(np.argmax(mean))
-    return Choice(grid[best], True, tuple(grid), tuple(float(s) for s in mean), len(scores))
 
 
 def logistic_predict(
@@ -273,31 +258,76 @@ def _vote(sims: np.ndarray, neighbours: np.ndarray, codes: np.ndarray, n_classes
     return votes.argmax(axis=1)
 
 
-def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int) -> np.ndarray:
-    """Similarity-weighted vote of the k most cosine-similar training rows (exact FAISS search)."""
+@dataclass(frozen=True)
+class KnnPrediction:
+    """The kNN probe's test predictions, how its k was set, and what its search found on the way: each
+    test row's cosine to its nearest training row (float32; the unit vectors' exact inner product)."""
+
+    predicted: np.ndarray
+    choice: Choice
+    nearest_cos: np.ndarray
+
+
+def knn_search_predict(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity-weighted vote of the k most cosine-similar training rows (exact FAISS search), and
+    each test row's cosine to its nearest training row, from the same search."""
     classes, codes = np.unique(train_y, return_inverse=True)
     sims, neighbours = _neighbours(train_x, test_x, k)
-    return classes[_vote(sims, neighbours, codes, len(classes), k)]
+    return classes[_vote(sims, neighbours, codes, len(classes), k)], sims[:, 0].astype(np.float32)
 
 
-def choose_k(x: np.ndarray, y: np.ndarray, folds: int, seed: int, grid: tuple[int, ...] = K_GRID) -> Choice:
-    """k with the best mean inner-CV macro-F1: one search per fold at the largest k serves every k."""
+def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int) -> np.ndarray:
+    """Similarity-weighted vote of the k most cosine-similar training rows (exact FAISS search)."""
+    return knn_search_predict(train_x, train_y, test_x, k)[0]
+
+
+def choose_k(
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: int,
+    seed: int,
+    grid: tuple[int, ...] = K_GRID,
+    reach: Reach | None = K_REACH,
+) -> Choice:
+    """k with the best mean inner-CV macro-F1 (the largest among ties: the smoothest vote); a winning
+    largest k grows the grid (``reach``, capped at the smallest fold's fitted rows too). One search
+    per fold at the largest k serves every k up to it."""
     classes, codes = np.unique(y, return_inverse=True)
     splits = inner_folds(y, folds, seed)
     if not splits:
         return Choice(FALLBACK_K, False, note=TOO_FEW)
-    scores = np.zeros((len(splits), len(grid)))
-    for f, (fit_rows, held_out) in enumerate(splits):
-        sims, neighbours = _neighbours(x[fit_rows], x[held_out], max(grid))
-        for j, k in enumerate(grid):
-            predicted = _vote(sims, neighbours, codes[fit_rows], len(classes), k)
-            scores[f, j] = _macro_f1(codes[held_out], predicted)
-    return best_on_grid(grid, scores, largest_on_ties=True)  # ties: the largest k, the smoothest vote
+    grid = tuple(sorted(grid))
+    found = [_neighbours(x[fit_rows], x[held], max(grid)) for fit_rows, held in splits]
+
+    def score_k(k: int, edge: int = 0) -> np.ndarray:
+        scores = np.zeros(len(splits))
+        for f, (fit_rows, held) in enumerate(splits):
+            if found[f][1].shape[1] < min(k, len(fit_rows)):  # a grown grid searches deeper
+                found[f] = _neighbours(x[fit_rows], x[held], k)
+            sims, neighbours = found[f]
+            scores[f] = _macro_f1(codes[held], _vote(sims, neighbours, codes[fit_rows], len(classes), k))
+        return scores
+
+    table = np.column_stack([score_k(k) for k in grid])
+    if reach is not None:
+        reach = replace(reach, cap=min(reach.cap, min(len(fit_rows) for fit_rows, _ in splits)))
+    return extend_to_optimum(grid, table, score_k, reach, largest_on_ties=True)
+
+
+def knn_probe(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int | None, folds: int, seed: int
+) -> KnnPrediction:
+    """The kNN vote at the given k, or at the k inner CV chooses, with each test row's nearest cosine."""
+    choice = Choice(k, False) if k is not None else choose_k(train_x, train_y, folds, seed)
+    predicted, nearest = knn_search_predict(train_x, train_y, test_x, int(choice.value))
+    return KnnPrediction(predicted, choice, nearest)
 
 
 def knn_tuned_predict(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int | None, folds: int, seed: int
 ) -> tuple[np.ndarray, Choice]:
     """Test predictions of the kNN vote at the given k, or at the k inner CV chooses."""
-    choice = Choice(k, False) if k is not None else choose_k(train_x, train_y, folds, seed)
-    return knn_predict(train_x, train_y, test_x, int(choice.value)), choice
+    found = knn_probe(train_x, train_y, test_x, k, folds, seed)
+    return found.predicted, found.choice

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Self
 
-from pipeline.stages.probe.estimators import Choice
+from pipeline.stages.probe.grids import Choice
 
 HEADLINE = ("macro_f1", "macro_f1_ci", "accuracy", "weighted_f1")  # the figures a summary keeps
 
@@ -96,3 +96,73 @@ class KnnResult(ProbeScores):
     k: Choice | None = None
 
     choice_name: ClassVar[str] = "k"
+
+
+@dataclass(frozen=True)
+class CleanScores:
+    """One probe's macro-F1 on the test rows without a training twin, with its own bootstrap interval;
+    ``outside``: it lies outside the interval of the whole test set's macro-F1."""
+
+    rows: int
+    macro_f1: float
+    macro_f1_ci: Interval
+    outside: bool
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CleanScores:
+        return cls(**(data | {"macro_f1_ci": Interval(**data["macro_f1_ci"])}))
+
+
+@dataclass(frozen=True)
+class Leakage:
+    """Near-duplicate leakage: how many test rows have a training row at cosine ``threshold`` or above
+    (a twin, which flatters kNN most), and the probes scored without them. ``flagged``: for either
+    probe, the score without twins lies outside the whole test set's 95% interval. The clean scores are
+    None when every test row has a twin."""
+
+    threshold: float
+    twins: int
+    test_rows: int
+    logistic: CleanScores | None
+    knn: CleanScores | None
+    flagged: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Leakage:
+        clean = {
+            name: CleanScores.from_dict(data[name]) if data.get(name) else None
+            for name in ("logistic", "knn")
+        }
+        return cls(**(data | clean))
+
+    def headline(self) -> dict[str, Any]:
+        """What the manifest keeps: the count, the flag and the two clean macro-F1s."""
+        return {
+            "twins": self.twins,
+            "flagged": self.flagged,
+            "logistic_macro_f1": self.logistic.macro_f1 if self.logistic else None,
+            "knn_macro_f1": self.knn.macro_f1 if self.knn else None,
+        }
+
+    def words(self) -> str:
+        """'near-duplicates: N of M test rows have a training twin (cosine >= t); without them LR f1 [low,
+        high], kNN f1 [low, high]', and which probe is flagged."""
+        had = f"{self.twins:,} of {self.test_rows:,} test rows have a training twin"
+        had += f" (cosine >= {self.threshold:g})"
+        if self.logistic is None or self.knn is None:
+            return f"near-duplicates: {had}: no test rows without one to score"
+        scored = ", ".join(
+            f"{name} {s.macro_f1:.3f} [{s.macro_f1_ci.low:.3f}, {s.macro_f1_ci.high:.3f}]"
+            for name, s in (("LR", self.logistic), ("kNN", self.knn))
+        )
+        out = [name for name, s in (("LR", self.logistic), ("kNN", self.knn)) if s.outside]
+        level = self.logistic.macro_f1_ci.level
+        flag = (
+            f"; FLAGGED: {' and '.join(out)} outside the full test set's {level:.0%} interval"
+            if self.flagged
+            else ""
+        )
+        return f"near-duplicates: {had}; without them {scored}{flag}"

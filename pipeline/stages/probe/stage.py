@@ -2,7 +2,9 @@
 
 Both are trained on the ``train`` split (plus ``val`` if asked) and scored on ``test``; a corpus without
 splits gets a stratified, seeded 80/20 split. C and k are chosen on the training rows (``estimators``)
-unless given. Same seed, same numbers.
+unless given. Tweet corpora are full of near-copies, and a test row whose twin is among the training rows
+flatters kNN most: the kNN search also finds each test row's nearest training row, and both probes are
+scored again on the rows without a twin (``leakage`` in probe.json). Same seed, same numbers.
 """
 
 from __future__ import annotations
@@ -18,25 +20,26 @@ import pandas as pd
 
 from pipeline.artifacts.corpus import corpus_hash, load_corpus
 from pipeline.artifacts.label_names import load_label_names, names_input
+from pipeline.artifacts.run_layer import find_layer_run
 from pipeline.artifacts.run_stage import RunStage
-from pipeline.artifacts.runs import Run, find_run
+from pipeline.artifacts.runs import Run
 from pipeline.artifacts.store import load_embeddings
 from pipeline.core.atomic import write_atomic, write_text_atomic
 from pipeline.core.errors import EncajesError
-from pipeline.core.layout import RunPaths, Workdir
+from pipeline.core.layout import LAST_LAYER, RunPaths, Workdir
 from pipeline.core.runner import Timings, run_stage
 from pipeline.core.settings import DEFAULT_MODEL, ProbeSettings
 from pipeline.core.stage_report import StageReport
-from pipeline.stages.probe.data import choose_split, score
+from pipeline.stages.probe.data import choose_split, measure_leakage, score
 from pipeline.stages.probe.estimators import (
     Choice,
     EmbeddingFit,
     Fitter,
     knn_predict,
-    knn_tuned_predict,
+    knn_probe,
     logistic_predict,
 )
-from pipeline.stages.probe.scores import KnnResult, LogisticResult
+from pipeline.stages.probe.scores import KnnResult, Leakage, LogisticResult
 
 
 @dataclass(kw_only=True)
@@ -51,16 +54,22 @@ class ProbeReport(StageReport):
     logistic: LogisticResult
     knn: KnnResult
     seconds: float
+    leakage: Leakage | None = None  # None: a probe.json written before leakage was measured
 
     def to_dict(self) -> dict[str, Any]:
-        """As probe.json holds it: each probe's section in its own dict form."""
-        return super().to_dict() | {"logistic": self.logistic.to_dict(), "knn": self.knn.to_dict()}
+        """As probe.json holds it: each probe's section in its own dict form (no leakage key when it was
+        not measured)."""
+        whole = super().to_dict() | {"logistic": self.logistic.to_dict(), "knn": self.knn.to_dict()}
+        whole.pop("leakage")
+        return whole | ({"leakage": self.leakage.to_dict()} if self.leakage else {})
 
     @classmethod
     def rebuild(cls, recorded: dict[str, Any], **paths: Path) -> ProbeReport:
-        """From probe.json, each probe's section typed again."""
-        typed = {"logistic": LogisticResult.from_dict(recorded["logistic"])}
+        """From probe.json, each section typed again."""
+        typed: dict[str, Any] = {"logistic": LogisticResult.from_dict(recorded["logistic"])}
         typed["knn"] = KnnResult.from_dict(recorded["knn"])
+        if recorded.get("leakage"):
+            typed["leakage"] = Leakage.from_dict(recorded["leakage"])
         return super().rebuild(recorded | typed, **paths)
 
     def summary(self) -> dict[str, Any]:
@@ -68,7 +77,8 @@ class ProbeReport(StageReport):
         return {"logistic": self.logistic.headline(), "knn": self.knn.headline()}
 
     def record(self) -> dict[str, Any]:
-        return {"split": self.split, **self.summary()}  # the full figures are in probe.json
+        leakage = {"leakage": self.leakage.headline()} if self.leakage else {}
+        return {"split": self.split, **self.summary(), **leakage}  # the full figures are in probe.json
 
     def lines(self) -> list[str]:
         out = [
@@ -82,6 +92,8 @@ class ProbeReport(StageReport):
                 f"accuracy {result.accuracy:.3f}  weighted-F1 {result.weighted_f1:.3f}  "
                 f"{result.hyper_words()}"
             )
+        if self.leakage:
+            out.append(self.leakage.words())
         out.append(f"confusion matrices: {self.confusion_png}")
         return out
 
@@ -109,15 +121,24 @@ class ProbeStage(RunStage[ProbeReport]):
         paths, settings = self.run.paths, self.settings
         with timings.part("seconds"):
             rows = probe_rows(self.work, self.run, settings)
-            predicted, choices = fit_probes(rows.x_train, rows.y_train, rows.x_test, settings)
+            fitted = fit_both(rows.x_train, rows.y_train, rows.x_test, settings)
+            predicted, choices = fitted.predicted, fitted.choices
             results = score(rows.y_test, predicted, settings)
-            C = Choice.from_dict(choices["logistic"])
-            refit = EmbeddingFit(max_iter=settings.max_iter).params(C.value)
+            refit = EmbeddingFit(max_iter=settings.max_iter).params(choices["logistic"].value)
             logistic = LogisticResult.from_dict(
-                results["logistic"] | {"C": choices["logistic"], "refit": refit}
+                results["logistic"] | {"C": choices["logistic"].to_dict(), "refit": refit}
             )
-            knn = KnnResult.from_dict(results["knn"] | {"k": choices["knn"]})
-            frame = pd.DataFrame({"row_id": rows.test_row_ids, "label": rows.y_test, **predicted})
+            knn = KnnResult.from_dict(results["knn"] | {"k": choices["knn"].to_dict()})
+            full = {"logistic": logistic, "knn": knn}
+            leakage = measure_leakage(rows.y_test, predicted, fitted.nearest_cos, full, settings)
+            frame = pd.DataFrame(
+                {
+                    "row_id": rows.test_row_ids,
+                    "label": rows.y_test,
+                    **predicted,
+                    "nearest_train_cos": fitted.nearest_cos.astype(np.float32),
+                }
+            )
             write_atomic(paths.predictions, lambda tmp: frame.to_parquet(tmp, index=False))
             from pipeline.render.figures import plot_confusions
 
@@ -132,12 +153,14 @@ class ProbeStage(RunStage[ProbeReport]):
             logistic=logistic,
             knn=knn,
             seconds=timings.rounded()["seconds"],
+            leakage=leakage,
         )
         payload = {
             **report.to_dict(),
             "settings": asdict(settings),
             "model": self.run.model,
             "pooling": self.run.pooling,
+            "layer": self.run.layer,
         }
         write_text_atomic(paths.probe, json.dumps(payload, indent=2, ensure_ascii=False))
         return report
@@ -174,6 +197,39 @@ def probe_rows(work: Workdir, run: Run, settings: ProbeSettings) -> ProbeRows:
     )
 
 
+@dataclass(frozen=True)
+class FittedProbes:
+    """Both probes' test predictions ('logistic', 'knn'), how each one's C or k was set, and each test
+    row's cosine to its nearest training row (found by the kNN probe's search)."""
+
+    predicted: dict[str, np.ndarray]
+    choices: dict[str, Choice]
+    nearest_cos: np.ndarray
+
+
+def fit_both(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    settings: ProbeSettings,
+    fit: Fitter | None = None,
+) -> FittedProbes:
+    """Both probes fitted on the training rows. The kNN probe runs in a thread beside the logistic one:
+    its FAISS searches fill the cores the logistic folds leave idle."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folds, seed = settings.cv_folds, settings.seed
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        knn_job = beside.submit(knn_probe, x_train, y_train, x_test, settings.k, folds, seed)
+        lr, C = logistic_predict(
+            x_train, y_train, x_test, settings.C, folds, seed, fit or EmbeddingFit(max_iter=settings.max_iter)
+        )
+        knn = knn_job.result()
+    return FittedProbes(
+        {"logistic": lr, "knn": knn.predicted}, {"logistic": C, "knn": knn.choice}, knn.nearest_cos
+    )
+
+
 def fit_probes(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -181,18 +237,10 @@ def fit_probes(
     settings: ProbeSettings,
     fit: Fitter | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-    """Each probe's test predictions, and how its C or k was set. The kNN probe runs in a thread beside
-    the logistic one: its FAISS searches fill the cores the logistic folds leave idle."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    folds, seed = settings.cv_folds, settings.seed
-    with ThreadPoolExecutor(max_workers=1) as beside:
-        knn_job = beside.submit(knn_tuned_predict, x_train, y_train, x_test, settings.k, folds, seed)
-        lr, C = logistic_predict(
-            x_train, y_train, x_test, settings.C, folds, seed, fit or EmbeddingFit(max_iter=settings.max_iter)
-        )
-        knn, k = knn_job.result()
-    return {"logistic": lr, "knn": knn}, {"logistic": C.to_dict(), "knn": k.to_dict()}
+    """Each probe's test predictions, and how its C or k was set (as dicts): ``fit_both`` for callers
+    that need no more."""
+    fitted = fit_both(x_train, y_train, x_test, settings, fit)
+    return fitted.predicted, {name: choice.to_dict() for name, choice in fitted.choices.items()}
 
 
 def probe_run(
@@ -201,10 +249,13 @@ def probe_run(
     pooling: str | None = None,
     settings: ProbeSettings | None = None,
     force: bool = False,
+    layer: str = LAST_LAYER,
 ) -> ProbeReport:
-    """Fit both probes on one run's embeddings; writes probe.json, predictions.parquet, confusion.png."""
+    """Fit both probes on one run's embeddings (the run of ``layer``: "last", a layer number, "last4" or
+    "first-last"); writes probe.json, predictions.parquet, confusion.png."""
     work = Workdir.at(workdir)
-    return run_stage(ProbeStage(work, find_run(work, model, pooling), settings or ProbeSettings()), force)
+    run = find_layer_run(work, model, pooling, layer)
+    return run_stage(ProbeStage(work, run, settings or ProbeSettings()), force)
 
 
 def load_probe_report(paths: RunPaths, skipped: bool = False) -> ProbeReport:
@@ -219,9 +270,11 @@ def load_probe_report(paths: RunPaths, skipped: bool = False) -> ProbeReport:
 
 
 __all__ = [
+    "FittedProbes",
     "ProbeReport",
     "ProbeSettings",
     "choose_split",
+    "fit_both",
     "fit_probes",
     "knn_predict",
     "logistic_predict",
