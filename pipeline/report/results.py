@@ -86,6 +86,7 @@ class CompareResult:
                     "model": run.model,
                     "pooling": run.pooling,
                     "layer": run.layer,
+                    "picked_for": ",".join(run.picked_for),
                     "dim": run.embed["dim"],
                     "parameters": run.embed.get("parameters", 0),
                     "texts_per_s": run.embed.get("texts_per_second"),
@@ -126,6 +127,15 @@ class CompareResult:
             "pairs": self.pairs,
             "per_class_f1": json.loads(self.per_class_f1().to_json()),
             "skipped": {run_name(r): r.skipped for r in self.runs},
+            "findings": self.findings,
+            "curves": {run_name(r): r.curve["curve"] for r in self.runs if r.curve},
+            "baseline_curve": self.baseline_curve["curve"] if self.baseline_curve else None,
+            "combined": {
+                combined_name(r): {k: r.combined[k] for k in ("macro_f1", "macro_f1_ci", "C", "scales")}
+                for r in self.runs
+                if r.combined
+            },
+            "leakage": {run_name(r): r.probe["leakage"] for r in self.runs if r.probe.get("leakage")},
             "seconds": self.seconds,
         }
 

@@ -186,7 +186,8 @@ def combined_sentences(result: CompareResult) -> list[str]:
 
 
 def cost_points(result: CompareResult) -> list[CostPoint]:
-    """Each headline run's LR macro-F1 against its measured embedding throughput, and TF-IDF's."""
+    """Each model x pooling's LR macro-F1 (at the layer inner CV picks for LR) against its measured
+    embedding throughput, and TF-IDF's."""
     points = [
         CostPoint(
             run_name(run),
@@ -195,7 +196,8 @@ def cost_points(result: CompareResult) -> list[CostPoint]:
             run.embed.get("parameters") or None,
             run.embed.get("dim"),
         )
-        for run in result.headline
+        for run in result.runs
+        if "logistic" in run.picked_for
     ]
     tfidf = result.baselines.get("tfidf")
     if tfidf and tfidf.get("texts_per_second"):
