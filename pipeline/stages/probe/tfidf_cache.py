@@ -32,11 +32,6 @@ CACHE_VERSION = 1  # bump when what ``tfidf_matrices`` computes changes: older c
 META = "meta.json"
 
 
-def tfidf_cache_dir(work: Workdir, key: str) -> Path:
-    """Where the cache of one key lives."""
-    return work.tfidf_cache(key)
-
-
 @dataclass(frozen=True)
 class SplitTexts:
     """The texts and labels of the probes' split, as the TF-IDF matrices are built from them."""
@@ -65,7 +60,7 @@ def corpus_tfidf(work: Workdir, corpus_sha256: str, split: SplitTexts, settings:
     """The split's TF-IDF matrices: read from the cache when it holds them, else built and kept (older
     caches of the workdir are removed: only the current corpus and settings are worth the disk)."""
     splits = inner_folds(split.train_y, settings.cv_folds, settings.seed) if settings.C is None else []
-    folder = tfidf_cache_dir(work, cache_key(corpus_sha256, settings))
+    folder = work.tfidf_cache(cache_key(corpus_sha256, settings))
     if (found := load_tfidf(folder, splits)) is not None:
         return found
     built = tfidf_set(split.train_texts, split.test_texts, splits)
