@@ -28,6 +28,7 @@ from pipeline.cli.options import (
     spec_from_options,
     workdir_option,
 )
+from pipeline.core.serve_settings import SearchSettings, ServeSettings
 from pipeline.core.settings import (
     Columns,
     CsvFormat,
@@ -35,7 +36,6 @@ from pipeline.core.settings import (
     EngineSettings,
     IndexSettings,
     ProbeSettings,
-    ServeSettings,
     UmapSettings,
 )
 from pipeline.core.stage_report import Printable
@@ -71,13 +71,15 @@ def ingest(csv_files: tuple[str, ...], workdir: str, force: bool, **kw: Any) -> 
     full_text, a retweet's retweeted_status.full_text and id_str are used without flags. Every row read
     is either kept or rejected with a reason, and the counts are printed. Without a split column, a file
     whose name holds train/val/dev/validation/test as a word (es_train.csv) gives its rows that split;
-    SPLIT=FILE gives a split to a file with any name.
+    SPLIT=FILE gives a split to a file with any name. Twitter v1.1/v2 records keep created_at (UTC),
+    author, lang, retweet, reply and quote, typed, for --where filters and map colours; --keep-col keeps
+    more. Kept fields never re-embed: embeddings depend on the texts only.
 
     \b
     Examples:
       encajes ingest train.csv test.csv --workdir work/emoji --label-col emoji
       encajes ingest train=es_trial.csv test=es_test.csv --workdir work/es
-      encajes ingest dump_train.jsonl.gz dump_test.jsonl.gz --label-col user.lang -w work/lang
+      encajes ingest dump.jsonl.gz -w work/dump --keep-col followers=user.followers_count:integer
     """
     from pipeline.stages.ingest.stage import ingest as run_ingest
 
@@ -140,16 +142,7 @@ def index(workdir: str, model: str, pooling: str | None, layer: str, force: bool
 @click.argument("query", required=False)
 @workdir_option
 @run_options
-@click.option(
-    "-k",
-    "--top-k",
-    "--k",
-    "k",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="Results per query.",
-)
+@settings_options(SearchSettings)
 @click.option("--id", "row", default=None, help="Find tweets like this corpus row (its row_id or id).")
 @click.option(
     "--queries",
@@ -158,32 +151,28 @@ def index(workdir: str, model: str, pooling: str | None, layer: str, force: bool
     default=None,
     help="A file with one query per line, all answered in one process.",
 )
-def search(
-    query: str | None,
-    workdir: str,
-    model: str,
-    pooling: str | None,
-    layer: str,
-    k: int,
-    row: str | None,
-    queries_file: str | None,
-) -> Printable:
+def search(query: str | None, workdir: str, model: str, pooling: str | None, layer: str, row: str | None,
+           queries_file: str | None, **kw: Any) -> Printable:  # fmt: skip
     """Print the k nearest tweets to QUERY (or to a corpus row, or to each line of a file).
 
     Uses the run that `encajes embed` wrote for the same --model/--pooling/--layer, and embeds queries
     with the settings (hub commit, hidden layer) that run was embedded with. If the run has no index for
     its current embeddings, one is built first (exact below 100,000 rows, see `encajes index`).
+    Near-duplicates (retweets, copies) are folded into the better hit: k counts distinct tweets.
 
     \b
     Examples:
       encajes search "qué calor hace hoy" -k 5
-      encajes search --id 42
+      encajes search "vacaciones" --where lang=es --where 'created_at>=2021-06-01' --where retweet=false
+      encajes search --id 42 --dedup 0
+      encajes search --positive 42 --positive 77 --negative 13
       encajes search --queries my_queries.txt --json > hits.json
-      encajes search "qué calor hace hoy" --layer=-2   # the run of the layer before the last
     """
     from pipeline.search.command import search as run_search
 
-    return run_search(workdir, model, pooling, k, query, row, queries_file, layer)
+    options = settings_from_options(SearchSettings, kw)
+    return run_search(workdir, model, pooling, query=query, row=row, queries_file=queries_file, layer=layer,
+                      options=options)  # fmt: skip
 
 
 @command(main)

@@ -38,12 +38,29 @@ class SearchIndex:
                 f"Query vectors have dimension {queries.shape[1]} but the index holds {self.dim}-d vectors: "
                 f"search with the model and pooling the index was built from."
             )
-        scores, positions = self.index.search(queries, min(k, len(self)))
+        scores, positions = serial_search(self.index, queries, min(k, len(self)))
         row_ids = np.where(positions >= 0, self.ids[np.clip(positions, 0, None)], -1)
         return scores, row_ids
 
     def vector(self, position: int) -> np.ndarray:
         return self.index.reconstruct(int(position))
+
+
+SERIAL_QUERIES = 4  # a block this small is searched on one thread
+
+
+def serial_search(index: VectorIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A person's query or two searched on one OpenMP thread: a flat scan of one query gains nothing
+    from a second thread and waits for it (on a busy 2-core machine, longer than the scan). Batches keep
+    every thread. The setting is the calling thread's own, restored after."""
+    threads = faiss.omp_get_max_threads()
+    if len(queries) > SERIAL_QUERIES or threads == 1:
+        return index.search(queries, k)
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(queries, k)
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 class TorchFlatIP(VectorIndex):

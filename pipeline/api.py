@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,11 +13,12 @@ import pandas as pd
 from pipeline.artifacts.corpus import load_corpus
 from pipeline.artifacts.run_layer import find_layer_run
 from pipeline.artifacts.store import Embeddings, load_embeddings
+from pipeline.core.errors import EncajesError
 from pipeline.core.layout import LAST_LAYER, Workdir
 from pipeline.core.settings import DEFAULT_MODEL, Columns, EmbedSettings, IndexSettings
 from pipeline.report.chain import ChainResult, run_chain
 from pipeline.report.compare import CompareSpec, spec_from
-from pipeline.search.searcher import Searcher
+from pipeline.search.searcher import DEDUP, Searcher
 from pipeline.stages.embed.stage import EmbedReport, LayersReport, embed_corpus
 from pipeline.stages.index.stage import IndexReport, index_run
 from pipeline.stages.ingest.stage import IngestReport, ingest
@@ -96,15 +97,36 @@ class Workspace:
 
     def search(
         self,
-        query: str | Sequence[str],
+        query: str | Sequence[str] | None = None,
         k: int = 10,
         model: str = DEFAULT_MODEL,
         pooling: str | None = None,
         layer: str = LAST_LAYER,
+        *,
+        where: Mapping[str, Any] | None = None,
+        dedup: float = DEDUP,
+        min_score: float | None = None,
+        offset: int = 0,
+        vector: Sequence[float] | np.ndarray | None = None,
+        positive: Sequence[int | str] = (),
+        negative: Sequence[int | str] = (),
     ) -> pd.DataFrame:
-        """Nearest rows to each query, embedded at the run's layer."""
-        queries = [query] if isinstance(query, str) else list(query)
-        return self._searcher(model, pooling, layer).search_texts(queries, k)
+        """Nearest rows to each query text (embedded at the run's layer), to a ``vector``, or to rows
+        liked (``positive``) and disliked (``negative``). ``where``: {"lang": "es", "created_at": {"gte":
+        "2021-06-01"}, "author": {"in": [...]}, "retweet": False}; near-duplicates within cosine ``dedup``
+        of a better hit are folded into it (its ``similar`` column); ``k`` counts distinct hits."""
+        if sum((query is not None, vector is not None, bool(positive))) != 1:
+            raise EncajesError("Give exactly one of: query text(s), vector=, or positive= row ids.")
+        if negative and not positive:
+            raise EncajesError("negative= needs positive=: less like those, more like which?")
+        searcher = self._searcher(model, pooling, layer)
+        ask = searcher.ask(k, where, dedup, min_score, offset)
+        if vector is not None:
+            return searcher.search_vector(vector, ask)
+        if positive:
+            return searcher.search_like(positive, negative, ask)
+        queries = [query] if isinstance(query, str) else list(query or [])
+        return searcher.search_texts(queries, ask=ask)
 
     def similar_to(
         self,
@@ -113,8 +135,13 @@ class Workspace:
         model: str = DEFAULT_MODEL,
         pooling: str | None = None,
         layer: str = LAST_LAYER,
+        *,
+        where: Mapping[str, Any] | None = None,
+        dedup: float = DEDUP,
     ) -> pd.DataFrame:
-        return self._searcher(model, pooling, layer).search_row(str(row), k)
+        """Neighbours of a corpus row (its row_id or id), the row itself left out."""
+        searcher = self._searcher(model, pooling, layer)
+        return searcher.search_row(str(row), ask=searcher.ask(k, where, dedup))
 
     def _searcher(self, model: str, pooling: str | None, layer: str) -> Searcher:
         key = (model, pooling, layer)

@@ -13,7 +13,17 @@ def test_workspace_flow(tmp_path, sample_csv, tiny_model):
     report = ws.embed(model=str(tiny_model), pooling="mean", progress=False)
     assert report.rows == 8
     hits = ws.search(["te quiero mucho amor", "gol"], k=2, model=str(tiny_model))
-    assert list(hits.columns) == ["query", "rank", "score", "row_id", "id", "label", "text"]
+    assert list(hits.columns) == [
+        "query",
+        "rank",
+        "score",
+        "row_id",
+        "id",
+        "label",
+        "text",
+        "fields",
+        "similar",
+    ]
     assert hits.iloc[0]["text"] == "te quiero mucho amor" and hits.iloc[0]["label"] == "❤"
     assert len(ws.similar_to(0, k=3, model=str(tiny_model))) == 3
     stored = ws.embeddings(model=str(tiny_model))

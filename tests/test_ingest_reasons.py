@@ -14,6 +14,7 @@ from pipeline.core.errors import EncajesError
 from pipeline.core.settings import Columns
 from pipeline.stages.ingest.csv_reader import Reject, open_csv
 from pipeline.stages.ingest.emoji_labels import label_by_emoji
+from pipeline.stages.ingest.kept_fields import FileFields
 from pipeline.stages.ingest.record_reader import POSITIONS, open_records, record_kind
 from pipeline.stages.ingest.reject_reasons import RejectReason, duplicate_id, nothing_left
 from pipeline.stages.ingest.rows import check_columns, row_from_record
@@ -95,11 +96,21 @@ def test_each_reader_gives_the_kind_with_its_message(tmp_path):
     assert typed(TextRules(label_emojis=["❤"]).apply(row)) == typed(nothing_left())
     assert typed(nothing_left()) == (R.NOTHING_LEFT, *["nothing left once the label emoji is removed"] * 2)
     assert typed(label_by_emoji("nada", {"❤"})[2]) == (R.NO_LABEL_EMOJI, *["no emoji of the label set"] * 2)
+    bad_date = FileFields(False, False, [("when", "timestamp", 0)], lenient=False).values(
+        stream_record("ayer")
+    )[1]
+    assert typed(bad_date) == (R.BAD_FIELD, "when: 'ayer' is not a timestamp", "bad when")
     assert typed(duplicate_id("7", "a.csv line 2")) == (
         R.DUPLICATE_ID,
         "duplicate id '7' (first on a.csv line 2)",
         "duplicate id",
     )
+
+
+def stream_record(*fields: str):
+    from pipeline.stages.ingest.csv_reader import Record
+
+    return Record(2, list(fields))
 
 
 def test_ingest_writes_the_messages_and_counts_by_kind(tmp_path):
@@ -138,5 +149,5 @@ def test_emoji_labels_and_nothing_kept_count_by_kind(tmp_path):
 
 def test_every_kind_is_produced_somewhere_in_these_tests():
     produced = {kind for kind, _, _ in [*EXPECTED, *EXPECTED_JSON]}
-    produced |= {R.DUPLICATE_ID, R.NOTHING_LEFT, R.NO_LABEL_EMOJI, R.SEVERAL_LABEL_EMOJIS}
+    produced |= {R.DUPLICATE_ID, R.NOTHING_LEFT, R.NO_LABEL_EMOJI, R.SEVERAL_LABEL_EMOJIS, R.BAD_FIELD}
     assert produced == set(RejectReason)

@@ -153,7 +153,7 @@ def test_the_server_answers_a_layer_run_by_its_at_name_with_queries_at_that_laye
 ):
     from fastapi.testclient import TestClient
 
-    from pipeline.core.settings import ServeSettings
+    from pipeline.core.serve_settings import ServeSettings
     from pipeline.serve.app import create_app
     from pipeline.serve.service import Service
 

@@ -33,7 +33,7 @@ def test_the_built_wheel_holds_every_module_and_the_search_page(tmp_path):
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = tmp_path.glob("encajes-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    expected = {"cli.py", "pipeline/serve/page.html"}
+    expected = {"cli.py", "pipeline/serve/page.html", "pipeline/render/map_view.js"}
     for package in ("pipeline", "indexes"):
         expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / package).rglob("*.py")}
     assert expected - shipped == set()

@@ -92,6 +92,6 @@ def test_html_map_of_a_large_run_shows_a_sample_with_the_right_texts(
     data = json.loads(re.search(r'type="application/json">(.*?)</script>', page, re.S).group(1))
     assert len(data["x"]) == len(data["text"]) == 5 and data["total"] == 8
     text_of = dict(zip(ws.corpus["row_id"], ws.corpus["text"], strict=True))
-    assert data["text"] == [text_of[row] for row in data["row"]]  # each point carries its own tweet
+    assert data["text"] == [text_of[row] for row in data["row_id"]]  # each point carries its own tweet
     assert sum(data["counts"]) == 8  # the legend counts the whole corpus
     assert "Showing a random 5 of 8 tweets" in page

@@ -121,7 +121,7 @@ def test_a_run_embedded_in_fp16_is_queried_in_fp32_on_a_cpu(tmp_path, sample_csv
         return
     assert query_settings(run).dtype == "fp32"
     query = "me gusta la playa"
-    hits = Workspace(tmp_path / "w").search(query, k=8, model=str(tiny_model))
+    hits = Workspace(tmp_path / "w").search(query, k=8, model=str(tiny_model), dedup=0)
     stored = ws.embeddings(model=str(tiny_model))
     by_row = dict(zip(stored.row_ids.tolist(), stored.vectors, strict=True))
     fp32 = embed_texts([query], model=str(tiny_model), prefix="hola ", max_length=16)[0]
@@ -146,7 +146,7 @@ FILTERS = [
 def filtered(tmp_path_factory):
     """A corpus that straddles ``SUBSET_EXACT``: a rare label, a label on more rows than it and a third;
     the same random unit vectors embedded as two runs, one with an exact index and one with IVF."""
-    from pipeline.search.searcher import SUBSET_EXACT
+    from indexes.filtered import SUBSET_EXACT
     from pipeline.stages.index.stage import index_run
     from tests.conftest import write_csv, write_vectors_run
 
@@ -193,17 +193,27 @@ def brute_force(vectors, labels, splits, queries, k, label=None, split=None, lea
     return [kept[o].tolist() for o in order], [s[o] for s, o in zip(scores, order, strict=True)]
 
 
+def allowed_by(searcher, label=None, split=None):
+    """The rows a label/split filter keeps, through the structured filters (all rows for no filter)."""
+    from pipeline.search.filters import conditions_from
+
+    wanted = {name: value for name, value in (("label", label), ("split", split)) if value is not None}
+    allowed = searcher.rows.allowed(conditions_from(wanted))
+    return np.ones(len(searcher.rows), dtype=bool) if allowed is None else allowed
+
+
 def assert_same_hits(hits, rows, scores):
     assert [[h["row_id"] for h in q] for q in hits] == rows
     np.testing.assert_allclose([h["score"] for q in hits for h in q], np.concatenate(scores), atol=1e-5)
 
 
 def test_the_filters_straddle_the_exact_subset_size(filtered):
-    from pipeline.search.searcher import SUBSET_EXACT, Searcher
+    from indexes.filtered import SUBSET_EXACT
+    from pipeline.search.searcher import Searcher
 
     workdir, _, labels, splits, _ = filtered
     searcher = Searcher.open(str(workdir), "synthetic/exact", "mean")
-    kept = {(label, split): searcher.rows.allowed(label, split) for label, split in FILTERS}
+    kept = {(label, split): allowed_by(searcher, label, split) for label, split in FILTERS}
     for (label, split), allowed in kept.items():
         assert np.array_equal(allowed, kept_by(labels, splits, label, split))  # a boolean per row id
     assert kept[("rare", None)].sum() <= SUBSET_EXACT < kept[("wide", None)].sum()  # both ways are taken
@@ -217,7 +227,8 @@ def test_filtered_search_equals_brute_force_over_the_kept_rows(filtered, model):
     import faiss
 
     from indexes.approximate import apply_search_params
-    from pipeline.search.searcher import SUBSET_EXACT, Searcher
+    from indexes.filtered import SUBSET_EXACT
+    from pipeline.search.searcher import Searcher
 
     workdir, vectors, labels, splits, queries = filtered
     searcher = Searcher.open(str(workdir), model, "mean")
@@ -227,7 +238,7 @@ def test_filtered_search_equals_brute_force_over_the_kept_rows(filtered, model):
         found = [[h["row_id"] for h in q] for q in searcher.nearest(queries, 10)]
         assert found != unfiltered  # at the tuned nprobe IVF misses rows, so exactness below is earned
     for label, split in FILTERS:
-        allowed = searcher.rows.allowed(label, split)
+        allowed = allowed_by(searcher, label, split)
         if model == "synthetic/ivf" and allowed.sum() > SUBSET_EXACT:  # approximate at the tuned nprobe:
             for hits in searcher.nearest(queries, 10, allowed):  # k rows the filter keeps, best first
                 assert len(hits) == 10 and all(allowed[h["row_id"]] for h in hits)
@@ -243,4 +254,4 @@ def test_filtered_search_equals_brute_force_over_the_kept_rows(filtered, model):
         apply_search_params(searcher.index.index, f"nprobe={ivf.nlist}")
         for label, split in FILTERS:
             rows, scores = brute_force(vectors, labels, splits, queries, 10, label, split)
-            assert_same_hits(searcher.nearest(queries, 10, searcher.rows.allowed(label, split)), rows, scores)
+            assert_same_hits(searcher.nearest(queries, 10, allowed_by(searcher, label, split)), rows, scores)

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline import Workspace, embed_texts
-from pipeline.core.settings import ServeSettings
+from pipeline.core.serve_settings import ServeSettings
 from pipeline.serve.app import create_app
 from pipeline.serve.service import Service
 
@@ -76,7 +76,7 @@ def test_search_equals_brute_force_for_each_query_and_run(served, client):
     ws, _, model = served
     for pooling in ("mean", "cls"):
         queries = ["me gusta la playa", "te quiero amor"]
-        body = client.post("/search", json={"query": queries, "k": 3, "pooling": pooling}).json()
+        body = client.post("/search", json={"query": queries, "k": 3, "pooling": pooling, "dedup": 0}).json()
         assert body["pooling"] == pooling and len(body["results"]) == 2
         for query, hits in zip(queries, body["results"], strict=True):
             rows, scores = brute_force(ws, model, pooling, query, 3)
@@ -106,7 +106,8 @@ def test_a_chunked_body_over_the_cap_gets_413(client):
 def test_a_filter_returns_only_matching_rows_best_first(served, client):
     ws, _, model = served
     body = client.post(
-        "/search", json={"query": "playa", "k": 5, "pooling": "mean", "filter": {"label": "🔥"}}
+        "/search",
+        json={"query": "playa", "k": 5, "pooling": "mean", "filter": {"label": "🔥"}, "dedup": 0},
     ).json()
     rows, _ = brute_force(ws, model, "mean", "playa", 5, keep=lambda row: row["label"] == "🔥")
     assert [h["row_id"] for h in body["results"][0]] == rows and len(rows) == 3
@@ -189,7 +190,13 @@ BAD_REQUESTS = [
     ("post", "/search", {"query": ["a"] * 5}, 413, "at most 4"),
     ("post", "/search", {"query": "x" * 61}, 413, "at most 60"),
     ("post", "/search", {"query": "hola", "model": "nope"}, 404, "served are"),
-    ("post", "/search", {"query": "hola", "filter": {"colour": "red"}}, 422, "colour"),
+    ("post", "/search", {"query": "hola", "k": 2, "filter": {"colour": "red"}}, 422, "colour"),
+    ("post", "/search", {"query": "hola", "k": 2, "filter": {"label": {"gte": 3}}}, 422, "ranges"),
+    ("post", "/search", {"query": "hola", "k": 2, "filter": {"label": {"like": 3}}}, 422, "like"),
+    ("post", "/search", {"vector": [0.1, 0.2], "k": 2}, 422, "numbers"),
+    ("post", "/search", {"query": "hola", "vector": [0.1], "k": 2}, 422, "exactly one"),
+    ("post", "/search", {"positive": [99999], "k": 2}, 404, "99999"),
+    ("post", "/search", {"query": "hola", "k": 2, "dedup": 2}, 422, "dedup"),
     ("post", "/search", [1, 2], 422, "body"),
     ("post", "/v1/embeddings", {"input": ""}, 422, "empty"),
     ("post", "/v1/embeddings", {"input": ["a"] * 5}, 413, "at most 4"),
@@ -306,37 +313,6 @@ def test_the_app_has_the_routes_serve_help_names_and_each_answers(client):
     example = re.search(r"curl -s [\w.]+:\d+(/\S*) .*-d '(.*)'", result.output)  # the help's own example
     response = client.post(example.group(1), json=json.loads(example.group(2)))
     assert response.status_code == 200 and len(response.json()["results"][0]) == 5
-
-
-def test_map_serves_the_runs_umap_points_and_a_run_without_one_says_how_to_draw_it(served, client):
-    from pipeline.artifacts.runs import find_run
-
-    ws, service, model = served
-    stored = pd.read_parquet(find_run(ws.workdir, model, "mean").paths.umap)
-    expected = {r.row_id: (float(r.x), float(r.y), str(r.label)) for r in stored.itertuples()}
-
-    def points(body: dict) -> dict:
-        assert set(body) == {"row_id", "x", "y", "label"}
-        assert len({len(column) for column in body.values()}) == 1  # one entry per point in each column
-        return {r: (x, y, label) for r, x, y, label in zip(*body.values(), strict=True)}
-
-    def assert_same(got: dict, want: dict) -> None:
-        assert set(got) == set(want) and [got[r][2] for r in want] == [want[r][2] for r in want]
-        np.testing.assert_allclose([got[r][:2] for r in want], [want[r][:2] for r in want], atol=5e-5, rtol=0)
-
-    default = client.get("/map")  # the default run is the mean one
-    assert default.status_code == 200
-    assert_same(points(default.json()), expected)
-    assert client.get("/map", params={"model": model, "pooling": "mean"}).json() == default.json()
-    sample = points(service.map_points(service.pick(None, "mean"), limit=3))  # a large map: a sample
-    assert len(sample) == 3 and list(sample) == sorted(sample)
-    assert_same(sample, {r: expected[r] for r in sample})
-    missing = client.get("/map", params={"pooling": "cls"})
-    assert missing.status_code == 404 and "encajes plot" in missing.json()["error"]["message"]
-    assert [(r["pooling"], r["has_map"]) for r in client.get("/info").json()["runs"]] == [
-        ("mean", True),
-        ("cls", False),
-    ]
 
 
 def test_sigterm_stops_encajes_serve_cleanly(served):

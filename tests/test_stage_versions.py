@@ -10,7 +10,7 @@ import json
 import pytest
 
 from pipeline.artifacts.status import workdir_status
-from pipeline.core.manifest import STAGE_VERSIONS, VERSION_KEY
+from pipeline.core.manifest import STAGE_VERSIONS, VERSION_KEY, params_hash
 from pipeline.core.settings import IndexSettings, ProbeSettings
 
 
@@ -100,3 +100,27 @@ def test_a_run_whose_embeddings_vanish_before_the_lock_says_to_embed_again(workd
     with pytest.raises(EncajesError, match="are gone: run `encajes embed` again"):
         run_stage(stage)
     assert not (run_dir / "index.faiss").exists()
+
+
+def test_stages_recorded_before_kept_fields_stay_fresh_while_the_corpus_file_is_the_same(workdir):
+    """Probes recorded the whole corpus file's hash before kept fields existed; they record texts,
+    labels and splits now. A corpus re-ingested unchanged (the same file) keeps such a probe fresh, in
+    the runner and in `status`; relabelled, it is computed again."""
+    root, model, run_dir = workdir
+    probe(root, model)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    ingest_outputs = json.loads((root / "manifest.json").read_text())["ingest"]["outputs"]
+    assert manifest["probe"]["inputs"]["corpus_sha256"] == ingest_outputs["labels_sha256"]
+
+    def record(corpus_sha256: str) -> None:
+        manifest["probe"]["inputs"]["corpus_sha256"] = corpus_sha256
+        manifest["probe"]["inputs_hash"] = params_hash(manifest["probe"]["inputs"])
+        (run_dir / "manifest.json").write_text(json.dumps(manifest))
+
+    record(ingest_outputs["corpus_sha256"])  # as probes recorded it before
+    assert probe(root, model).skipped
+    (state,) = workdir_status(root).runs.values()
+    assert state["probe"]["state"] == "fresh"
+    record("f" * 64)  # another corpus file
+    (state,) = workdir_status(root).runs.values()
+    assert state["probe"]["state"] == "stale" and not probe(root, model).skipped

@@ -37,10 +37,26 @@ def texts_fingerprint(corpus: pd.DataFrame) -> str:
 
 
 def corpus_hash(workdir: Workdir) -> str:
-    """Fingerprint of the whole corpus (texts, labels, splits): what probes and plots depend on."""
-    entry = stage_entry(workdir.manifest, "ingest") or {}
-    recorded = entry.get("outputs", {}).get("corpus_sha256")
+    """Fingerprint of the texts, labels and splits (kept fields left out): what probes and plots depend
+    on. A corpus ingested before kept fields existed has only the whole file's hash, which serves."""
+    outputs = (stage_entry(workdir.manifest, "ingest") or {}).get("outputs", {})
+    recorded = outputs.get("labels_sha256") or outputs.get("corpus_sha256")
     return recorded or file_sha256(workdir.require_corpus())
+
+
+def corpus_hashes(workdir: Workdir) -> set[str]:
+    """Every value a fresh stage may have recorded for the corpus: ``corpus_hash``, and the whole file's
+    hash that stages recorded before kept fields existed (the same file means the same labels)."""
+    outputs = (stage_entry(workdir.manifest, "ingest") or {}).get("outputs", {})
+    return {corpus_hash(workdir), *([outputs["corpus_sha256"]] if outputs.get("corpus_sha256") else [])}
+
+
+def fields_hash(workdir: Workdir) -> str:
+    """Fingerprint of the kept fields (created_at, author, --keep-col ...): what map pages depend on."""
+    from pipeline.artifacts.fields import fields_fingerprint
+
+    outputs = (stage_entry(workdir.manifest, "ingest") or {}).get("outputs", {})
+    return outputs.get("fields_sha256") or fields_fingerprint(workdir.require_corpus())
 
 
 def texts_hash(workdir: Workdir) -> str:
@@ -51,8 +67,23 @@ def texts_hash(workdir: Workdir) -> str:
 
 
 def load_corpus(workdir: Workdir, columns: list[str] | None = None) -> pd.DataFrame:
-    """The corpus, or only ``columns`` of it (a probe needs no text: at 10M rows that is gigabytes)."""
-    return pd.read_parquet(workdir.require_corpus(), columns=columns)
+    """The corpus, or only ``columns`` of it (a probe needs no text: at 10M rows that is gigabytes).
+    Kept integer fields with missing values come back as pandas' nullable integers, not floats (a tweet
+    id past 2**53 is exact)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.artifacts.fields import kept_fields
+
+    path = workdir.require_corpus()
+    frame = pd.read_parquet(path, columns=columns)
+    floated = [f.name for f in kept_fields(path) if f.kind == "integer" and frame.get(f.name) is not None
+               and frame[f.name].dtype.kind == "f"]  # fmt: skip
+    if floated:
+        exact = pq.read_table(path, columns=floated).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+        for name in floated:
+            frame[name] = exact[name]
+    return frame
 
 
 class CorpusTexts(Sequence[str]):

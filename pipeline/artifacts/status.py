@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts.corpus import corpus_hash, texts_hash
+from pipeline.artifacts.corpus import corpus_hashes, texts_hash
 from pipeline.artifacts.runs import run_title
 from pipeline.artifacts.store import vectors_file_problem
 from pipeline.core.errors import EncajesError
@@ -95,7 +95,7 @@ def run_status(work: Workdir, run: RunPaths) -> dict[str, dict[str, str]]:
             out[stage] = _state("stale", why)
         elif out["embed"]["state"] != "fresh" or entry["inputs"].get("embeddings_sha256") != embeddings_hash:
             out[stage] = _state("stale", "its embeddings changed or are stale")
-        elif stage != "index" and entry["inputs"].get("corpus_sha256") != corpus_hash(work):
+        elif stage != "index" and entry["inputs"].get("corpus_sha256") not in corpus_hashes(work):
             out[stage] = _state("stale", "the corpus (labels or splits) changed")
         else:
             out[stage] = _state("fresh")
@@ -126,7 +126,7 @@ def baselines_status(work: Workdir) -> dict[str, str]:
         return _state("missing", f"made by `encajes compare -w {work.root}`")
     if why := version_problem(entry, "baselines"):
         return _state("stale", why)
-    if entry["inputs"].get("corpus_sha256") != corpus_hash(work):
+    if entry["inputs"].get("corpus_sha256") not in corpus_hashes(work):
         return _state("stale", "the corpus changed; the next compare remakes them")
     return _state("fresh")
 

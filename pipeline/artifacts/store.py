@@ -97,6 +97,14 @@ class Embeddings:
             else:
                 yield begin, self.file.read(begin, begin + rows)
 
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """Rows at ``positions``: a few through the memmap (only their pages are read), many by
+        ``take`` (block by block)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.file is None or len(positions) > BLOCK_ROWS // 8:
+            return self.take(positions)
+        return np.asarray(self.file.memmap[positions], dtype=np.float32)
+
     def take(self, positions: np.ndarray) -> np.ndarray:
         """Rows at ``positions`` (any order), reading only the blocks that hold them."""
         positions = np.asarray(positions, dtype=np.int64)

@@ -23,11 +23,11 @@ from pipeline.core.hashing import params_hash
 #   probe 3, baselines 3: a C (or k) at the edge of its grid extends the grid; probes report
 #   near-duplicate leakage; the TF-IDF baseline its throughput.
 STAGE_VERSIONS = {
-    "ingest": 1,
+    "ingest": 2,
     "embed": 1,
     "index": 1,
     "probe": 3,
-    "plot": 1,
+    "plot": 2,
     "baselines": 3,
     "curve": 1,
     "combined": 1,

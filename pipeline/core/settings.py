@@ -23,6 +23,8 @@ ENGINES = ("local", "ray")
 INDEX_KINDS = ("auto", "exact", "hnsw", "ivf", "ivfpq")
 LAYER_ITEM = r"(?:last|all|last4|first-last|-?\d+)"
 LAYERS_PATTERN = rf"\s*{LAYER_ITEM}\s*(?:,\s*{LAYER_ITEM}\s*)*"
+FIELD_TYPES = ("timestamp", "integer", "float", "boolean", "string")
+KEEP_COL_PATTERN = r"(?:[A-Za-z_][\w]*=)?[^=:\s][^=:]*(?::(?:" + "|".join(FIELD_TYPES) + "))?"
 DEFAULT_MODEL = "minilm"  # the alias used when no model is named
 GRID_DEFAULTS = {"model": (DEFAULT_MODEL,), "pooling": ("mean",)}  # what compare runs when not told
 
@@ -298,6 +300,20 @@ class Columns:
         "--normalize",
         choices=("none", "tweets"),
     )
+    keep_col: tuple[str, ...] = option(
+        (),
+        "Keep another field in the corpus, typed, for filters and maps: a CSV column, or a dotted path into "
+        "JSON/parquet records (user.followers_count); NEW=PATH names it, :TYPE sets its type (timestamp, "
+        "integer, float, boolean, string; default: inferred from the first 1,000 values). Repeatable.",
+        "--keep-col",
+        pattern=KEEP_COL_PATTERN,
+    )
+    lenient_cols: bool = option(
+        False,
+        "Keep a row whose kept field does not parse, with that field missing (default: the row goes to "
+        "rejects.csv with the reason).",
+        "--lenient-cols",
+    )
 
     __post_init__ = check_fields
 
@@ -361,31 +377,6 @@ class IndexBenchSettings:
     )
     target_recall: float = option(
         0.95, "Search settings are tuned to reach this recall@10 on 500 held-out queries.", min=0, max=1
-    )
-
-    __post_init__ = check_fields
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """What one request to ``encajes serve`` may cost, and how concurrent requests share the encoder."""
-
-    host: str = option(
-        "127.0.0.1", "Address to listen on; 0.0.0.0 exposes the server to your network (no auth)."
-    )
-    port: int = option(8000, "Port to listen on (0: any free port).", min=0, max=65535)
-    max_k: int = option(100, "Most neighbours one query may ask for.", min=1)
-    max_texts: int = option(256, "Most texts (queries or inputs) in one request.", min=1)
-    max_text_chars: int = option(4000, "Longest text accepted, in characters.", min=1)
-    max_row_ids: int = option(1000, "Most row ids one /items request may ask for.", min=1)
-    batch_wait_ms: float = option(
-        2.0,
-        "How long a forward pass that is not full waits for concurrent requests to join it.",
-        min=0,
-        max=1000,
-    )
-    max_queued_texts: int = option(
-        4096, "Texts waiting for the encoder beyond which requests get 503 (busy) at once.", min=1
     )
 
     __post_init__ = check_fields

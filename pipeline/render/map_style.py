@@ -36,6 +36,20 @@ PALETTE: tuple[str, ...] = (
     "#637939",  # moss
 )
 OTHER_COLOR = "#cccccc"
+MISSING_COLOR = "#e6e6e6"  # a point without a value for the field the map is coloured by: paler still
+# Viridis at nine even steps, dark to light: a continuous field (a time, a number) reads in order, in
+# colour or in grey print, and no step is a grey that a missing value could be mistaken for.
+SCALE_STOPS: tuple[str, ...] = (
+    "#440154",
+    "#472d7b",
+    "#3b528b",
+    "#2c728e",
+    "#21918c",
+    "#28ae80",
+    "#5ec962",
+    "#addc30",
+    "#fde725",
+)
 OUTSIDE_NOTE = "outside the view, drawn at the edge"
 
 

@@ -13,7 +13,9 @@ import pandas as pd
 from pipeline.artifacts.label_names import load_label_names
 from pipeline.core.errors import EncajesError
 from pipeline.core.layout import LAST_LAYER, Workdir
+from pipeline.core.serve_settings import SearchSettings
 from pipeline.core.settings import DEFAULT_MODEL
+from pipeline.search.filters import parse_where
 from pipeline.search.searcher import Searcher
 
 
@@ -57,8 +59,25 @@ class SearchResult:
                 label = self.label_names.get(str(hit.label), hit.label) if hit.label else "-"
                 line = f"{hit.rank:>4}  {hit.score:6.3f}  {hit.row_id:>7}  {label!s:<8}  {text}"
                 out.append(line[:width])
+                out.extend(detail_lines(hit, width))
+            if group.empty:
+                out.append("  (no row matches)")
             out.append("")
         return out
+
+
+def detail_lines(hit: Any, width: int) -> list[str]:
+    """Under a hit: its kept fields on one line, and the near-duplicates folded into it."""
+    out = []
+    fields = getattr(hit, "fields", None)
+    if isinstance(fields, dict) and fields:
+        shown = "  ".join(f"{name}={value}" for name, value in fields.items() if value is not None)
+        out.append((" " * 33 + shown)[:width])
+    similar = getattr(hit, "similar", None)
+    if isinstance(similar, list) and similar:
+        rows = ", ".join(map(str, similar[:8])) + (", ..." if len(similar) > 8 else "")
+        out.append((" " * 33 + f"+{len(similar)} similar (rows {rows})")[:width])
+    return out
 
 
 def say(text: str) -> None:
@@ -85,17 +104,32 @@ def search(
     row: str | None = None,
     queries_file: str | Path | None = None,
     layer: str = LAST_LAYER,
+    options: SearchSettings | None = None,
 ) -> SearchResult:
-    """What ``encajes search`` asks: neighbours of a text, of a corpus row, or of each line of a file,
-    in the run of (model, pooling, layer); a query is embedded at that run's layer."""
-    if sum(x is not None for x in (query, row, queries_file)) != 1:
-        raise EncajesError("Give exactly one of: a QUERY text, --id ROW, or --queries FILE.")
+    """What ``encajes search`` asks: neighbours of a text, of a corpus row, of rows liked and disliked,
+    or of each line of a file, in the run of (model, pooling, layer); a query is embedded at that run's
+    layer. ``options``: k, --where, dedup, min score, offset, positive / negative rows."""
+    options = options or SearchSettings(k=k)
+    asked = [query is not None, row is not None, queries_file is not None, bool(options.positive)]
+    if sum(asked) != 1:
+        raise EncajesError("Give exactly one of: a QUERY text, --id ROW, --positive ROW, or --queries FILE.")
+    if options.negative and not options.positive:
+        raise EncajesError("--negative needs --positive: less like those, more like which?")
     searcher = Searcher.open(str(workdir), model, pooling, on_build=say, layer=layer)
     searcher.fast_queries = True
-    if row is not None:
-        hits = searcher.search_row(row, k)
+    try:
+        ask = searcher.ask(
+            options.k, parse_where(options.where), options.dedup, options.min_score, options.offset
+        )
+    except (OverflowError, ValueError) as error:
+        raise EncajesError(f"--where: {error}") from None
+    if options.positive:
+        hits = searcher.search_like(options.positive, options.negative, ask)
+    elif row is not None:
+        hits = searcher.search_row(row, ask=ask)
     else:
-        hits = searcher.search_texts([query] if query is not None else read_queries(Path(queries_file)), k)
+        texts = [query] if query is not None else read_queries(Path(queries_file))  # type: ignore[arg-type]
+        hits = searcher.search_texts(texts, ask=ask)
     names = load_label_names(Workdir.at(workdir))
     run = searcher.run
-    return SearchResult(hits, run.paths.root.name, k, searcher.index_built, names, run.layer)
+    return SearchResult(hits, run.paths.root.name, options.k, searcher.index_built, names, run.layer)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,13 +15,19 @@ import pandas as pd
 
 from indexes.approximate import apply_search_params
 from indexes.exact import SearchIndex, load_index, on_gpu
+from indexes.filtered import fetch_allowed, scored_exactly
 from pipeline.artifacts.corpus import load_corpus
+from pipeline.artifacts.fields import FieldInfo, schema_fields
 from pipeline.artifacts.run_layer import find_layer_run
 from pipeline.artifacts.runs import Run
 from pipeline.core.errors import EncajesError
 from pipeline.core.layout import LAST_LAYER, Workdir
 from pipeline.core.settings import DEFAULT_MODEL, EmbedSettings
 from pipeline.core.usercache import cache_paths
+from pipeline.search.asking import Ask, Candidates, rows_query, vector_query
+from pipeline.search.collapse import collapse
+from pipeline.search.filters import Condition, conditions_from
+from pipeline.search.rows import CorpusRows
 from pipeline.stages.index.stage import IndexReport, ensure_index, fresh_index
 
 if TYPE_CHECKING:  # the query encoder (torch) is imported only when a text query needs it
@@ -30,9 +36,11 @@ if TYPE_CHECKING:  # the query encoder (torch) is imported only when a text quer
     from pipeline.encoders.onnx_query import OnnxQueryEncoder
 
 ROW_ID = re.compile(r"-?[0-9]{1,18}")  # a row id as text: fits int64
-SUBSET_EXACT = 20_000  # a filter keeping at most this many rows is scored exactly on them
+DEDUP = 0.95  # cosine at or above which a hit is folded into a better one, where a person reads hits
+FOLD_FETCH = 4  # candidates fetched per wanted hit when folding near-duplicates
+FOLD_MOST = 20_000  # candidates one folded query may read (a retweet storm: thousands of copies)
 
-RESULT_COLUMNS = ["query", "rank", "score", "row_id", "id", "label", "text"]
+RESULT_COLUMNS = ["query", "rank", "score", "row_id", "id", "label", "text", "fields", "similar"]
 
 
 def hits_frame(queries: list[str], hits: list[list[dict[str, Any]]]) -> pd.DataFrame:
@@ -91,53 +99,6 @@ def fast_query_encoder(run: Run) -> OnnxQueryEncoder | None:
     return prepared_query_encoder(settings, cache_paths().query_encoder(key), run.layer)
 
 
-class CorpusRows:
-    """The corpus by ``row_id``: the columns a hit shows, looked up without a pandas join per query."""
-
-    SHOWN = ("id", "label", "split", "text")
-
-    def __init__(self, corpus: pd.DataFrame) -> None:
-        self.row_ids = corpus["row_id"].to_numpy(dtype=np.int64)
-        self._where = pd.Index(self.row_ids)
-        self._columns = {
-            name: corpus[name].astype(object).where(corpus[name].notna(), None).to_numpy()
-            for name in self.SHOWN
-            if name in corpus
-        }
-        self._filters: dict[tuple[str | None, str | None], np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return len(self.row_ids)
-
-    def positions(self, row_ids: np.ndarray) -> np.ndarray:
-        """Corpus positions of ``row_ids``; -1 where a row id is not in the corpus."""
-        return self._where.get_indexer(np.asarray(row_ids, dtype=np.int64))
-
-    def records(self, row_ids: Sequence[int]) -> list[dict[str, Any]]:
-        """``row_id`` plus the shown columns of each row (None for a missing value)."""
-        positions = self.positions(np.asarray(row_ids, dtype=np.int64))
-        return [
-            {"row_id": int(row_id), **{name: column[p] for name, column in self._columns.items()}}
-            for row_id, p in zip(row_ids, positions, strict=True)
-        ]
-
-    def allowed(self, label: str | None = None, split: str | None = None) -> np.ndarray:
-        """A boolean per row id (indexable by row id): does the row have this label and split?"""
-        key = (label, split)
-        if key not in self._filters:
-            match = np.ones(len(self.row_ids), dtype=bool)
-            for name, wanted in (("label", label), ("split", split)):
-                if wanted is not None:
-                    column = self._columns.get(name)
-                    match &= (column == wanted) if column is not None else False
-            allowed = np.zeros(int(self.row_ids.max(initial=-1)) + 1, dtype=bool)
-            allowed[self.row_ids[match]] = True
-            if len(self._filters) > 64:  # a bounded memo: every distinct filter costs one corpus pass
-                self._filters.clear()
-            self._filters[key] = allowed
-        return self._filters[key]
-
-
 @dataclass
 class Searcher:
     """A loaded run: its index, its corpus and (once a text query comes) its query encoder."""
@@ -148,12 +109,14 @@ class Searcher:
     index_built: bool
     index_report: IndexReport | None = None  # kind, search setting and measured recall of the index
     fast_queries: bool = False  # encode queries with ONNX Runtime where the run allows it
+    fields: list[FieldInfo] = field(default_factory=list)  # the corpus' columns a filter may name
     _encoder: Encoder | None = None
     _fast: OnnxQueryEncoder | bool | None = None
     _stored: Embeddings | None = None
+    _subsets: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.rows = CorpusRows(self.corpus)
+        self.rows = CorpusRows(self.corpus, self.fields)
         self._positions = np.full(int(self.index.ids.max(initial=-1)) + 1, -1, dtype=np.int64)
         self._positions[self.index.ids] = np.arange(len(self.index.ids))  # row id -> index position
 
@@ -189,14 +152,14 @@ class Searcher:
                 f"({index.dim}-d), not {wanted[0]} / {wanted[1]} ({wanted[2]}-d): "
                 "run `encajes index --force`."
             )
-        corpus = load_corpus(work, ["row_id", *CorpusRows.SHOWN])
+        corpus = load_corpus(work)
         missing = np.setdiff1d(index.ids, corpus["row_id"].to_numpy())
         if len(missing):
             raise EncajesError(
                 f"The index of {run.paths.root.name} has {len(missing)} row ids that are not in the corpus: "
                 f"the corpus changed since embedding. Run `encajes embed` again."
             )
-        return cls(run, index, corpus, not report.skipped, report)
+        return cls(run, index, corpus, not report.skipped, report, fields=schema_fields(work.corpus))
 
     @property
     def encoder(self) -> Encoder:
@@ -219,38 +182,87 @@ class Searcher:
     def nearest(
         self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None, leave_out: int | None = None
     ) -> list[list[dict[str, Any]]]:
-        """Top-k hits per query vector among the rows ``allowed`` (a boolean per row id, None: all),
-        ``leave_out`` a row id never returned. A filter of few rows (a rare label) is scored exactly on
-        those rows; a broader one fetches 4x more from the index until k pass."""
-        if allowed is not None and int(allowed.sum()) <= SUBSET_EXACT:
-            return self._nearest_among(vectors, k, np.flatnonzero(allowed), leave_out)
-        fetch = k + (leave_out is not None)
-        while True:
-            scores, row_ids = self.index.search(vectors, fetch)
-            keep = row_ids >= 0
-            if allowed is not None:
-                keep &= allowed[np.clip(row_ids, 0, len(allowed) - 1)] & (row_ids < len(allowed))
-            if leave_out is not None:
-                keep &= row_ids != leave_out
-            if allowed is None or keep.sum(axis=1).min() >= k or fetch >= len(self.index):
-                break
-            fetch = min(len(self.index), fetch * 4)
-        rows = zip(scores, row_ids, keep, strict=True)
-        return [self._hits(ids[kept][:k], found[kept][:k]) for found, ids, kept in rows]
+        """Top-k hits per query vector among the rows ``allowed``, ``leave_out`` never returned, nothing
+        folded: exactly what a brute-force search over those rows answers."""
+        out = () if leave_out is None else (leave_out,)
+        return self.find(vectors, Ask(k=k, allowed=allowed, leave_out=out))
 
-    def _nearest_among(
-        self, vectors: np.ndarray, k: int, row_ids: np.ndarray, leave_out: int | None
-    ) -> list[list[dict[str, Any]]]:
-        positions = self._positions[row_ids[row_ids < len(self._positions)]]
-        positions = positions[positions >= 0]
-        if leave_out is not None and leave_out < len(self._positions):
-            positions = positions[positions != self._positions[leave_out]]
-        if len(positions) == 0:
-            return [[] for _ in vectors]
-        scores = np.atleast_2d(vectors).astype(np.float32) @ self._vectors_at(positions).T
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    def find(self, vectors: np.ndarray, ask: Ask) -> list[list[dict[str, Any]]]:
+        """Hits per query vector as ``ask`` says. A filter of few rows (a rare label) is scored exactly on
+        those rows; a broader one fetches 4x more from the index until enough pass. With folding, 4x the
+        hits wanted are fetched and folded, and more while the distinct ones fall short."""
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        fetch = ask.wanted * (FOLD_FETCH if ask.folds else 1)
+        most = max(FOLD_MOST, fetch) if ask.folds else len(self.index)
+        while True:
+            found = self._candidates(vectors, ask, fetch)
+            pages = [self._page(c, ask) for c in found]
+            if all(done for _, done in pages) or fetch >= min(len(self.index), most):
+                return [hits for hits, _ in pages]
+            fetch = min(len(self.index), most, fetch * 4)
+
+    def _page(self, found: Candidates, ask: Ask) -> tuple[list[dict[str, Any]], bool]:
+        """The hits ``offset`` .. ``offset + k`` of one query's candidates, and whether they are final."""
+        if not ask.folds:
+            heads = [(i, []) for i in range(min(len(found.row_ids), ask.wanted))]
+            done = len(found.row_ids) >= ask.wanted or found.exhausted
+        else:
+            vectors = self._vectors_at(self._positions[found.row_ids]) if len(found.row_ids) else found.scores
+            folded, reached = collapse(np.asarray(vectors, dtype=np.float32), ask.dedup, ask.wanted)
+            heads = [(f.at, f.similar) for f in folded]
+            done = reached or found.exhausted
+        heads = heads[ask.offset : ask.wanted]
+        hits = self._hits(found.row_ids[[at for at, _ in heads]], found.scores[[at for at, _ in heads]])
+        for hit, (_, similar) in zip(hits, heads, strict=True):
+            hit["rank"] += ask.offset
+            hit["similar"] = found.row_ids[similar].tolist()
+        return hits, done
+
+    def _candidates(self, vectors: np.ndarray, ask: Ask, fetch: int) -> list[Candidates]:
+        """Up to ``fetch`` allowed candidates per query, best first, none below ``min_score``."""
+        if scored_exactly(ask.allowed):
+            return self._candidates_among(vectors, ask, fetch)
+        fetched = fetch_allowed(self.index, vectors, fetch, ask.allowed, ask.leave_out)
+        scores, row_ids, keep, whole = fetched.scores, fetched.row_ids, fetched.keep, fetched.whole
+        out = []
+        for found, ids, kept in zip(scores, row_ids, keep, strict=True):
+            below = ask.min_score is not None and len(found) > 0 and found[-1] < ask.min_score
+            if ask.min_score is not None:
+                kept = kept & (found >= ask.min_score)
+            out.append(Candidates(ids[kept][:fetch], found[kept][:fetch], whole or below))
+        return out
+
+    def _candidates_among(self, vectors: np.ndarray, ask: Ask, fetch: int) -> list[Candidates]:
+        """The allowed rows scored exactly (their vectors kept while the same filter is asked again)."""
+        positions, matrix = self._subset(ask.allowed)
+        if ask.leave_out:
+            keep = ~np.isin(self.index.ids[positions], ask.leave_out)
+            positions, matrix = positions[keep], matrix[keep]
         ids = self.index.ids[positions]
-        return [self._hits(ids[order], row[order]) for row, order in zip(scores, top, strict=True)]
+        scores = vectors @ matrix.T
+        out = []
+        for row in scores:
+            top = np.argpartition(-row, fetch)[:fetch] if fetch < len(row) else np.arange(len(row))
+            top = top[np.argsort(-row[top], kind="stable")]
+            whole = fetch >= len(row)
+            if ask.min_score is not None:
+                whole |= len(top) > 0 and row[top[-1]] < ask.min_score  # the rest score lower still
+                top = top[row[top] >= ask.min_score]
+            out.append(Candidates(ids[top], row[top], whole))
+        return out
+
+    def _subset(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index positions of the allowed rows and their vectors, remembered for the last few filters
+        (a page that alternates two filters reads each once)."""
+        for held in self._subsets:
+            if held[0] is allowed:
+                return held[1], held[2]
+        row_ids = np.flatnonzero(allowed)
+        positions = self._positions[row_ids[row_ids < len(self._positions)]]
+        positions = np.sort(positions[positions >= 0])
+        matrix = self._vectors_at(positions) if len(positions) else np.zeros((0, self.index.dim), np.float32)
+        self._subsets = [(allowed, positions, np.asarray(matrix, dtype=np.float32)), *self._subsets[:3]]
+        return positions, self._subsets[0][2]
 
     def _hits(self, row_ids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
         hits = self.rows.records(row_ids.tolist())
@@ -263,7 +275,7 @@ class Searcher:
         try:  # a flat index holds the vectors
             return self.index.index.reconstruct_batch(positions)
         except (RuntimeError, AttributeError):  # an IVF index keeps no position -> vector map
-            return self.stored().take(positions)
+            return self.stored().rows(positions)
 
     def stored(self) -> Embeddings:
         """The run's stored vectors, read once (a ``vectors.npy`` run: a memmap)."""
@@ -282,11 +294,46 @@ class Searcher:
             return self._fast.encode(queries)
         return one_layer(self.encoder.encode(queries, batch_size=64).vectors)
 
-    def search_texts(self, queries: list[str], k: int = 10) -> pd.DataFrame:
+    def ask(
+        self,
+        k: int = 10,
+        where: Mapping[str, Any] | Sequence[Condition] | None = None,
+        dedup: float = DEDUP,
+        min_score: float | None = None,
+        offset: int = 0,
+    ) -> Ask:
+        """An ``Ask`` from a person's options; ``where``: a mapping as the API takes it, or conditions
+        (``--where``), checked against the corpus' fields."""
+        conditions = conditions_from(where) if where is None or isinstance(where, Mapping) else list(where)
+        return Ask(k, offset, min_score, dedup, self.rows.allowed(conditions))
+
+    def search_texts(self, queries: list[str], k: int = 10, ask: Ask | None = None) -> pd.DataFrame:
+        """Hits of each text; by default ``k`` of them, near-duplicates folded."""
         queries = list(queries)
         if not queries or any(not q.strip() for q in queries):
             raise EncajesError("Give non-empty query text(s).")
-        return hits_frame(queries, self.nearest(self.query_vectors(queries), k))
+        return hits_frame(queries, self.find(self.query_vectors(queries), ask or Ask(k, dedup=DEDUP)))
+
+    def search_vector(self, vector: Sequence[float] | np.ndarray, ask: Ask) -> pd.DataFrame:
+        """Hits of a query vector given as numbers (checked for dimension, normalised)."""
+        return hits_frame(["vector"], self.find(vector_query(vector, self.index.dim)[None, :], ask))
+
+    def search_like(
+        self, positive: Sequence[str | int], negative: Sequence[str | int], ask: Ask
+    ) -> pd.DataFrame:
+        """More like the ``positive`` rows, less like the ``negative`` ones (row ids or ids), all of them
+        left out of the hits."""
+        pos = [self.lookup_row(str(row)) for row in positive]
+        neg = [self.lookup_row(str(row)) for row in negative]
+        query = self.like_query(pos, neg)
+        ask = replace(ask, leave_out=tuple(ask.leave_out) + tuple(pos + neg))
+        name = "like " + ",".join(map(str, pos)) + (" unlike " + ",".join(map(str, neg)) if neg else "")
+        return hits_frame([name], self.find(query[None, :], ask))
+
+    def like_query(self, positive: list[int], negative: list[int]) -> np.ndarray:
+        """The query vector of indexed rows liked and disliked (see ``rows_query``)."""
+        vectors = self._vectors_at(self._positions[positive + negative]) if positive else np.zeros((0, 1))
+        return rows_query(vectors[: len(positive)], vectors[len(positive) :])
 
     def indexed(self, row_id: int) -> bool:
         return 0 <= row_id < len(self._positions) and self._positions[row_id] >= 0
@@ -294,14 +341,17 @@ class Searcher:
     def row_vector(self, row_id: int) -> np.ndarray:
         return self._vectors_at(self._positions[[row_id]])[0]
 
-    def similar(self, row_id: int, k: int = 10, allowed: np.ndarray | None = None) -> list[dict[str, Any]]:
-        """Neighbours of an indexed corpus row, the row itself left out."""
-        return self.nearest(self.row_vector(row_id)[None, :], k, allowed, leave_out=row_id)[0]
+    def similar(self, row_id: int, k: int = 10, allowed: np.ndarray | None = None,
+                ask: Ask | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Neighbours of an indexed corpus row, the row itself left out (``ask``: as asked, else ``k``
+        among ``allowed``, nothing folded)."""
+        ask = replace(ask or Ask(k, allowed=allowed), leave_out=(row_id,))
+        return self.find(self.row_vector(row_id)[None, :], ask)[0]
 
-    def search_row(self, row: str, k: int = 10) -> pd.DataFrame:
+    def search_row(self, row: str, k: int = 10, ask: Ask | None = None) -> pd.DataFrame:
         """Neighbours of a corpus row (by ``row_id`` or by ``id``), the row itself left out."""
         row_id = self.lookup_row(row)
-        return hits_frame([f"row {row_id}"], [self.similar(row_id, k)])
+        return hits_frame([f"row {row_id}"], [self.similar(row_id, ask=ask or Ask(k, dedup=DEDUP))])
 
     def lookup_row(self, row: str) -> int:
         if ROW_ID.fullmatch(str(row)) and self.indexed(int(row)):

@@ -54,8 +54,7 @@ class Job:
     """One request's texts; the worker fills ``token_ids``, ``vectors`` and (for searches) ``hits``."""
 
     texts: list[str]
-    k: int | None = None  # search with this k once encoded; None: vectors only
-    allowed: np.ndarray | None = None  # search only these rows (a boolean per row id)
+    ask: Any = None  # a search's Ask (k, filter, folding): searched once encoded; None: vectors only
     token_ids: list[list[int]] = field(default_factory=list)
     vectors: np.ndarray | None = None
     hits: list[list[dict[str, Any]]] | None = None
@@ -228,7 +227,7 @@ class EncoderBatcher:
             if job.remaining == 0:
                 finished.append(job)
         try:
-            self.finish([job for job in finished if job.k is not None])
+            self.finish([job for job in finished if job.ask is not None])
         except Exception as error:
             self._fail(finished, error)
             return

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from pipeline.core.errors import EncajesError
 from pipeline.core.version import __version__
-from pipeline.search.searcher import ROW_ID
+from pipeline.search.asking import vector_query
+from pipeline.search.searcher import DEDUP, ROW_ID
+from pipeline.serve.page import page_html
 from pipeline.serve.schemas import (
     EmbeddingRequest,
     EmbeddingResponse,
@@ -23,7 +26,7 @@ from pipeline.serve.schemas import (
 )
 from pipeline.serve.service import RequestError, Service, embedding_payload
 
-PAGE = resources.files("pipeline.serve").joinpath("page.html").read_text(encoding="utf-8")
+PAGE = page_html()
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (404, 413, 422, 503)
 }
@@ -75,15 +78,38 @@ async def info(service: Served) -> dict[str, Any]:
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERRORS)
-async def search(request: SearchRequest, service: Served) -> dict[str, Any]:
-    """Nearest corpus rows to each query text (one result list per query)."""
+async def search(request: SearchRequest, service: Served) -> Response:
+    """Nearest corpus rows to each query text, to a vector, or to rows liked and disliked (one result
+    list per query), near-duplicates folded, only rows the filter keeps."""
+    asked = [request.query is not None, request.vector is not None, request.positive is not None]
+    if sum(asked) != 1:
+        raise RequestError(422, "Give exactly one of 'query' (text), 'vector' or 'positive' (row ids).")
+    if request.negative and request.positive is None:
+        raise RequestError(422, "'negative' needs 'positive': less like those, more like which?", "negative")
     run = service.pick(request.model, request.pooling)
-    queries = service.check_texts(request.query, "query")
-    k = service.check_k(request.k)
+    texts = service.check_texts(request.query, "query") if request.query is not None else []
     where = request.filter
-    allowed = service.allowed(run, where.label, where.split) if where else None
-    job = await run.encode(queries, k, allowed)
-    return json_response({"results": job.hits, "model": run.model, "pooling": run.pooling})
+    ask = await service.ask(run, request.k, where, request.dedup, request.min_score, request.offset)
+    searcher = run.searcher
+    if texts:
+        job = await run.encode(texts, ask)
+        results = job.hits
+    elif request.vector is not None:
+        try:
+            query = vector_query(request.vector, searcher.index.dim)
+        except EncajesError as error:
+            raise RequestError(422, str(error), "vector") from None
+        results = await run.batcher.call(searcher.find, query[None, :], ask)
+    else:
+        positive = service.check_rows(run, request.positive or [], "positive")
+        negative = service.check_rows(run, request.negative or [], "negative")
+        try:
+            query = searcher.like_query(positive, negative)
+        except EncajesError as error:
+            raise RequestError(422, str(error), "positive") from None
+        ask = replace(ask, leave_out=(*positive, *negative))
+        results = await run.batcher.call(searcher.find, query[None, :], ask)
+    return json_response({"results": results, "model": run.model, "pooling": run.pooling})
 
 
 @router.get("/similar/{row_id}", response_model=SimilarResponse, responses=ERRORS)
@@ -95,15 +121,32 @@ async def similar(
     pooling: str | None = None,
     label: str | None = None,
     split: str | None = None,
-) -> dict[str, Any]:
+    dedup: float = Query(DEDUP, ge=0, le=1, description="Fold near-duplicates; 0: off."),
+    filter: str | None = Query(None, description="A JSON object, as /search's filter."),
+) -> Response:
     """Neighbours of a corpus row, the row itself left out and echoed as ``row``."""
     run = service.pick(model, pooling)
     service.check_row(run, row_id)
-    k = service.check_k(k)
-    allowed = service.allowed(run, label, split)
-    hits = await run.batcher.call(run.searcher.similar, row_id, k, allowed)
+    where = parse_filter_param(filter) | {
+        n: v for n, v in (("label", label), ("split", split)) if v is not None
+    }
+    ask = await service.ask(run, k, where, dedup)
+    hits = await run.batcher.call(run.searcher.similar, row_id, k, None, ask)
     row = run.searcher.rows.records([row_id])[0]
-    return {"row": row, "results": [hits], "model": run.model, "pooling": run.pooling}
+    return json_response({"row": row, "results": [hits], "model": run.model, "pooling": run.pooling})
+
+
+def parse_filter_param(text: str | None) -> dict[str, Any]:
+    """A GET route's ``filter``: a JSON object, as /search takes it."""
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise RequestError(422, f"filter is not valid JSON ({error}).", "filter") from None
+    if not isinstance(value, dict):
+        raise RequestError(422, 'filter must be a JSON object, e.g. {"lang": "es"}.', "filter")
+    return value
 
 
 @router.get("/items", response_model=ItemsResponse, responses=ERRORS)
@@ -121,8 +164,9 @@ async def items(
 
 
 @router.get("/map", include_in_schema=False)
-async def map_points(service: Served, model: str | None = None, pooling: str | None = None) -> dict[str, Any]:
-    return service.map_points(service.pick(model, pooling))
+async def map_points(service: Served, model: str | None = None, pooling: str | None = None) -> Response:
+    """The run's map for the page: serialised once per file version (100,000 points: megabytes)."""
+    return Response(service.map_points(service.pick(model, pooling)), media_type="application/json")
 
 
 @router.get("/v1/models")

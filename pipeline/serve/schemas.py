@@ -7,7 +7,7 @@ service, since they are settings, and stated in ``/info``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -16,9 +16,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Filter(Strict):
-    label: StrictStr | StrictInt | None = Field(None, description="Only rows with this label.")
-    split: StrictStr | None = Field(None, description="Only rows of this split (train, val, test).")
+FILTER_HELP = (
+    'Only rows whose fields match, e.g. {"lang": "es", "created_at": {"gte": "2021-06-01"}, '
+    '"author": {"in": ["el_pais"]}, "retweet": false}: a value is equality, a list \'in\', null '
+    "'missing'; operators eq, ne, in, gt, gte, lt, lte, missing. Any kept field, label, split, id, source "
+    "and row_id; checked against the corpus' fields, never run as code."
+)
 
 
 class RunChoice(Strict):
@@ -29,11 +32,27 @@ class RunChoice(Strict):
 
 
 class SearchRequest(RunChoice):
-    query: StrictStr | list[StrictStr] = Field(
-        description="A text, or a list of texts (one result list each)."
+    query: StrictStr | list[StrictStr] | None = Field(
+        None, description="A text, or a list of texts (one result list each)."
     )
-    k: StrictInt = Field(10, description="Neighbours per query (1 up to the server's max_k).")
-    filter: Filter | None = Field(None, description="Only rows matching every given field.")
+    vector: list[float] | None = Field(
+        None, description="Or a query vector of the run's dimension (normalised here)."
+    )
+    positive: list[StrictInt] | None = Field(
+        None, description="Or more like these row ids (their mean vector); they are left out of the hits."
+    )
+    negative: list[StrictInt] | None = Field(None, description="...and less like these row ids.")
+    k: StrictInt = Field(10, description="Distinct hits per query (1 up to the server's max_k).")
+    offset: StrictInt = Field(0, ge=0, description="Skip this many distinct hits: the next page.")
+    min_score: float | None = Field(None, ge=-1, le=1, description="Only hits with at least this cosine.")
+    dedup: float = Field(
+        0.95, ge=0, le=1, description="Fold hits within this cosine of a better hit into it; 0: off."
+    )
+    filter: dict[str, Any] | None = Field(
+        None,
+        description=FILTER_HELP,
+        examples=[{"lang": "es", "created_at": {"gte": "2021-06-01"}, "retweet": False}],
+    )
 
 
 class Hit(BaseModel):
@@ -43,6 +62,10 @@ class Hit(BaseModel):
     id: str | None
     label: str | None
     text: str
+    fields: dict[str, Any] = Field(default_factory=dict, description="The row's kept fields.")
+    similar: list[int] = Field(
+        default_factory=list, description="Row ids of near-duplicates folded into this hit."
+    )
 
 
 class SearchResponse(BaseModel):
@@ -57,6 +80,7 @@ class Item(BaseModel):
     label: str | None
     split: str | None
     text: str
+    fields: dict[str, Any] = Field(default_factory=dict, description="The row's kept fields.")
 
 
 class SimilarResponse(SearchResponse):
@@ -121,6 +145,10 @@ class RunInfo(BaseModel):
     index_kind: str
     index_search_params: str
     recall_at_10: float | None = Field(description="Measured against exact search; None for exact.")
+    filtered_recall_at_10: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Recall@10 under random filters keeping a share of the rows (exact: scored exactly).",
+    )
     has_map: bool
     texts_per_pass: int
     tokens_per_pass: int

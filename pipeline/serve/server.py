@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.core.settings import ServeSettings
+from pipeline.core.serve_settings import ServeSettings
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from pipeline.artifacts.run_layer import resolve_layer
@@ -21,11 +20,16 @@ from pipeline.artifacts.runs import Run, find_run_at
 from pipeline.core.errors import EncajesError
 from pipeline.core.layers import layer_order
 from pipeline.core.layout import LAST_LAYER, Workdir
-from pipeline.core.settings import DEFAULT_MODEL, ServeSettings
+from pipeline.core.serve_settings import ServeSettings
+from pipeline.core.settings import DEFAULT_MODEL
 from pipeline.encoders.loading import load_encoder, resolve_settings
 from pipeline.encoders.models import choose_pooling, identify
-from pipeline.search.searcher import Searcher, one_layer, query_settings, run_layers
+from pipeline.search.asking import Ask
+from pipeline.search.searcher import DEDUP, Searcher, one_layer, query_settings, run_layers
 from pipeline.serve.batcher import EncoderBatcher, Job
+from pipeline.serve.map_data import map_points_json
+
+MAX_DEPTH = 1000  # offset + k: how deep one request may page (each page re-ranks from the top)
 
 
 class RequestError(Exception):
@@ -80,20 +84,21 @@ class ServedRun:
         return one_layer(self.encoder.embed_token_ids(token_ids, len(token_ids), None))
 
     def _search(self, jobs: list[Job]) -> None:
-        """The searches a pass completed: one index search per distinct filter."""
-        groups: dict[int, list[Job]] = {}
+        """The searches a pass completed: one index search per distinct way of asking."""
+        groups: dict[tuple[Any, ...], list[Job]] = {}
         for job in jobs:
-            groups.setdefault(id(job.allowed), []).append(job)
+            ask = job.ask
+            key = (id(ask.allowed), ask.k, ask.offset, ask.min_score, ask.dedup, ask.leave_out)
+            groups.setdefault(key, []).append(job)
         for members in groups.values():
-            k = max(job.k or 0 for job in members)
             vectors = np.concatenate([job.vectors for job in members if job.vectors is not None])
-            found = iter(self.searcher.nearest(vectors, k, members[0].allowed))
+            found = iter(self.searcher.find(vectors, members[0].ask))
             for job in members:
-                job.hits = [next(found)[: job.k] for _ in job.texts]
+                job.hits = [next(found) for _ in job.texts]
 
-    async def encode(self, texts: list[str], k: int | None = None, allowed: np.ndarray | None = None) -> Job:
-        """Vectors of ``texts`` (and with ``k``, their neighbours), encoded with whatever else waits."""
-        return await self.batcher.encode(Job(texts, k, allowed))
+    async def encode(self, texts: list[str], ask: Ask | None = None) -> Job:
+        """Vectors of ``texts`` (and with ``ask``, their hits), encoded with whatever else waits."""
+        return await self.batcher.encode(Job(texts, ask))
 
     def info(self) -> dict[str, Any]:
         report = self.searcher.index_report
@@ -111,6 +116,7 @@ class ServedRun:
             "index_kind": report.kind if report is not None else "exact",
             "index_search_params": report.search_params if report is not None else "",
             "recall_at_10": recall,
+            "filtered_recall_at_10": report.recall.get("filtered", []) if report and report.recall else [],
             "has_map": self.map_path is not None,
             "texts_per_pass": self.resolved.batch_size,
             "tokens_per_pass": self.resolved.token_budget,
@@ -239,10 +245,34 @@ class Service:
             raise RequestError(404, f"No row {row_id} in the index: GET /items shows rows by id.", "row_id")
         return row_id
 
-    def allowed(self, run: ServedRun, label: str | int | None, split: str | None) -> np.ndarray | None:
-        if label is None and split is None:
-            return None
-        return run.searcher.rows.allowed(None if label is None else str(label), split)
+    async def ask(
+        self,
+        run: ServedRun,
+        k: int,
+        where: dict[str, Any] | None = None,
+        dedup: float = DEDUP,
+        min_score: float | None = None,
+        offset: int = 0,
+    ) -> Ask:
+        """How a request asks, checked: k within the cap, the filter against the corpus' fields (422 that
+        names the field or value to fix). A filter's rows are found in the run's worker thread: the first
+        use of a field prepares its column, which on a large corpus takes longer than a request should
+        block the event loop."""
+        k = self.check_k(k)
+        if offset + k > MAX_DEPTH:
+            raise RequestError(422, f"offset + k reaches {offset + k}; at most {MAX_DEPTH}.", "offset")
+        try:
+            return await run.batcher.call(run.searcher.ask, k, where, dedup, min_score, offset)
+        except (EncajesError, OverflowError, ValueError) as error:
+            raise RequestError(422, f"{error}", "filter") from None
+
+    def check_rows(self, run: ServedRun, row_ids: Sequence[int], param: str) -> list[int]:
+        if len(row_ids) > self.settings.max_row_ids:
+            raise RequestError(413, f"{len(row_ids)} row ids; at most {self.settings.max_row_ids}.", param)
+        missing = [row_id for row_id in row_ids if not run.searcher.indexed(row_id)]
+        if missing:
+            raise RequestError(404, f"No rows {missing[:10]} in the index ({param}).", param)
+        return list(row_ids)
 
     def items(self, run: ServedRun, row_ids: list[int]) -> list[dict[str, Any]]:
         if len(row_ids) > self.settings.max_row_ids:
@@ -255,21 +285,13 @@ class Service:
             raise RequestError(404, f"No rows {unknown[:10]} in the corpus.", "row_ids")
         return run.searcher.rows.records(row_ids)
 
-    def map_points(self, run: ServedRun, limit: int = 100_000) -> dict[str, Any]:
-        """The run's UMAP map (row_id, x, y, label), at most ``limit`` points, or 404 when it has none."""
+    def map_points(self, run: ServedRun, limit: int = 100_000) -> bytes:
+        """The run's map as JSON (positions, label codes, kept fields; at most ``limit`` points), or 404
+        when it has none."""
         if run.map_path is None:
             layer = "" if run.layer == LAST_LAYER else f" --layer {run.layer}"
             raise RequestError(404, f"Run {run.model} / {run.pooling} has no map: run `encajes plot{layer}`.")
-        frame = pd.read_parquet(run.map_path, columns=["row_id", "x", "y", "label"])
-        if len(frame) > limit:
-            frame = frame.sample(limit, random_state=0).sort_values("row_id")
-        labels = frame["label"].astype(object).where(frame["label"].notna(), None)
-        return {
-            "row_id": frame["row_id"].astype(int).tolist(),
-            "x": np.round(frame["x"].to_numpy(float), 4).tolist(),
-            "y": np.round(frame["y"].to_numpy(float), 4).tolist(),
-            "label": [None if v is None else str(v) for v in labels],
-        }
+        return map_points_json(run.map_path, Workdir.at(self.workdir).corpus, limit)
 
 
 def embedding_payload(vectors: np.ndarray, encoding_format: str) -> list[Any]:

@@ -23,6 +23,7 @@ from indexes.approximate import (
     tune_search,
 )
 from indexes.exact import BlockScanIP, SearchIndex, build_exact, save_index
+from indexes.filtered import filtered_recall
 from pipeline.artifacts.run_layer import find_layer_run
 from pipeline.artifacts.run_stage import RunStage
 from pipeline.artifacts.runs import Run
@@ -34,6 +35,8 @@ from pipeline.core.stage_report import StageReport
 
 RECALL_QUERIES = 1000  # corpus rows whose neighbours (themselves left out) measure recall@10
 TUNING_QUERIES = 500  # other rows, on which nprobe / efSearch is tuned to the target recall
+FILTERED_QUERIES = 100  # of the measuring rows, for recall under filters (exact truth costs a corpus scan)
+FILTER_SHARES = (0.5, 0.1)  # random filters keeping these shares of the rows
 
 
 @dataclass(kw_only=True)
@@ -65,6 +68,7 @@ class IndexReport(StageReport):
             )
             if not r["reached_target"]:
                 out.append(f"  note: no setting reached recall {r['target']}; the most exact one is used")
+            out.extend(filtered_lines(r.get("filtered", [])))
         return out
 
 
@@ -123,6 +127,15 @@ class IndexStage(RunStage[IndexReport]):
         )
 
 
+def filtered_lines(measured: list[dict[str, Any]]) -> list[str]:
+    """How filtered queries fare: recall@10 under random filters keeping a share of the rows."""
+    parts = [
+        f"{m['share']:.0%} of rows: " + ("scored exactly" if m["exact"] else f"{m['recall_at_k']:.3f}")
+        for m in measured
+    ]
+    return [f"  filtered recall@10 (random filters keeping {'; '.join(parts)})"] if parts else []
+
+
 def fill_index(embeddings: Embeddings, spec: IndexSpec) -> tuple[SearchIndex, Any]:
     """The index of ``spec`` over every vector, and the exact search recall is measured against: a flat
     index when the vectors are in memory, a block-by-block scan of ``vectors.npy`` when they are not (the
@@ -158,6 +171,12 @@ def tune_and_measure(
     measured = recall_at_k(index, exact, embeddings.take(measuring), 10, own_positions=measuring)
     recall: dict[str, Any] = {k: round(v, 4) for k, v in measured.items()}
     recall.update(target=inputs["target_recall"], reached_target=tuned.reached_target, trials=tuned.trials)
+    searched = SearchIndex(index, np.asarray(embeddings.row_ids, dtype=np.int64))
+    asked = measuring[:FILTERED_QUERIES]
+    vectors = np.ascontiguousarray(embeddings.take(asked), dtype=np.float32)
+    recall["filtered"] = [
+        filtered_recall(searched, embeddings.blocks(), vectors, share, asked) for share in FILTER_SHARES
+    ]
     return recall, tuned.search_params
 
 

@@ -1,15 +1,20 @@
-"""Corpus rows -> ``corpus.parquet``, one row group at a time, so memory does not grow with the corpus."""
+"""Corpus rows -> ``corpus.parquet``, one row group at a time, so memory does not grow with the corpus.
+Kept fields follow the corpus' own columns with their Arrow types fixed before the first row (a group
+where a field is all null still has its type, so every group fits the one schema)."""
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.artifacts.fields import FieldInfo
 from pipeline.core.atomic import publish
 from pipeline.core.layout import Workdir
 from pipeline.stages.ingest.rows import corpus_frame
+from pipeline.stages.ingest.values import arrow_array, arrow_type
 
 ROW_GROUP = 65_536  # rows a parquet group: what the embed stage reads at a time
 
@@ -18,8 +23,9 @@ class CorpusSink:
     """Corpus rows -> ``corpus.parquet`` one 64k-row group at a time (written to a temporary file and
     moved into place at the end), counting splits and labels on the way."""
 
-    def __init__(self, work: Workdir) -> None:
+    def __init__(self, work: Workdir, fields: Sequence[FieldInfo] = ()) -> None:
         self.work = work
+        self.fields = list(fields)
         self.tmp = work.corpus.with_name(f".{work.corpus.name}.{os.getpid()}.tmp")
         self.writer: Any = None
         self.rows = 0
@@ -42,6 +48,10 @@ class CorpusSink:
         self.splits.update(frame["split"].fillna("(none)").astype(str))
         self.labels.update(frame["label"].fillna("(none)").astype(str))
         table = pa.Table.from_pandas(frame, preserve_index=False)
+        columns = list(zip(*(row["kept"] for row in rows), strict=True)) if rows else [()] * len(self.fields)
+        for kept, values in zip(self.fields, columns, strict=True):
+            column = arrow_array(list(values), kept.kind)
+            table = table.append_column(pa.field(kept.name, arrow_type(kept.kind)), column)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.tmp, table.schema)
         self.writer.write_table(table, row_group_size=self.group_rows)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.core.errors import EncajesError
 from pipeline.stages.ingest.reject_reasons import Rejection, broken_quoting, field_count
@@ -138,6 +139,8 @@ class Record:
     line: int  # where it starts, 1-based
     fields: list[str]
     raw: str | None = None  # the record as written (JSON); None: the fields joined are the raw line
+    obj: dict[str, Any] | None = None  # the decoded object (JSON, parquet): where kept fields are read
+    users: dict[str, str] | None = None  # a v2 page's author id -> username (its includes.users)
 
 
 @dataclass

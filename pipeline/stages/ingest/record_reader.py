@@ -21,10 +21,12 @@ from pipeline.core.errors import EncajesError
 from pipeline.core.settings import Columns
 from pipeline.stages.ingest.csv_reader import CsvStream, Record, Reject
 from pipeline.stages.ingest.reject_reasons import invalid_json, no_text_field, not_an_object
+from pipeline.stages.ingest.twitter import page_users
 
 TEXT_PATHS = ("retweeted_status.full_text", "full_text", "extended_tweet.full_text", "text")
 ID_PATHS = ("id_str", "id")
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
+Found = tuple[int, Any, str, dict[str, str] | None]  # line or position, value (or error), raw, page users
 
 
 def record_kind(path: Path) -> str | None:
@@ -58,6 +60,21 @@ def lookup(record: dict[str, Any], dotted: str) -> Any:
             return None
         value = value[part]
     return value
+
+
+def has_path(record: dict[str, Any], dotted: str) -> bool:
+    """Whether the record has the key, even holding null, or a null on the way (``place.country_code`` of
+    a tweet whose ``place`` is null): a value that is missing here, not a path that is wrong."""
+    if dotted in record:
+        return True
+    value: Any = record
+    for part in dotted.split("."):
+        if value is None:
+            return True
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
 
 
 def as_text(value: Any) -> str:
@@ -115,8 +132,9 @@ def _open_text(path: Path) -> Any:
     return (gzip.open if gzipped else open)(path, "rt", encoding="utf-8-sig", newline="")
 
 
-def _json_records(path: Path) -> Iterator[tuple[int, Any, str]]:
-    """(line or position, decoded value or the decoding error, raw text) for every record of the file:
+def _json_records(path: Path) -> Iterator[Found]:
+    """(line or position, decoded value or the decoding error, raw text, the v2 page's users) for every
+    record of the file:
     JSON lines line by line, an array element by element; one object spread over lines (a v2 page, at
     most 100 tweets), whole."""
     with _open_text(path) as handle:
@@ -139,16 +157,17 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any, str]]:
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError as error:
-                yield number, error, raw
+                yield number, error, raw, None
                 continue
             if isinstance(value, dict) and isinstance(value.get("data"), list):  # a v2 page per line
+                users = page_users(value)
                 for item in value["data"]:
-                    yield number, item, json.dumps(item, ensure_ascii=False)
+                    yield number, item, json.dumps(item, ensure_ascii=False), users
             else:
-                yield number, value, raw
+                yield number, value, raw, None
 
 
-def _array_items(path: Path, block: int = 1 << 20) -> Iterator[tuple[int, Any, str]]:
+def _array_items(path: Path, block: int = 1 << 20) -> Iterator[Found]:
     """The elements of a top-level JSON array one at a time, reading the file a block at a time, so a
     large array never sits in memory whole (only the element being decoded and one block)."""
     decoder = json.JSONDecoder()
@@ -171,7 +190,7 @@ def _array_items(path: Path, block: int = 1 << 20) -> Iterator[tuple[int, Any, s
                 buffer, at = buffer[at:] + more, 0
                 continue
             number += 1
-            yield number, value, buffer[at:end]
+            yield number, value, buffer[at:end], None
             buffer, at = buffer[end:], 0
             if len(buffer) < block // 2 and not done:
                 more = handle.read(block)
@@ -179,12 +198,12 @@ def _array_items(path: Path, block: int = 1 << 20) -> Iterator[tuple[int, Any, s
                 buffer += more
 
 
-def _whole(path: Path) -> Iterator[tuple[int, Any, str]]:
+def _whole(path: Path) -> Iterator[Found]:
     with _open_text(path) as handle:
         yield from _document(handle.read(), path)
 
 
-def _document(text: str, path: Path) -> Iterator[tuple[int, Any, str]]:
+def _document(text: str, path: Path) -> Iterator[Found]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
@@ -192,26 +211,27 @@ def _document(text: str, path: Path) -> Iterator[tuple[int, Any, str]]:
             f"{path}: not valid JSON ({error}). JSON lines need one object per line; an array or a v2 page "
             "must be one valid document."
         ) from None
-    items = value["data"] if isinstance(value, dict) and isinstance(value.get("data"), list) else value
+    page = isinstance(value, dict) and isinstance(value.get("data"), list)
+    items, users = (value["data"], page_users(value)) if page else (value, None)
     if not isinstance(items, list):
         items = [items]
     for number, item in enumerate(items, start=1):
-        yield number, item, json.dumps(item, ensure_ascii=False)
+        yield number, item, json.dumps(item, ensure_ascii=False), users
 
 
-def _parquet_records(path: Path) -> Iterator[tuple[int, Any, str]]:
+def _parquet_records(path: Path) -> Iterator[Found]:
     import pyarrow.parquet as pq
 
     number = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
         for row in batch.to_pylist():
             number += 1
-            yield number, row, ""
+            yield number, row, "", None
 
 
-def _records(path: Path, found: Iterable[tuple[int, Any, str]], roles: Roles) -> Iterator[Record | Reject]:
+def _records(path: Path, found: Iterable[Found], roles: Roles) -> Iterator[Record | Reject]:
     checked = False
-    for number, value, raw in found:
+    for number, value, raw, users in found:
         if isinstance(value, Exception):
             yield Reject(number, invalid_json(value.msg), raw)
             continue
@@ -225,7 +245,8 @@ def _records(path: Path, found: Iterable[tuple[int, Any, str]], roles: Roles) ->
         if fields is None:
             yield Reject(number, no_text_field(roles.paths["text"]), raw)
         else:
-            yield Record(number, fields, raw or json.dumps(value, ensure_ascii=False, default=str))
+            raw = raw or json.dumps(value, ensure_ascii=False, default=str)
+            yield Record(number, fields, raw, obj=value, users=users)
 
 
 def open_records(path: Path, columns: Columns, kind: str) -> CsvStream:

@@ -26,6 +26,7 @@ class RejectReason(Enum):
     NO_LABEL_EMOJI = "no emoji of the label set"
     SEVERAL_LABEL_EMOJIS = "several emojis of the label set"
     NOTHING_LEFT = "nothing left once the label emoji is removed"
+    BAD_FIELD = "bad field"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,12 @@ def several_label_emojis(found: Sequence[str]) -> Rejection:
 
 def nothing_left() -> Rejection:
     return _plain(RejectReason.NOTHING_LEFT)
+
+
+def bad_field(name: str, message: str) -> Rejection:
+    """A kept field whose value is not of its kind; counted per field ("bad created_at"), since one field
+    gone wrong (a date format) is one fix."""
+    return Rejection(RejectReason.BAD_FIELD, message, f"bad {name}")
 
 
 @dataclass(frozen=True)

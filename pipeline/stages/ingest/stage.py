@@ -5,14 +5,15 @@ CSV/TSV is parsed line by line (``csv_reader``) on top of Python's ``csv`` modul
 broken quote costs only the record it starts (which goes to ``rejects.csv``) and parsing resumes on the
 next line; JSON lines, JSON arrays, Twitter v2 pages and parquet are read record by record
 (``record_reader``). Rows are checked by the pure core in ``rows`` and ``text_checks`` and written group
-by group by ``corpus_writer``.
+by group by ``corpus_writer``. Fields beyond the text (Twitter's, ``--keep-col``) are decided by a peek at
+every file before writing (``field_peek``) and read typed row by row (``kept_fields``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.artifacts.corpus import texts_fingerprint_of_file
+from pipeline.artifacts.fields import fields_fingerprint, labels_fingerprint
 from pipeline.artifacts.label_names import names_from_counts, read_mapping, write_label_names
 from pipeline.core.atomic import write_atomic
 from pipeline.core.errors import EncajesError
@@ -28,122 +30,51 @@ from pipeline.core.layout import Workdir
 from pipeline.core.manifest import stage_entry
 from pipeline.core.runner import Stage, Timings, run_stage
 from pipeline.core.settings import Columns, CsvFormat
-from pipeline.core.stage_report import StageReport
 from pipeline.stages.ingest.corpus_writer import CorpusSink
-from pipeline.stages.ingest.csv_reader import CsvStream, Reject, open_csv
+from pipeline.stages.ingest.csv_reader import Reject
 from pipeline.stages.ingest.emoji_labels import parse_emoji_set, top_emojis
-from pipeline.stages.ingest.record_reader import POSITIONS, open_records, record_kind
+from pipeline.stages.ingest.field_peek import plan_fields
+from pipeline.stages.ingest.kept_fields import FieldPlan, keep_specs
 from pipeline.stages.ingest.reject_reasons import RejectedRow, duplicate_id
+from pipeline.stages.ingest.report import IngestReport
 from pipeline.stages.ingest.rows import (
     REJECT_COLUMNS,
     SeenIds,
-    check_columns,
     join_fields,
     parse_input,
     row_from_record,
     split_from_filename,
 )
+from pipeline.stages.ingest.sources import open_source
 from pipeline.stages.ingest.text_checks import TextRules, train_test_duplicates
-
-
-@dataclass(kw_only=True)
-class IngestReport(StageReport):
-    stage = "ingest"
-    corpus: Path
-    rejects: Path
-    rows_read: int
-    rows_kept: int
-    rows_rejected: int
-    blank_lines: int = 0
-    files: list[dict[str, Any]] = field(default_factory=list)  # read/kept/rejected per input file
-    splits: dict[str, int] = field(default_factory=dict)
-    labels: dict[str, int] = field(default_factory=dict)
-    reject_reasons: dict[str, int] = field(default_factory=dict)
-    corpus_sha256: str = ""
-    texts_sha256: str = ""  # row ids and texts only: what embeddings depend on
-    label_names: dict[str, str] = field(default_factory=dict)  # code -> name, shown in reports and maps
-    label_emojis: list[str] = field(default_factory=list)  # --label-from-emoji's set
-    leaked_rows: int = 0  # kept rows whose own label emoji is in their text
-    train_test_duplicates: int = 0  # test rows whose text (normalised) is also a train text
-
-    def lines(self) -> list[str]:
-        rejects = f"  (rejects: {self.rejects})" if self.rows_rejected else ""
-        return [
-            f"{'unchanged, kept' if self.skipped else 'wrote'} {self.corpus}",
-            f"rows read {self.rows_read} = kept {self.rows_kept} + rejected {self.rows_rejected}{rejects}",
-            *(f"  rejected {count:>6}  {reason}" for reason, count in self.reject_reasons.items()),
-            "splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
-            *([NO_SPLIT_WARNING] if set(self.labels) - {"(none)"} and set(self.splits) <= {"(none)"} else []),
-            f"labels: {len(self.labels)} distinct " + top_counts(self.labels),
-            *(
-                [f"label names: {len(self.label_names)} {top_counts(self.label_names)}"]
-                * bool(self.label_names)
-            ),
-            *(
-                [f"labels from emojis: {' '.join(self.label_emojis)} (removed from the texts)"]
-                * bool(self.label_emojis)
-            ),
-            *self.warnings(),
-        ]
-
-    def warnings(self) -> list[str]:
-        out = []
-        if self.leaked_rows:
-            out.append(
-                f"warning: {self.leaked_rows:,} rows hold their own label emoji in the text: the label leaks "
-                "into the input (--label-from-emoji removes it)"
-            )
-        if self.train_test_duplicates:
-            out.append(
-                f"warning: {self.train_test_duplicates:,} test rows repeat a train text (same after case, "
-                "spaces, links and 'RT @user:'): retweets and copies inflate test scores"
-            )
-        return out
-
-
-NO_SPLIT_WARNING = (
-    "warning: labelled rows but no split: probes will draw a seeded 80/20 split. Name the files "
-    "*_train / *_test (e.g. es_train.csv), give a split column, or ingest train=FILE test=FILE."
-)
-
-
-def top_counts(counts: dict[str, Any], n: int = 6) -> str:
-    items = list(counts.items())[:n]
-    more = ", ..." if len(counts) > n else ""
-    return "(" + ", ".join(f"{k} {v}" for k, v in items) + more + ")"
 
 
 class _Rows:
     """Every file's records -> kept rows in the corpus sink, or rejects with a reason; counts per file."""
 
-    def __init__(self, sink: CorpusSink | None, names: list[str], fmt: CsvFormat, rules: TextRules) -> None:
-        self.sink, self.names, self.fmt, self.rules = sink, names, fmt, rules
+    def __init__(
+        self, sink: CorpusSink | None, names: list[str], fmt: CsvFormat, rules: TextRules, plan: FieldPlan
+    ) -> None:
+        self.sink, self.names, self.fmt, self.rules, self.plan = sink, names, fmt, rules, plan
         self.rejects: list[RejectedRow] = []
         self.per_file: dict[str, dict[str, int]] = {}
         self.seen = SeenIds()
         self.blank_lines = 0
         self.named: Counter[tuple[str, str]] = Counter()  # (label, name) of kept rows
 
-    def open(self, path: Path, columns: Columns) -> tuple[CsvStream, dict[str, int | None], str, str]:
-        """The file's records, where each column sits in them, the delimiter to show raw rows with, and
-        the kind of file ('csv', 'json' or 'parquet')."""
-        kind = record_kind(path)
-        if kind is not None:  # JSON lines / JSON / parquet: the columns come out in a fixed order
-            return open_records(path, columns, kind), dict(POSITIONS), ",", kind
-        tsv = path.suffix.lower() == ".tsv" and self.fmt.delimiter == ","
-        delimiter = "\t" if tsv else self.fmt.delimiter
-        stream = open_csv(path, self.fmt.encoding, delimiter)
-        return stream, check_columns(path, stream.header, columns, delimiter), delimiter, "csv"
-
     def texts(self, path: Path, columns: Columns) -> Iterator[str]:
         """The usable texts of a file, as read (a first pass, to count emojis for --label-from-emoji N)."""
-        stream, positions, _, _ = self.open(path, columns)
-        for item in stream.records:
-            if not isinstance(item, Reject) and (row := row_from_record(item.fields, positions, None)[0]):
+        source = open_source(path, columns, self.fmt)
+        for item in source.stream.records:
+            if not isinstance(item, Reject) and (
+                row := row_from_record(item.fields, source.positions, None)[0]
+            ):
                 yield row["text"]
 
     def read_file(self, file_index: int, path: Path, split: str | None, columns: Columns) -> None:
-        stream, positions, delimiter, kind = self.open(path, columns)
+        source = open_source(path, columns, self.fmt)
+        stream, positions, delimiter, kind = source.stream, source.positions, source.delimiter, source.kind
+        kept_fields = self.plan.reader(path, kind, stream.header)
         file_split = split or split_from_filename(path)
         counts = self.per_file.setdefault(str(path), {"read": 0, "kept": 0, "rejected": 0})
         pending: list[dict[str, Any]] = []
@@ -156,6 +87,8 @@ class _Rows:
             name_at = positions["label_name"]
             if row is not None:
                 reason = self.rules.apply(row, item.fields[name_at] if name_at is not None else "")
+            if row is not None and reason is None:  # kept fields beside the columns: no name clashes
+                row["kept"], reason, row["set_missing"] = kept_fields.values(item)
             if reason is not None:  # row_from_record gives a row or a reason, never neither
                 raw = item.raw if item.raw is not None else join_fields(item.fields, delimiter)
                 self._reject(counts, RejectedRow(str(path), item.line, reason, raw))
@@ -191,6 +124,8 @@ class _Rows:
             why = duplicate_id(row["id"], where)
             self._reject(counts, RejectedRow(row["source"], row["line"], why, row["text"]))
         counts["kept"] += len(kept)
+        for row in kept:
+            self.plan.set_missing.update(row["set_missing"])
         self.sink.write(kept)
         pending.clear()
 
@@ -217,6 +152,7 @@ class IngestStage(Stage[IngestReport]):
             raise EncajesError(f"{columns.label_names}: no such file (--label-names).")
         # read before anything is written: a bad mapping file must not leave a half-replaced workdir
         self.mapping = read_mapping(Path(columns.label_names)) if columns.label_names else None
+        keep_specs(columns)  # a bad or clashing --keep-col fails before any file is read
 
     @property
     def manifest(self) -> Path:
@@ -239,9 +175,10 @@ class IngestStage(Stage[IngestReport]):
             refuse_other_corpus(self.work, [f["path"] for f in inputs["files"]])
         self.work.root.mkdir(parents=True, exist_ok=True)
         label_emojis = self.label_emojis()
-        sink = CorpusSink(self.work)
+        plan = plan_fields([path for path, _ in self.given], self.columns, self.fmt)
+        sink = CorpusSink(self.work, plan.fields)
         names = [path.name for path, _ in self.given]
-        rows = _Rows(sink, names, self.fmt, TextRules(self.columns.normalize, label_emojis))
+        rows = _Rows(sink, names, self.fmt, TextRules(self.columns.normalize, label_emojis), plan)
         try:
             for file_index, (path, split) in enumerate(self.given):
                 rows.read_file(file_index, path, split, self.columns)
@@ -268,6 +205,13 @@ class IngestStage(Stage[IngestReport]):
             reject_reasons=reasons,
             corpus_sha256=file_sha256(self.work.corpus),
             texts_sha256=texts_fingerprint_of_file(self.work.corpus),
+            labels_sha256=labels_fingerprint(self.work.corpus),
+            fields_sha256=fields_fingerprint(self.work.corpus),
+            fields={kept.name: kept.kind for kept in plan.fields},
+            fields_set_missing={
+                f.name: plan.set_missing[f.name] for f in plan.fields if plan.set_missing[f.name]
+            },
+            fields_absent=plan.absent if plan.fields else {},
             label_names=label_names,
             label_emojis=label_emojis or [],
             leaked_rows=rows.rules.leaked,
@@ -283,7 +227,9 @@ class IngestStage(Stage[IngestReport]):
             if not wanted:
                 raise EncajesError("--label-from-emoji: no emoji found in the list given (e.g. '❤,😂,🔥').")
             return wanted
-        reader = _Rows(None, [], self.fmt, TextRules(self.columns.normalize))
+        reader = _Rows(
+            None, [], self.fmt, TextRules(self.columns.normalize), FieldPlan(tweets=False, keeps=[])
+        )
         found = top_emojis((t for path, _ in self.given for t in reader.texts(path, self.columns)), wanted)
         if len(found) < 2:
             raise EncajesError(f"--label-from-emoji {wanted}: the texts hold {len(found)} emoji(s); need 2.")
@@ -353,4 +299,4 @@ def ingest(
     return run_stage(stage, force)
 
 
-__all__ = ["Columns", "IngestReport", "ingest"]
+__all__ = ["Columns", "IngestReport", "ingest"]  # IngestReport lives in ``report``

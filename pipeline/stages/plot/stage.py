@@ -1,6 +1,8 @@
 """Plot stage: a run's embeddings -> a UMAP map (``umap.parquet``), its picture (``umap.png``) and an
-interactive page (``umap.html``). The projection is ``projection``'s, the picture ``map_figure``'s and the
-page ``umap_page``'s; this module only wires them to the workdir."""
+interactive page (``umap.html``, coloured by labels or kept fields). The projection is ``projection``'s,
+the picture ``map_figure``'s and the page ``umap_page``'s; this module only wires them to the workdir.
+UMAP is the expensive part and depends on the embeddings and its settings alone: when only labels, names
+or kept fields changed, the stored coordinates (keyed in ``umap.parquet``'s metadata) are drawn again."""
 
 from __future__ import annotations
 
@@ -13,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 import pipeline.render.umap_page as umap_page
-from pipeline.artifacts.corpus import CorpusTexts, corpus_hash, load_corpus
+from pipeline.artifacts.corpus import CorpusTexts, corpus_hash, fields_hash, load_corpus
+from pipeline.artifacts.fields import kept_fields
 from pipeline.artifacts.label_names import load_label_names, names_input
 from pipeline.artifacts.run_layer import find_layer_run
 from pipeline.artifacts.run_stage import RunStage
 from pipeline.artifacts.store import load_embeddings
-from pipeline.core.atomic import write_atomic
 from pipeline.core.errors import EncajesError
 from pipeline.core.layout import LAST_LAYER, Workdir
 from pipeline.core.runner import Timings, run_stage
@@ -26,7 +28,8 @@ from pipeline.core.settings import DEFAULT_MODEL, UmapSettings
 from pipeline.core.stage_report import StageReport
 from pipeline.render.figures import label_names
 from pipeline.render.map_figure import plot_umap_png
-from pipeline.stages.plot.projection import umap_2d
+from pipeline.render.map_file import MapMeta, ProjectionKey, read_map_meta, write_map
+from pipeline.stages.plot.projection import Projection, umap_2d
 
 
 @dataclass(kw_only=True)
@@ -41,11 +44,14 @@ class PlotReport(StageReport):
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     peak_rss_after_fit_mb: float = 0.0  # when UMAP fitted a sample: the peak before placing the rest
+    projection_reused: bool = False  # same embeddings and UMAP settings: the stored coordinates redrawn
 
     def lines(self) -> list[str]:
         state = "fresh, kept" if self.skipped else f"drew {self.rows:,} points in {self.seconds:.1f}s:"
         out = [f"{state} {self.png}", f"interactive: {self.html}"]
-        if not self.skipped:
+        if self.projection_reused and not self.skipped:
+            out.append("  UMAP: the stored projection of the same embeddings and settings, drawn again")
+        elif not self.skipped:
             parts = ", ".join(
                 f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f}s" for k, v in self.timings.items()
             )
@@ -57,10 +63,12 @@ class PlotReport(StageReport):
 
 class PlotStage(RunStage[PlotReport]):
     name = "plot"
+    reuse_projection = True  # False (--force): UMAP runs again even when its stored key matches
 
     def inputs(self) -> dict[str, Any]:
-        return {  # labels colour the map, so a relabelled corpus redraws it
+        return {  # labels and kept fields colour the map, so a relabelled corpus redraws it
             "corpus_sha256": corpus_hash(self.work),
+            "fields_sha256": fields_hash(self.work),
             "embeddings_sha256": self.run.embeddings_sha256,
             **asdict(self.settings),
             **names_input(self.names),
@@ -84,7 +92,15 @@ class PlotStage(RunStage[PlotReport]):
                 raise EncajesError(
                     f"{paths.embeddings} holds rows that the corpus no longer has: run `encajes embed` again."
                 )
-            projection = umap_2d(embeddings, self.settings)
+            key = ProjectionKey(
+                self.run.embeddings_sha256,
+                self.settings.n_neighbors,
+                self.settings.min_dist,
+                self.settings.seed,
+                self.settings.fit_rows,
+            )
+            stored = self.stored_projection(key, embeddings.row_ids) if self.reuse_projection else None
+            projection = stored or umap_2d(embeddings, self.settings)
             frame = pd.DataFrame(
                 {
                     "row_id": embeddings.row_ids,
@@ -93,7 +109,7 @@ class PlotStage(RunStage[PlotReport]):
                     "label": corpus["label"].to_numpy()[positions],
                 }
             )
-            write_atomic(paths.umap, lambda tmp: frame.to_parquet(tmp, index=False))
+            write_map(frame, paths.umap, MapMeta(key, projection.fitted_rows, self.settings.map_labels))
             plot_umap_png(
                 frame, self.run.title, paths.umap_png, names=self.names, top=self.settings.map_labels
             )
@@ -108,7 +124,19 @@ class PlotStage(RunStage[PlotReport]):
             timings=projection.seconds,
             peak_rss_mb=projection.peak_rss_mb,
             peak_rss_after_fit_mb=projection.peak_rss_after_fit_mb,
+            projection_reused=stored is not None,
         )
+
+    def stored_projection(self, key: ProjectionKey, row_ids: np.ndarray) -> Projection | None:
+        """The coordinates umap.parquet holds when they were computed from ``key`` for these rows."""
+        path = self.run.paths.umap
+        meta = read_map_meta(path) if path.exists() else None
+        if meta is None or meta.key != key:
+            return None
+        stored = pd.read_parquet(path, columns=["row_id", "x", "y"])
+        if not np.array_equal(stored["row_id"].to_numpy(), row_ids):
+            return None
+        return Projection(stored[["x", "y"]].to_numpy(np.float32), meta.fitted_rows)
 
     def write_page(self, frame: pd.DataFrame, positions: np.ndarray) -> None:
         """umap.html with every row, or a seeded sample of them; only the shown rows' texts are read."""
@@ -117,6 +145,7 @@ class PlotStage(RunStage[PlotReport]):
         texts = np.empty(len(shown), dtype=object)
         texts[order] = CorpusTexts(self.work.require_corpus()).take(positions[shown][order])
         counts = label_names(frame).value_counts()
+        fields, kinds = self.kept(positions[shown])
         umap_page.write_umap_html(
             frame.iloc[shown],
             list(texts),
@@ -125,7 +154,21 @@ class PlotStage(RunStage[PlotReport]):
             counts,
             names=self.names,
             top=self.settings.map_labels,
+            fields=fields,
+            kinds=kinds,
         )
+
+    def kept(self, positions: np.ndarray) -> tuple[pd.DataFrame | None, dict[str, str]]:
+        """The kept fields (created_at, author, --keep-col ...) of the corpus rows at ``positions``."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = self.work.require_corpus()
+        kept = kept_fields(path)
+        if not kept:
+            return None, {}
+        table = pq.read_table(path, columns=[f.name for f in kept]).take(pa.array(positions))
+        return table.to_pandas(), {f.name: f.kind for f in kept}
 
 
 def plot_run(
@@ -140,7 +183,9 @@ def plot_run(
     ``layer``: the run's hidden layer, as ``--layer`` takes it."""
     work = Workdir.at(workdir)
     run = find_layer_run(work, model, pooling, layer)
-    return run_stage(PlotStage(work, run, settings or UmapSettings()), force)
+    stage = PlotStage(work, run, settings or UmapSettings())
+    stage.reuse_projection = not force
+    return run_stage(stage, force)
 
 
 __all__ = ["PlotReport", "UmapSettings", "plot_run"]
