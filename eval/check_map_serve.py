@@ -89,7 +89,8 @@ def lasso_and_search(page: Any, url: str) -> dict[str, Any]:
     with page.expect_download() as info:
         page.click(".em-csv")
     table = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8"), newline="")))
-    assert {int(t["row_id"]) for t in table} == chosen and all(t["text"] for t in table)
+    assert {int(t["row_id"]) for t in table} == chosen and all(t["text"] and t["id"] for t in table)
+    page.wait_for_function("() => location.hash.includes('lasso=')", timeout=5000)  # the view, shareable
     out: dict[str, Any] = {
         "lasso_selected": len(chosen),
         "csv_rows": len(table),

@@ -103,7 +103,7 @@ class Workspace:
         pooling: str | None = None,
         layer: str = LAST_LAYER,
         *,
-        where: Mapping[str, Any] | None = None,
+        where: Mapping[str, Any] | Sequence[str] | str | None = None,
         dedup: float = DEDUP,
         min_score: float | None = None,
         offset: int = 0,
@@ -136,7 +136,7 @@ class Workspace:
         pooling: str | None = None,
         layer: str = LAST_LAYER,
         *,
-        where: Mapping[str, Any] | None = None,
+        where: Mapping[str, Any] | Sequence[str] | str | None = None,
         dedup: float = DEDUP,
     ) -> pd.DataFrame:
         """Neighbours of a corpus row (its row_id or id), the row itself left out."""

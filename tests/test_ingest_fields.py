@@ -253,3 +253,17 @@ def test_the_cli_keeps_columns_and_prints_their_kinds(tmp_path):
     out = json.loads(CliRunner().invoke(main, [*args, "--lenient-cols", "--json"]).stdout)
     assert out["fields"]["followers"] == "integer" and out["fields_set_missing"] == {"created_at": 2}
     assert out["labels_sha256"] and out["fields_sha256"]
+
+
+def test_one_bad_value_among_numbers_is_a_reject_not_a_reason_to_keep_text(tmp_path):
+    """Inference tolerates one value in a hundred that does not parse: 199 follower counts and one 'lots'
+    make an integer field and one reject (with --lenient-cols, a null); 3 and 3.5 make floats."""
+    rows = [{"id_str": str(i), "full_text": f"tuit {i}", "n": i, "x": i} for i in range(199)]
+    rows.append({"id_str": "199", "full_text": "tuit 199", "n": "lots", "x": 3.5})
+    source = tmp_path / "t.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = ingest([source], tmp_path / "w", Columns(keep_col=("n", "x")))
+    assert report.fields == {"n": "integer", "x": "float"}
+    assert report.rows_rejected == 1 and report.reject_reasons == {"bad n": 1}
+    lenient = ingest([source], tmp_path / "w2", Columns(keep_col=("n", "x"), lenient_cols=True))
+    assert lenient.rows_kept == 200 and by_id(tmp_path / "w2")["n"].isna().sum() == 1

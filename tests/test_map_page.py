@@ -172,4 +172,5 @@ def test_map_points_has_the_page_s_shape_with_fields_aligned_by_row_id(tmp_path,
     assert len(data["groups"]) == 3 and data["groups"][-1]["other"]  # the stored map_labels: 2 coloured
     assert "alpha" in data["labels"][data["label_values"].index("a")]
     assert "text" not in data  # texts come from GET /items, for the rows the page lists
+    assert data["id"] == [f"t{r}" for r in rows]  # the tweets' ids, for the CSV export
     assert json.loads(map_points_json(tmp_path / "umap.parquet", tmp_path / "corpus.parquet", limit)) == data

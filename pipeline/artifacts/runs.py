@@ -33,6 +33,7 @@ class EmbedRecord:
     embeddings_sha256: str | None  # what downstream stages depend on
     layer: str = LAST_LAYER  # the hidden layer pooled: "last", a layer number, "last4" or "first-last"
     layer_count: int | None = None  # the model's hidden layers, where the embed recorded it
+    texts_sha256: str | None = None  # the corpus texts the vectors are of (row ids included)
 
     @classmethod
     def from_entry(cls, entry: dict[str, Any]) -> EmbedRecord:
@@ -51,6 +52,7 @@ class EmbedRecord:
             embeddings_sha256=entry.get("embeddings_sha256"),
             layer=inputs.get("layer", LAST_LAYER),
             layer_count=settings.get("layer_count"),
+            texts_sha256=inputs.get("texts_sha256"),
         )
 
     @property

@@ -340,11 +340,12 @@ font-size:13px;z-index:2}`;
       };
     }
     function csvText(idx, texts) {
-      const head = ["row_id", "label", "text", ...fields.map((f) => f.name)];
+      const ids = D.id || null;  // the tweets' own ids, where the page has them
+      const head = ["row_id", ...(ids ? ["id"] : []), "label", "text", ...fields.map((f) => f.name)];
       const values = D.label_values || D.labels, lines = [head.map(csvCell).join(",")];
       for (let k = 0; k < idx.length; k++) {
-        const i = idx[k];
-        lines.push([D.row_id[i], values[D.label[i]], texts[k], ...fields.map((f) => fieldText(f, i))].map(csvCell).join(","));
+        const i = idx[k], id = ids ? [ids[i] === null ? "" : ids[i]] : [];
+        lines.push([D.row_id[i], ...id, values[D.label[i]], texts[k], ...fields.map((f) => fieldText(f, i))].map(csvCell).join(","));
       }
       return lines.join("\r\n") + "\r\n";
     }

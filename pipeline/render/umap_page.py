@@ -74,12 +74,15 @@ def write_umap_html(
     top: int = 10,
     fields: pd.DataFrame | None = None,
     kinds: Mapping[str, str] | None = None,
+    ids: list[str | None] | None = None,
 ) -> None:
     """One self-contained HTML file (no network): the map view of ``map_view.js`` over ``page_data``.
     ``frame``/``texts`` (and ``fields``, row for row) may be a sample of the map; ``counts`` (rows per
     label) are then the whole map's."""
     data = page_data(frame, counts, top, names, fields, kinds)
     data["text"] = [str(text) for text in texts]
+    if ids is not None:  # the tweets' own ids, row for row: the CSV export carries them
+        data["id"] = ids
     payload = json.dumps(data, ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")  # no tag, ever
     sampled = (
         f"Showing a random {len(frame):,} of {data['total']:,} tweets (umap.parquet and umap.png hold them "

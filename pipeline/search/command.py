@@ -4,6 +4,7 @@ return the hits as a result that prints itself (text or JSON)."""
 from __future__ import annotations
 
 import shutil
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,15 @@ class SearchResult:
     label_names: dict[str, str] = field(default_factory=dict)  # printed instead of label codes
     layer: str = LAST_LAYER  # the run's hidden layer, which the queries were embedded at
 
+    def groups(self) -> list[tuple[str, pd.DataFrame]]:
+        """Each query asked, in order, with its hits (none where a filter or min score left none)."""
+        asked = self.hits.attrs.get("queries") or list(dict.fromkeys(self.hits["query"]))
+        return [(q, self.hits[self.hits["query"] == q]) for q in dict.fromkeys(asked)]
+
     def to_dict(self) -> dict[str, Any]:
         results = [
             {"query": q, "hits": group.drop(columns="query").to_dict(orient="records")}
-            for q, group in self.hits.groupby("query", sort=False)
+            for q, group in self.groups()
         ]
         return {
             "stage": "search",
@@ -49,7 +55,7 @@ class SearchResult:
 
         width = max(shutil.get_terminal_size((120, 20)).columns, 60)
         out = []
-        for q, group in self.hits.groupby("query", sort=False):
+        for q, group in self.groups():
             out += [
                 click.style(f"query: {q}", bold=True),
                 f"{'rank':>4}  {'score':>6}  {'row_id':>7}  {'label':<8}  text",
@@ -61,7 +67,9 @@ class SearchResult:
                 out.append(line[:width])
                 out.extend(detail_lines(hit, width))
             if group.empty:
-                out.append("  (no row matches)")
+                out.append(
+                    "  no hits: no row passes the filter and minimum score asked (see --where, --min-score)"
+                )
             out.append("")
         return out
 
@@ -72,7 +80,7 @@ def detail_lines(hit: Any, width: int) -> list[str]:
     fields = getattr(hit, "fields", None)
     if isinstance(fields, dict) and fields:
         shown = "  ".join(f"{name}={value}" for name, value in fields.items() if value is not None)
-        out.append((" " * 33 + shown)[:width])
+        out.extend(textwrap.wrap(shown, width, initial_indent=" " * 33, subsequent_indent=" " * 33))
     similar = getattr(hit, "similar", None)
     if isinstance(similar, list) and similar:
         rows = ", ".join(map(str, similar[:8])) + (", ..." if len(similar) > 8 else "")

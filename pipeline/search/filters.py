@@ -26,6 +26,7 @@ RANGES = ("gt", "gte", "lt", "lte")
 MAX_IN_VALUES = 100_000  # values one `in` may list (a map selection of row ids)
 TRUE, FALSE = ("true", "yes", "1", "t", "y"), ("false", "no", "0", "f", "n")
 INT64 = (-(2**63), 2**63 - 1)
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 CLAUSE = re.compile(r"\s*(?P<field>[A-Za-z_][\w.]*)\s*(?P<op>>=|<=|!=|==|=|>|<)\s*(?P<value>.*?)\s*")
 IN_CLAUSE = re.compile(r"\s*(?P<field>[A-Za-z_][\w.]*)\s+(?P<neg>not\s+)?in\s*\(?(?P<values>.*?)\)?\s*", re.I)
 IS_CLAUSE = re.compile(r"\s*(?P<field>[A-Za-z_][\w.]*)\s+is\s+(?P<what>missing|present)\s*", re.I)
@@ -57,6 +58,8 @@ def parse_where(clauses: Sequence[str]) -> list[Condition]:
             out.append(Condition(match["field"], "missing", match["what"].lower() == "missing"))
         elif match := IN_CLAUSE.fullmatch(clause):
             values = [v.strip().strip("'\"") for v in match["values"].split(",") if v.strip()]
+            if ("(" in clause) != (")" in clause):
+                raise FilterError(f"--where {clause!r}: open and close the list, e.g. 'author in (a, b)'.")
             if match["neg"]:
                 raise FilterError(f"--where {clause!r}: 'not in' is not supported; use != per value.")
             out.append(Condition(match["field"], "in", values))
@@ -100,6 +103,8 @@ def typed_conditions(conditions: Sequence[Condition], fields: Sequence[FieldInfo
     out = []
     for condition in conditions:
         info = kinds.get(condition.field)
+        if condition.field == "text":
+            raise FilterError("The text is what a query searches by meaning, not a field to filter on.")
         if info is None:
             known = ", ".join(sorted(kinds))
             raise FilterError(
@@ -111,13 +116,18 @@ def typed_conditions(conditions: Sequence[Condition], fields: Sequence[FieldInfo
                 f"{condition.field!r} is {info.kind}: ranges ({condition.op}) need a number or a time; "
                 "use eq or in."
             )
+        if info.kind == "timestamp" and condition.op == "eq" and DAY.fullmatch(str(condition.value).strip()):
+            day = pd.Timestamp(str(condition.value).strip(), tz="UTC")  # a date means that whole day
+            out.append(Condition(condition.field, "gte", micros(day)))
+            out.append(Condition(condition.field, "lt", micros(day + pd.Timedelta(days=1))))
+            continue
         out.append(Condition(condition.field, condition.op, _typed(condition, info)))
     return out
 
 
 def _typed(condition: Condition, info: FieldInfo) -> Any:
     if condition.op == "missing":
-        return _boolean(condition.value, condition, "missing")
+        return _boolean(condition.value, condition, "(missing)")
     if condition.op == "in":
         values = condition.value
         if not isinstance(values, list | tuple) or not values:
@@ -162,7 +172,7 @@ def _value(value: Any, condition: Condition, info: FieldInfo) -> Any:
             return exact
         return number
     if info.kind == "boolean":
-        return _boolean(value, condition, where)
+        return _boolean(value, condition, "(boolean)")
     if isinstance(value, bool):  # as ingest writes a boolean read into a text column
         return "true" if value else "false"
     return value if isinstance(value, str) else str(value)

@@ -16,7 +16,7 @@ import pandas as pd
 from indexes.approximate import apply_search_params
 from indexes.exact import SearchIndex, load_index, on_gpu
 from indexes.filtered import fetch_allowed, scored_exactly
-from pipeline.artifacts.corpus import load_corpus
+from pipeline.artifacts.corpus import load_corpus, texts_hash
 from pipeline.artifacts.fields import FieldInfo, schema_fields
 from pipeline.artifacts.run_layer import find_layer_run
 from pipeline.artifacts.runs import Run
@@ -26,7 +26,7 @@ from pipeline.core.settings import DEFAULT_MODEL, EmbedSettings
 from pipeline.core.usercache import cache_paths
 from pipeline.search.asking import Ask, Candidates, rows_query, vector_query
 from pipeline.search.collapse import collapse
-from pipeline.search.filters import Condition, conditions_from
+from pipeline.search.filters import Condition, conditions_from, parse_where
 from pipeline.search.rows import CorpusRows
 from pipeline.stages.index.stage import IndexReport, ensure_index, fresh_index
 
@@ -48,7 +48,9 @@ def hits_frame(queries: list[str], hits: list[list[dict[str, Any]]]) -> pd.DataF
     rows = [
         {"query": query, **hit} for query, query_hits in zip(queries, hits, strict=True) for hit in query_hits
     ]
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    frame.attrs["queries"] = list(queries)  # a query without hits has no row, but is still asked
+    return frame
 
 
 def query_settings(run: Run, device: str = "auto") -> EmbedSettings:
@@ -134,6 +136,12 @@ class Searcher:
         ``on_build`` is told first, so that nothing is written to the workdir unannounced."""
         work = Workdir.at(workdir)
         run = find_layer_run(work, model, pooling, layer)
+        if run.embed.texts_sha256 and run.embed.texts_sha256 != texts_hash(work):
+            raise EncajesError(
+                f"The corpus texts changed since {run.paths.root.name} was embedded, so its vectors no "
+                f"longer match the rows: run `encajes embed -w {work.root} -m {run.model} --pooling "
+                f"{run.pooling}` again (`encajes status` shows every stale run)."
+            )
         report = fresh_index(work, run)
         if report is None:
             if on_build is not None:
@@ -208,7 +216,9 @@ class Searcher:
             done = len(found.row_ids) >= ask.wanted or found.exhausted
         else:
             vectors = self._vectors_at(self._positions[found.row_ids]) if len(found.row_ids) else found.scores
-            folded, reached = collapse(np.asarray(vectors, dtype=np.float32), ask.dedup, ask.wanted)
+            given = [r for r in ask.leave_out if self.indexed(r)]  # their copies are no news: folded away
+            seeds = self._vectors_at(self._positions[given]) if given else None
+            folded, reached = collapse(np.asarray(vectors, np.float32), ask.dedup, ask.wanted, seeds=seeds)
             heads = [(f.at, f.similar) for f in folded]
             done = reached or found.exhausted
         heads = heads[ask.offset : ask.wanted]
@@ -229,7 +239,9 @@ class Searcher:
             below = ask.min_score is not None and len(found) > 0 and found[-1] < ask.min_score
             if ask.min_score is not None:
                 kept = kept & (found >= ask.min_score)
-            out.append(Candidates(ids[kept][:fetch], found[kept][:fetch], whole or below))
+            ids, found = ids[kept], found[kept]
+            order = np.lexsort((ids, -found))  # equal scores (copies): the first row of the corpus first
+            out.append(Candidates(ids[order][:fetch], found[order][:fetch], whole or below))
         return out
 
     def _candidates_among(self, vectors: np.ndarray, ask: Ask, fetch: int) -> list[Candidates]:
@@ -297,14 +309,19 @@ class Searcher:
     def ask(
         self,
         k: int = 10,
-        where: Mapping[str, Any] | Sequence[Condition] | None = None,
+        where: Mapping[str, Any] | Sequence[Condition | str] | str | None = None,
         dedup: float = DEDUP,
         min_score: float | None = None,
         offset: int = 0,
     ) -> Ask:
-        """An ``Ask`` from a person's options; ``where``: a mapping as the API takes it, or conditions
-        (``--where``), checked against the corpus' fields."""
-        conditions = conditions_from(where) if where is None or isinstance(where, Mapping) else list(where)
+        """An ``Ask`` from a person's options; ``where``: a mapping as the API takes it, conditions, or
+        ``--where`` texts ("lang=es"), checked against the corpus' fields."""
+        if isinstance(where, str):  # "lang=es", as --where says it
+            where = [where]
+        if where is None or isinstance(where, Mapping):
+            conditions = conditions_from(where)
+        else:
+            conditions = [c if isinstance(c, Condition) else parse_where([c])[0] for c in where]
         return Ask(k, offset, min_score, dedup, self.rows.allowed(conditions))
 
     def search_texts(self, queries: list[str], k: int = 10, ask: Ask | None = None) -> pd.DataFrame:

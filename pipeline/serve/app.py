@@ -34,7 +34,8 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
         location = list(problem.get("loc", ()))  # ["body" | "query" | "path", field, ...]
         where = ".".join(str(part) for part in location[1:] if part not in ("str", "list[str]"))
         param = param or where or None
-        problems.append(f"{where or 'body'}: {problem.get('msg', 'invalid')}")
+        hint = " (filters go in 'filter')" if where == "where" else ""
+        problems.append(f"{where or 'body'}: {problem.get('msg', 'invalid')}{hint}")
     return "Invalid request: " + "; ".join(problems) + ". See /docs for the request shapes.", param
 
 

@@ -56,7 +56,18 @@ def _cached(umap: str, _m: int, _s: int, corpus: str, _cm: int, _cs: int, limit:
     top = meta.map_labels if meta else DEFAULT_MAP_LABELS
     data = page_data(frame.reset_index(drop=True), counts, top, names, fields, kinds)
     data["sampled"] = len(frame) < data["total"]
+    data["id"] = ids_of(Path(corpus), frame["row_id"].to_numpy())
     return data
+
+
+def ids_of(corpus: Path, row_ids: np.ndarray) -> list[str | None]:
+    """The tweet ids of the rows ``row_ids`` (None for a row the corpus no longer has)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(corpus, columns=["row_id", "id"])
+    positions = pd.Index(table.column("row_id").to_numpy()).get_indexer(row_ids)
+    return table.column("id").take(pa.array(positions, mask=positions < 0)).to_pylist()
 
 
 def kept_of(corpus: Path, row_ids: np.ndarray) -> tuple[pd.DataFrame | None, dict[str, str]]:

@@ -216,7 +216,8 @@ class Service:
             if model in (None, run.model) and pooling in (None, run.pooling):
                 return run
         served = ", ".join(f"{r.model} / {r.pooling}" for r in self.runs)
-        message = f"No served run for model {model!r}, pooling {pooling!r}: served are {served}."
+        asked = " / ".join(part for part in (model, pooling) if part is not None)
+        message = f"No served run {asked}: served are {served}."
         raise RequestError(404, message, "model")
 
     def check_texts(self, texts: str | list[str], param: str) -> list[str]:

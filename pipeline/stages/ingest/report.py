@@ -44,7 +44,9 @@ class IngestReport(StageReport):
             *(f"  rejected {count:>6}  {reason}" for reason, count in self.reject_reasons.items()),
             "splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
             *([NO_SPLIT_WARNING] if set(self.labels) - {"(none)"} and set(self.splits) <= {"(none)"} else []),
-            f"labels: {len(self.labels)} distinct " + top_counts(self.labels),
+            f"labels: {len(self.labels)} distinct " + top_counts(self.labels)
+            if set(self.labels) - {"(none)"}
+            else "labels: none (search, maps and filters need none; probes need --label-col)",
             *(
                 [f"label names: {len(self.label_names)} {top_counts(self.label_names)}"]
                 * bool(self.label_names)

@@ -147,11 +147,17 @@ def fits(value: Any, kind: str) -> bool:
 
 
 def infer_kind(values: Iterable[Any]) -> str:
-    """The first kind of ``KIND_ORDER`` that every (non-missing) value parses as, else string."""
+    """The first kind of ``KIND_ORDER`` that all but one in a hundred of the (non-missing) values parse
+    as, else string: one 'lots' among follower counts is a bad value (a reject, with its reason), not a
+    reason to keep every count as text. Whole numbers beside a few fractions are floats."""
     sample = [v for v in values if not is_missing(v)]
     for kind in KIND_ORDER:
-        if sample and all(fits(v, kind) for v in sample):
-            return kind
+        misfits = [v for v in sample if not fits(v, kind)]
+        if not sample or len(misfits) > len(sample) // 100:
+            continue
+        if kind == "integer" and misfits and all(fits(v, "float") for v in misfits):
+            continue  # 3 and 3.5: floats
+        return kind
     return "string"
 
 

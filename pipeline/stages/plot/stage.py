@@ -146,6 +146,7 @@ class PlotStage(RunStage[PlotReport]):
         texts[order] = CorpusTexts(self.work.require_corpus()).take(positions[shown][order])
         counts = label_names(frame).value_counts()
         fields, kinds = self.kept(positions[shown])
+        ids = corpus_ids(self.work.require_corpus(), positions[shown])
         umap_page.write_umap_html(
             frame.iloc[shown],
             list(texts),
@@ -156,6 +157,7 @@ class PlotStage(RunStage[PlotReport]):
             top=self.settings.map_labels,
             fields=fields,
             kinds=kinds,
+            ids=ids,
         )
 
     def kept(self, positions: np.ndarray) -> tuple[pd.DataFrame | None, dict[str, str]]:
@@ -189,3 +191,11 @@ def plot_run(
 
 
 __all__ = ["PlotReport", "UmapSettings", "plot_run"]
+
+
+def corpus_ids(corpus: Path, positions: np.ndarray) -> list[str | None]:
+    """The tweet ids at corpus ``positions``: what a researcher exporting a selection goes back with."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(corpus, columns=["id"]).column("id").take(pa.array(positions)).to_pylist()
