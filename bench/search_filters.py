@@ -12,7 +12,8 @@
    scenarios interleaved query by query: plain (dedup 0, as before), default (dedup 0.95), filters
    keeping 10% and 0.1%, and a realistic filter (lang, time, no retweets). Prints p50/p99 per scenario.
    ``--before DIR`` (a checkout of the code before, ``git worktree add DIR REV``) serves the same workdir
-   from that code too, and its plain query joins the rotation: today's figure, measured in the same run.
+   from that code too: alone first (its plain queries, no other server running), then with its plain
+   query in the rotation: today's figure, measured in the same run.
 3. In process, on the same query vectors: search alone with and without folding (the cost of dedup
    without the encoder's noise), and filtered hits against exact search over the rows pandas keeps.
 """
@@ -100,6 +101,23 @@ def start_before(tree: Path, workdir: Path) -> tuple[subprocess.Popen, int]:
     finally:
         load.ENV = saved
         os.chdir(here)
+
+
+def before_alone(tree: Path, workdir: Path, queries: list[str]) -> dict[str, float]:
+    """Plain queries to the code before, with no other server running: its figure on its own."""
+    server, port = start_before(tree, workdir)
+    try:
+        client, took = Client(port), []
+        client.call("POST", "/search", json.dumps({"query": "warm up", "k": 10}).encode())
+        for query in queries:
+            started = time.perf_counter()
+            status, _ = client.call("POST", "/search", json.dumps({"query": query, "k": 10}).encode())
+            took.append((time.perf_counter() - started) * 1000)
+            assert status == 200
+    finally:
+        server.terminate()
+        server.wait()
+    return {"p50_ms": round(quantile(took, 0.5), 2), "p99_ms": round(quantile(took, 0.99), 2), "n": len(took)}
 
 
 def http_rounds(port: int, queries: list[str], rounds: int, before: int | None) -> dict[str, list[float]]:
@@ -219,6 +237,7 @@ def main() -> None:
     assert "fresh" in embed, f"the run was embedded again after keeping fields:\n{embed}"
     with open(args.queries_from, encoding="utf-8", newline="") as handle:
         queries = [row["text"] for row in csv.DictReader(handle)]
+    alone = before_alone(args.before, args.workdir, queries[: args.rounds]) if args.before else None
     server, port = start_server(str(args.workdir), ["-m", "minilm"])
     before = start_before(args.before, args.workdir) if args.before else None
     try:
@@ -233,6 +252,8 @@ def main() -> None:
         name: {"p50_ms": round(quantile(t, 0.5), 2), "p99_ms": round(quantile(t, 0.99), 2), "n": len(t)}
         for name, t in times.items()
     }
+    if alone is not None:  # the code before, its server the only one running
+        result[BEFORE + ", alone"] = alone
     print(f"{'HTTP /search, 1 client, k=10':<34} {'p50 ms':>8} {'p99 ms':>8}")
     for name, figures in result.items():
         print(f"{name:<34} {figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f}")
