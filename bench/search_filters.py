@@ -200,7 +200,7 @@ def pandas_mask(corpus, name: str) -> np.ndarray:
     return masks[name].fillna(False).to_numpy(dtype=bool)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -210,33 +210,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--before",
-        type=Path,
-        default=None,
-        help="A source tree of the code before (git worktree add DIR REV).",
+        "--before", type=Path, default=None, help="The code before (git worktree add DIR REV)."
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def prepare(args: argparse.Namespace) -> list[str]:
+    """The dump written and ingested (the run must stay fresh); the queries."""
     dump = args.workdir.with_name(args.workdir.name + ".data") / "tweets.jsonl"
     rows = write_dump(args.tweets, dump)
     print(f"wrote {rows:,} v1.1 records to {dump}", file=sys.stderr)
-    print(
-        run(
-            [
-                *ENCAJES,
-                "ingest",
-                str(dump),
-                "-w",
-                str(args.workdir),
-                "--force",
-                "--keep-col",
-                "bucket:integer",
-            ]
-        )
-    )
+    keep = ["--keep-col", "bucket:integer"]
+    print(run([*ENCAJES, "ingest", str(dump), "-w", str(args.workdir), "--force", *keep]))
     embed = run([*ENCAJES, "embed", "-w", str(args.workdir), "-m", "minilm", "--no-progress"])
     assert "fresh" in embed, f"the run was embedded again after keeping fields:\n{embed}"
     with open(args.queries_from, encoding="utf-8", newline="") as handle:
-        queries = [row["text"] for row in csv.DictReader(handle)]
+        return [row["text"] for row in csv.DictReader(handle)]
+
+
+def main() -> None:
+    args = arguments()
+    queries = prepare(args)
     alone = before_alone(args.before, args.workdir, queries[: args.rounds]) if args.before else None
     server, port = start_server(str(args.workdir), ["-m", "minilm"])
     before = start_before(args.before, args.workdir) if args.before else None
