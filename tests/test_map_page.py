@@ -174,3 +174,14 @@ def test_map_points_has_the_page_s_shape_with_fields_aligned_by_row_id(tmp_path,
     assert "text" not in data  # texts come from GET /items, for the rows the page lists
     assert data["id"] == [f"t{r}" for r in rows]  # the tweets' ids, for the CSV export
     assert json.loads(map_points_json(tmp_path / "umap.parquet", tmp_path / "corpus.parquet", limit)) == data
+
+
+def test_counts_spread_over_orders_of_magnitude_are_coloured_on_a_log_scale():
+    """Followers from 45 to 50 million: on a linear scale nearly every point would get one colour."""
+    from pipeline.render.map_fields import continuous_field
+
+    rng = np.random.default_rng(0)
+    followers = pd.Series(np.round(10 ** rng.uniform(1.6, 7.7, 500)).astype(int))
+    assert continuous_field("followers", "integer", followers).log
+    assert not continuous_field("likes", "integer", pd.Series(rng.integers(0, 100, 500))).log
+    assert not continuous_field("delta", "float", pd.Series(rng.normal(0, 1e6, 500))).log  # negatives

@@ -78,6 +78,7 @@ class ContinuousField:
     low: float | None
     high: float | None
     missing: int
+    log: bool = False  # counts spread over orders of magnitude: coloured by log(1 + value)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,10 +88,14 @@ class ContinuousField:
             "values": self.values,
             "min": self.low,
             "max": self.high,
+            "log": self.log,
             "stops": list(SCALE_STOPS),
             "missing": self.missing,
             "missing_color": MISSING_COLOR,
         }
+
+
+LOG_SPREAD = 100  # a maximum this many times the median: followers, likes; a linear scale would be one colour
 
 
 def category_field(name: str, kind: str, values: pd.Series, top: int) -> CategoryField:
@@ -132,7 +137,9 @@ def continuous_field(name: str, kind: str, values: pd.Series) -> ContinuousField
     if not present.any():
         return ContinuousField(name, kind, listed, None, None, len(values))
     low, high = float(numbers[present].min()), float(numbers[present].max())
-    return ContinuousField(name, kind, listed, low, high, int((~present).sum()))
+    middle = float(np.median(numbers[present]))
+    log = kind != "timestamp" and low >= 0 and (high + 1) / (middle + 1) > LOG_SPREAD
+    return ContinuousField(name, kind, listed, low, high, int((~present).sum()), log)
 
 
 def encode_fields(

@@ -92,7 +92,8 @@ font-size:13px;z-index:2}`;
       }
       return {key, field: f, colors, ci, entry, grey};
     }
-    const bins = 64, stops = f.stops.map(hex), span = f.max - f.min || 1;
+    const bins = 64, stops = f.stops.map(hex), scaled = (v) => (f.log ? Math.log1p(v) : v);
+    const low = scaled(f.min), span = scaled(f.max) - low || 1;
     colors = [];
     for (let b = 0; b < bins; b++) {
       const t = (b / (bins - 1)) * (stops.length - 1), k = Math.min(Math.floor(t), stops.length - 2), u = t - k;
@@ -102,7 +103,7 @@ font-size:13px;z-index:2}`;
     colors.push(f.missing_color); grey = colors.map((c, k) => k === bins);
     for (let i = 0; i < n; i++) {
       const v = f.values[i];
-      ci[i] = v === null ? bins : Math.min(bins - 1, Math.max(0, Math.floor(((v - f.min) / span) * bins)));
+      ci[i] = v === null ? bins : Math.min(bins - 1, Math.max(0, Math.floor(((scaled(v) - low) / span) * bins)));
       entry[i] = v === null ? 1 : 0;
     }
     return {key, field: f, colors, ci, entry, grey};
@@ -240,12 +241,14 @@ font-size:13px;z-index:2}`;
         if (rest > 0) el.appendChild(item(swatch(f.other_color), `other: ${rest.toLocaleString("en")} values (${f.other.toLocaleString("en")})`,
           f.values.slice(f.top, f.top + 200).join(", "), S.hidden[f.top], () => toggle(f.top)));
       } else {
-        head.textContent = f.name + (f.kind === "timestamp" ? " (UTC)" : "");
+        head.textContent = f.name + (f.kind === "timestamp" ? " (UTC)" : f.log ? " (log scale)" : "");
         if (f.min !== null) {
           const bar = document.createElement("div"); bar.className = "em-bar";
           bar.style.background = "linear-gradient(to right," + f.stops.join(",") + ")"; el.appendChild(bar);
           const ticks = document.createElement("div"); ticks.className = "em-ticks";
-          ticks.innerHTML = [f.min, (f.min + f.max) / 2, f.max].map((v) => "<span>" + esc(tick(f, v)) + "</span>").join("");
+          const half = f.log ? Math.expm1((Math.log1p(f.min) + Math.log1p(f.max)) / 2) : (f.min + f.max) / 2;
+          const mid = f.kind === "integer" ? Math.round(half) : half;
+          ticks.innerHTML = [f.min, mid, f.max].map((v) => "<span>" + esc(tick(f, v)) + "</span>").join("");
           el.appendChild(ticks);
         }
       }
