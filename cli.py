@@ -364,9 +364,9 @@ def models() -> Printable:
 def serve(workdir: str, models: tuple[str, ...], poolings: tuple[str, ...], **kw: Any) -> None:
     """Serve a workdir's runs over HTTP, encoder, index and corpus loaded once: a search page at /,
     POST /search, GET /similar/ROW_ID, POST /v1/embeddings and GET /v1/models (OpenAI's shape), GET
-    /items, /map, /info, /health and the API's documentation at /docs. Serves every embedded run unless
-    --model/--pooling/--layer pick some; the first is the default of requests that name none. A run of
-    another hidden layer than the last is named MODEL@layer6 (@last4, @first-last) in requests.
+    /items, /map, /info, /health, /metrics and the API's documentation at /docs. Serves every embedded
+    run unless --model/--pooling/--layer pick some; the first is the default of requests that name none.
+    A run of another hidden layer than the last is named MODEL@layer6 (@last4, @first-last) in requests.
 
     \b
     Examples:

@@ -279,6 +279,7 @@ ROUTE_CALLS = {  # a request that each documented route must answer, and what it
     ("GET", "/map"): ("/map", None, lambda r: len(r.json()["row_id"]) == 8),
     ("GET", "/info"): ("/info", None, lambda r: len(r.json()["runs"]) == 2),
     ("GET", "/health"): ("/health", None, lambda r: r.json() == {"status": "ok"}),
+    ("GET", "/metrics"): ("/metrics", None, lambda r: "encajes_requests_total" in r.text),
     ("GET", "/docs"): ("/docs", None, lambda r: "swagger" in r.text.lower()),
 }
 FASTAPI_OWN = {"/openapi.json", "/redoc", "/docs/oauth2-redirect"}  # /docs is named in the help

@@ -47,6 +47,7 @@ def workdir_lock(root: Path, wait: float | None = None) -> Iterator[None]:
                 _held[root] -= 1
         return
 
+    made = not root.exists()  # a workdir this call creates: removed again if nothing else is written
     root.mkdir(parents=True, exist_ok=True)
     path = Workdir(root).lock
     wait = float(os.environ.get(WAIT_ENV, "0")) if wait is None else wait
@@ -88,3 +89,13 @@ def workdir_lock(root: Path, wait: float | None = None) -> Iterator[None]:
         handle.truncate()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+        if made:
+            _remove_if_bare(root, path)
+
+
+def _remove_if_bare(root: Path, lock: Path) -> None:
+    """A workdir made for a stage that wrote nothing (a first ingest of a broken file): removed again,
+    so a failure leaves no trace."""
+    if [p.name for p in root.iterdir()] == [lock.name]:
+        lock.unlink(missing_ok=True)
+        root.rmdir()

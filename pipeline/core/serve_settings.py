@@ -36,6 +36,11 @@ class SearchSettings:
     negative: tuple[str, ...] = option(
         (), "Less like this corpus row (with --positive): its vector is subtracted.", "--negative"
     )
+    api_key: str | None = option(
+        None,
+        "Require 'Authorization: Bearer KEY' on every route but /health and the page (OpenAI clients send "
+        "it). Default: the environment variable ENCAJES_API_KEY, which keeps it out of the process list.",
+    )
 
     __post_init__ = check_fields
 
@@ -45,11 +50,13 @@ class ServeSettings:
     """What one request to ``encajes serve`` may cost, and how concurrent requests share the encoder."""
 
     host: str = option(
-        "127.0.0.1", "Address to listen on; 0.0.0.0 exposes the server to your network (no auth)."
+        "127.0.0.1", "Address to listen on; 0.0.0.0 exposes the server to your network (see --api-key)."
     )
     port: int = option(8000, "Port to listen on (0: any free port).", min=0, max=65535)
     max_k: int = option(100, "Most neighbours one query may ask for.", min=1)
-    max_texts: int = option(256, "Most texts (queries or inputs) in one request.", min=1)
+    max_texts: int = option(
+        2048, "Most texts (queries or inputs) in one request (2,048: as many as OpenAI's API takes).", min=1
+    )
     max_text_chars: int = option(4000, "Longest text accepted, in characters.", min=1)
     max_row_ids: int = option(1000, "Most row ids one /items request may ask for.", min=1)
     batch_wait_ms: float = option(
@@ -60,6 +67,11 @@ class ServeSettings:
     )
     max_queued_texts: int = option(
         4096, "Texts waiting for the encoder beyond which requests get 503 (busy) at once.", min=1
+    )
+    api_key: str | None = option(
+        None,
+        "Require 'Authorization: Bearer KEY' on every route but /health and the page (OpenAI clients send "
+        "it). Default: the environment variable ENCAJES_API_KEY, which keeps it out of the process list.",
     )
 
     __post_init__ = check_fields

@@ -4,6 +4,7 @@ serving after each."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.core.version import __version__
 from pipeline.serve.batcher import Busy
+from pipeline.serve.metrics import Measured, Metrics
 from pipeline.serve.routes import router
 from pipeline.serve.service import RequestError, Service
 
@@ -75,6 +77,30 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+OPEN_PATHS = ("/health", "/")  # no data: the liveness probe, and the page (which asks for the key)
+
+
+class KeyRequired:
+    """Refuse with 401 every request but those of ``OPEN_PATHS`` that lacks ``Authorization: Bearer
+    KEY`` (what OpenAI's clients send), before its body is read."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        given = dict(scope.get("headers", [])).get(b"authorization", b"")
+        scheme, _, token = given.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key):
+            return await self.app(scope, receive, send)
+        said = "a wrong key" if given else "no key"
+        response = error(401, f"This server needs its API key ({said} was given): send the header "
+                         "'Authorization: Bearer KEY' (OpenAI clients: api_key=KEY).", "authentication_error",
+                         headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        await response(scope, receive, send)
+
+
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan(service),
@@ -82,7 +108,14 @@ def create_app(service: Service) -> FastAPI:
         version=__version__,
         summary="Similarity search and embeddings over a tweet corpus, with the encoder kept warm.",
     )
-    app.add_middleware(BodyLimit, limit=service.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=service.max_body_bytes)  # the last added runs first:
+    if service.settings.api_key:
+        app.add_middleware(KeyRequired, key=service.settings.api_key)  # no key, no body read
+    metrics = Metrics()
+    metrics.watch(service)
+    routes = [*router.routes, *app.router.routes]  # ours, and FastAPI's /docs and /openapi.json
+    app.add_middleware(Measured, metrics=metrics, routes=routes)  # every answer counted
+    app.state.metrics = metrics
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, exc: RequestError) -> JSONResponse:

@@ -104,6 +104,7 @@ class EncoderBatcher:
         self.tokenize, self.forward, self.finish = tokenize, forward, finish
         self.rows, self.tokens, self.wait_s, self.max_queued = rows, tokens, wait_s, max_queued
         self.stats = BatcherStats()
+        self.on_pass: Callable[[int], None] | None = None  # told each pass's texts (metrics)
         self._inbox: queue.SimpleQueue[Job | Callable[[], None] | None] = queue.SimpleQueue()
         self._queued = 0  # texts submitted and not yet finished
         self._pool: list[tuple[int, int, Job, int]] = []  # (length, order, job, row): a heap
@@ -111,6 +112,11 @@ class EncoderBatcher:
         self._concurrent = False
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        """Texts submitted and not yet encoded."""
+        return self._queued
 
     @property
     def alive(self) -> bool:
@@ -236,6 +242,8 @@ class EncoderBatcher:
             self.stats.rows += len(taken)
             self.stats.largest_pass = max(self.stats.largest_pass, len(taken))
             self.stats.busy_s += time.perf_counter() - started
+            if self.on_pass is not None:
+                self.on_pass(len(taken))
         for job in finished:
             settle(job.done, result=job)
 

@@ -13,6 +13,7 @@ from pipeline.core.errors import EncajesError
 from pipeline.core.version import __version__
 from pipeline.search.asking import vector_query
 from pipeline.search.searcher import DEDUP, ROW_ID
+from pipeline.serve.metrics import CONTENT_TYPE
 from pipeline.serve.page import page_html
 from pipeline.serve.schemas import (
     EmbeddingRequest,
@@ -33,12 +34,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter()
 
 
-def json_response(body: dict[str, Any]) -> Response:
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
     """Serialised here with orjson, past the response model (which still documents the shape in /docs):
     the hot routes build plain dicts of known shape, and float32 arrays are written as the shortest text
     that reads back to the same float32 (orjson writes numpy arrays directly; the stdlib's json walks
     Python floats one by one)."""
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+    dumped = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(dumped, status_code=status, media_type="application/json")
 
 
 def the_service(request: Request) -> Service:
@@ -54,8 +56,19 @@ async def search_page() -> HTMLResponse:
 
 
 @router.get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+async def health(service: Served) -> Response:
+    """200 while every run's worker thread runs; 503 with why once one has died (restart the server)."""
+    dead = [f"{run.model} / {run.pooling}" for run in service.runs if not run.batcher.alive]
+    if dead:
+        why = f"the encoder thread of {', '.join(dead)} has stopped; restart encajes serve"
+        return json_response({"status": "unavailable", "why": why}, 503)
+    return json_response({"status": "ok"})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus' text format: requests, errors and latency by route, queued texts, texts per pass."""
+    return Response(request.app.state.metrics.text(), media_type=CONTENT_TYPE)
 
 
 @router.get("/info", response_model=InfoResponse)
@@ -176,11 +189,30 @@ async def models(service: Served) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
+TOKEN_IDS = (
+    "'input' holds token ids, which are another tokenizer's numbers (OpenAI's tiktoken): this server "
+    "tokenizes with its own model, so send the texts themselves. LangChain: "
+    "OpenAIEmbeddings(..., check_embedding_ctx_length=False) sends text."
+)
+
+
+def embedding_texts(request: EmbeddingRequest, dim: int) -> str | list[str]:
+    """The request's texts, after refusing what OpenAI's API takes but this model cannot honour: token
+    ids of another tokenizer, and shortened vectors (``dimensions`` other than the run's)."""
+    given = request.input
+    if not isinstance(given, str) and any(not isinstance(item, str) for item in given):
+        raise RequestError(422, TOKEN_IDS, "input")
+    if request.dimensions is not None and request.dimensions != dim:
+        said = f"dimensions={request.dimensions}: this model was not trained for shortened vectors"
+        raise RequestError(422, f"{said}; leave dimensions out (its vectors have {dim}).", "dimensions")
+    return given  # type: ignore[return-value]
+
+
 @router.post("/v1/embeddings", response_model=EmbeddingResponse, responses=ERRORS)
 async def embeddings(request: EmbeddingRequest, service: Served) -> Response:
     """OpenAI-shaped embeddings: L2-normalised, with the run's prefix, pooling, max length and dtype."""
     run = service.pick(request.model, request.pooling)
-    texts = service.check_texts(request.input, "input")
+    texts = service.check_texts(embedding_texts(request, run.encoder.dim), "input")
     job = await run.encode(texts)
     assert job.vectors is not None
     vectors = embedding_payload(job.vectors, request.encoding_format)

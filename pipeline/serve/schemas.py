@@ -92,13 +92,18 @@ class ItemsResponse(BaseModel):
 
 
 class EmbeddingRequest(Strict):
-    input: StrictStr | list[StrictStr] = Field(description="A text or a list of texts.")
+    input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]] = Field(
+        description="A text or a list of texts. Token ids (another tokenizer's) are refused: send text."
+    )
     model: StrictStr | None = Field(None, description="Which served run's model. Default: the first.")
     pooling: StrictStr | None = Field(None, description="Which served run's pooling (an encajes extra).")
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="base64: little-endian float32 bytes, as OpenAI's clients ask for by default."
     )
     user: StrictStr | None = Field(None, description="Accepted for OpenAI compatibility; unused.")
+    dimensions: StrictInt | None = Field(
+        None, description="Accepted only when it is the run's dimension (no shortened vectors)."
+    )
 
 
 class Embedding(BaseModel):

@@ -3,13 +3,18 @@ or SIGTERM (uvicorn finishes requests in flight, then the batchers stop)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.core.serve_settings import ServeSettings
+
+API_KEY_VARIABLE = "ENCAJES_API_KEY"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -43,6 +48,8 @@ def serve(
     from pipeline.serve.app import create_app
     from pipeline.serve.service import Service
 
+    if settings.api_key is None and os.environ.get(API_KEY_VARIABLE):
+        settings = replace(settings, api_key=os.environ[API_KEY_VARIABLE])
     sock = bind(settings.host, settings.port)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     say(f"-> loading {workdir} (encoder, index and corpus of each run, once)")
@@ -54,8 +61,9 @@ def serve(
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     say(f"-> serving on http://{shown}:{port}  (search page /, API docs /docs; Ctrl-C stops)")
-    if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        say("   note: listening beyond this machine; the API has no authentication")
+    if settings.host not in LOOPBACK and not settings.api_key:
+        say(f"   warning: listening beyond this machine without a key: anyone who reaches {shown}:{port} "
+            f"can read the corpus; give --api-key or set {API_KEY_VARIABLE}")  # fmt: skip
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on")
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the handler it
     # found: ours turns that into a clean exit (status 0), not a traceback or a death by signal

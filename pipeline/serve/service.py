@@ -29,6 +29,7 @@ from pipeline.search.searcher import DEDUP, Searcher, one_layer, query_settings,
 from pipeline.serve.batcher import EncoderBatcher, Job
 from pipeline.serve.map_data import map_points_json
 
+MAX_BODY_BYTES = 32 << 20  # what one request may send at most, whatever the caps multiply to
 MAX_DEPTH = 1000  # offset + k: how deep one request may page (each page re-ranks from the top)
 
 
@@ -124,6 +125,14 @@ class ServedRun:
         }
 
 
+def body_cap(settings: ServeSettings) -> int:
+    """The largest request body read: every text at its longest JSON (a character is at most 12 bytes,
+    an emoji escaped as two \\uXXXX), within ``MAX_BODY_BYTES`` so a full request of tweets fits but a
+    full one of the longest texts must be split; one longest text always fits."""
+    one_text = settings.max_text_chars * 12 + 16
+    return max(min(settings.max_texts * one_text, MAX_BODY_BYTES), one_text) + 65536
+
+
 def served_name(run: Run) -> str:
     """A served run's model name: the model for the last layer (as always), ``model@layer6``,
     ``model@last4`` or ``model@first-last`` for a run of another hidden layer."""
@@ -192,8 +201,7 @@ class Service:
 
     def __init__(self, workdir: str | Path, runs: list[ServedRun], settings: ServeSettings) -> None:
         self.workdir, self.runs, self.settings = Path(workdir), runs, settings
-        # a character is at most 12 bytes of JSON (an emoji escaped as two \\uXXXX), plus the keys
-        self.max_body_bytes = settings.max_texts * (settings.max_text_chars * 12 + 16) + 65536
+        self.max_body_bytes = body_cap(settings)
 
     @classmethod
     def load(

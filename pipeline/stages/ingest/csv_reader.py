@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,43 @@ BINARY_MAGIC = {
 }
 
 
-def _codec(encoding: str) -> str:
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)  # cut short; damaged
+
+
+def open_bytes(path: Path) -> Any:
+    """The file's bytes, decompressed when it is gzipped (``tweets.csv.gz``, ``tweets.jsonl.gz``)."""
+    with path.open("rb") as handle:
+        gzipped = handle.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if gzipped else path.open("rb")
+
+
+def broken_gzip(path: Path, error: BaseException, count: int, unit: str) -> EncajesError:
+    """A gzip that breaks mid-way: say so in one line (gzip's EOFError would reach click as a bare
+    "Aborted!"), with how far it got, since the rows before the break are not kept either."""
+    what = "ends early (truncated?)" if isinstance(error, EOFError) else f"is damaged ({error})"
+    if count == 0:  # before a first line: nothing of it could be read
+        return EncajesError(
+            f"{path}: this is a gzip file, not a CSV that can be read: it {what} before its first line; "
+            "nothing was written. Re-download or re-compress it."
+        )
+    return EncajesError(
+        f"{path}: the gzip file {what} after {count} {unit}; nothing was written. "
+        "Re-download or re-compress it."
+    )
+
+
+def not_decodable(path: Path, encoding: str, where: str, bad: bytes) -> EncajesError:
+    """Bytes the encoding cannot decode: name the place and both fixes (CSV and JSON alike)."""
+    return EncajesError(
+        f"{path}: {where} is not valid {encoding.upper()} (bytes {bad!r}). The file is probably Latin-1 or "
+        f"Windows-1252: pass --encoding latin-1 (or cp1252), or re-encode it as UTF-8 "
+        "(iconv -f latin1 -t utf-8)."
+    )
+
+
+def codec_of(encoding: str) -> str:
+    """The codec to decode with (UTF-8 without a leading BOM); an unknown --encoding is an error."""
     if encoding.lower().replace("_", "-") in {"utf-8", "utf8"}:
         return "utf-8-sig"  # a BOM is not part of the first column's name
     try:
@@ -50,9 +88,10 @@ def _scan(path: Path, codec: str) -> bool:
     bom = "".encode(codec)  # utf-8-sig and utf-16 prefix every encode with a byte-order mark
     standin = BARE_CR_STANDIN.encode(codec, errors="ignore")[len(bom) :] or None
     bare_cr = has_standin = False
-    previous = b""
-    with path.open("rb") as handle:
-        while block := handle.read(BLOCK):
+    previous, lines = b"", 0
+    with open_bytes(path) as handle:
+        while block := _read(handle, path, lines):
+            lines += block.count(b"\n")
             joined = previous + block
             # a \r is bare when a byte other than \n follows it; one that ends the block waits for the next
             bare_cr = bare_cr or re.search(rb"\r(?=[^\n])", joined) is not None
@@ -62,34 +101,38 @@ def _scan(path: Path, codec: str) -> bool:
     return bare_cr and not has_standin
 
 
+def _read(handle: Any, path: Path, lines: int, size: int = BLOCK) -> bytes:
+    """Up to a block of the file (b"" at its end); a gzip that breaks is an error saying after how many
+    lines. ``read1`` hands over what one step decompressed, so the lines before a break are counted."""
+    try:
+        return handle.read1(size)
+    except GZIP_ERRORS as error:
+        raise broken_gzip(path, error, lines, "lines") from None
+
+
 def read_lines(path: Path, encoding: str, bare_cr: bool = False) -> Iterator[str]:
     """Physical lines, each with its line end; bare \\r parked on the stand-in when ``bare_cr``.
     A decoding failure names the line and the fix instead of a UnicodeDecodeError."""
-    codec = _codec(encoding)
-    with path.open("rb") as handle:
-        head = handle.read(8)
+    codec = codec_of(encoding)
+    with open_bytes(path) as handle:
+        head = _read(handle, path, 0, 8)  # a magic number, or the start of the first block
         for magic, kind in BINARY_MAGIC.items():
             if head.startswith(magic):
                 raise EncajesError(
                     f"{path}: this is a {kind} file, not a CSV. Decompress it or export it as CSV (UTF-8) "
                     f"first."
                 )
-        handle.seek(0)
         decoder = codecs.getincrementaldecoder(codec)()
         pending, lines_before = "", 0
         while True:
-            block = handle.read(BLOCK)
+            block = head + _read(handle, path, lines_before + pending.count("\n"))
+            head = b""
             try:
                 text = decoder.decode(block, final=not block)
             except UnicodeDecodeError as error:
                 start = max(0, min(error.start, len(block)))
                 line = lines_before + pending.count("\n") + block[:start].count(b"\n") + 1
-                bad = block[start : start + 4]
-                raise EncajesError(
-                    f"{path}: line {line} is not valid {encoding.upper()} (bytes {bad!r}). "
-                    f"The file is probably Latin-1 or Windows-1252: re-save it as UTF-8, or pass "
-                    f"--encoding latin-1 (or cp1252)."
-                ) from None
+                raise not_decodable(path, encoding, f"line {line}", block[start : start + 4]) from None
             pending += text
             parts = pending.split("\n")
             pending = parts.pop()
@@ -162,7 +205,7 @@ class CsvStream:
 
 def open_csv(path: Path, encoding: str, delimiter: str) -> CsvStream:
     """Parse the header now (its errors are the file's errors) and stream the records after it."""
-    bare_cr = _scan(path, _codec(encoding))
+    bare_cr = _scan(path, codec_of(encoding))
     lines = _Lines(read_lines(path, encoding, bare_cr))
     restore = (lambda value: value.replace(BARE_CR_STANDIN, "\r")) if bare_cr else (lambda value: value)
     reader = csv.reader(lines, delimiter=delimiter, strict=True)

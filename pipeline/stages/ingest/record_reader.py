@@ -11,15 +11,26 @@ parquet stream record by record; a v2 page (at most 100 tweets) is read whole.
 from __future__ import annotations
 
 import gzip
+import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts.label_names import NAME_COLUMNS
 from pipeline.core.errors import EncajesError
 from pipeline.core.settings import Columns
-from pipeline.stages.ingest.csv_reader import CsvStream, Record, Reject
+from pipeline.stages.ingest.csv_reader import (
+    GZIP_ERRORS,
+    CsvStream,
+    Record,
+    Reject,
+    broken_gzip,
+    codec_of,
+    not_decodable,
+    open_bytes,
+    read_lines,
+)
 from pipeline.stages.ingest.reject_reasons import invalid_json, no_text_field, not_an_object
 from pipeline.stages.ingest.twitter import page_users
 
@@ -126,52 +137,69 @@ class Roles:
         return values
 
 
-def _open_text(path: Path) -> Any:
-    with path.open("rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    return (gzip.open if gzipped else open)(path, "rt", encoding="utf-8-sig", newline="")
+def _open_text(path: Path, encoding: str) -> Any:
+    """The whole file as text (gzipped or not), for an array or a document spread over lines."""
+    return io.TextIOWrapper(open_bytes(path), encoding=codec_of(encoding), newline="")
 
 
-def _json_records(path: Path) -> Iterator[Found]:
+def _first_line(path: Path, encoding: str) -> str:
+    """The first line that is not blank; a file without one is an error that says which it is."""
+    lines, blank = read_lines(path, encoding), 0
+    try:
+        for line in lines:
+            if line.strip():
+                return line
+            blank += 1
+    finally:
+        lines.close()
+    what = "holds no records (only blank lines)" if blank else "is empty"
+    raise EncajesError(f"{path}: the file {what}. Give one JSON object per line (or a JSON array).")
+
+
+def _json_records(path: Path, encoding: str) -> Iterator[Found]:
     """(line or position, decoded value or the decoding error, raw text, the v2 page's users) for every
     record of the file:
     JSON lines line by line, an array element by element; one object spread over lines (a v2 page, at
     most 100 tweets), whole."""
-    with _open_text(path) as handle:
-        first_line = handle.readline()
-        while first_line and not first_line.strip():
-            first_line = handle.readline()
+    first_line = _first_line(path, encoding)
     if first_line.lstrip().startswith("["):
-        yield from _array_items(path)
+        yield from _array_items(path, encoding)
         return
     try:
         json.loads(first_line)
     except json.JSONDecodeError:
-        yield from _whole(path)  # a pretty-printed object
+        yield from _whole(path, encoding)  # a pretty-printed object
         return
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            raw = line.rstrip("\r\n")
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError as error:
-                yield number, error, raw, None
-                continue
-            if isinstance(value, dict) and isinstance(value.get("data"), list):  # a v2 page per line
-                users = page_users(value)
-                for item in value["data"]:
-                    yield number, item, json.dumps(item, ensure_ascii=False), users
-            else:
-                yield number, value, raw, None
+    number = 0
+    for line in read_lines(path, encoding):
+        body = line.removesuffix("\n").removesuffix("\r")
+        # a bare \r ends a line too, as universal newlines read it: never inside a JSON record
+        for raw in body.split("\r") if "\r" in body else (body,):
+            number += 1
+            if raw.strip():
+                yield from _line_records(number, raw)
 
 
-def _array_items(path: Path, block: int = 1 << 20) -> Iterator[Found]:
+def _line_records(number: int, raw: str) -> Iterator[Found]:
+    """One line's record, or its decoding error; a v2 page on one line gives its tweets."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        yield number, error, raw, None
+        return
+    if isinstance(value, dict) and isinstance(value.get("data"), list):  # a v2 page per line
+        users = page_users(value)
+        for item in value["data"]:
+            yield number, item, json.dumps(item, ensure_ascii=False), users
+    else:
+        yield number, value, raw, None
+
+
+def _array_items(path: Path, encoding: str, block: int = 1 << 20) -> Iterator[Found]:
     """The elements of a top-level JSON array one at a time, reading the file a block at a time, so a
     large array never sits in memory whole (only the element being decoded and one block)."""
     decoder = json.JSONDecoder()
-    with _open_text(path) as handle:
+    with _open_text(path, encoding) as handle:
         buffer, at, number, done = handle.read(block).lstrip(), 1, 0, False  # at: past the '['
         while True:
             while at < len(buffer) and buffer[at] in " \t\r\n,":
@@ -198,8 +226,8 @@ def _array_items(path: Path, block: int = 1 << 20) -> Iterator[Found]:
                 buffer += more
 
 
-def _whole(path: Path) -> Iterator[Found]:
-    with _open_text(path) as handle:
+def _whole(path: Path, encoding: str) -> Iterator[Found]:
+    with _open_text(path, encoding) as handle:
         yield from _document(handle.read(), path)
 
 
@@ -229,9 +257,19 @@ def _parquet_records(path: Path) -> Iterator[Found]:
             yield number, row, "", None
 
 
-def _records(path: Path, found: Iterable[Found], roles: Roles) -> Iterator[Record | Reject]:
-    checked = False
-    for number, value, raw, users in found:
+def _records(path: Path, found: Iterator[Found], roles: Roles, encoding: str) -> Iterator[Record | Reject]:
+    checked, count = False, 0
+    while True:
+        try:
+            number, value, raw, users = next(found)
+        except StopIteration:
+            return
+        except GZIP_ERRORS as error:  # an array or a document read whole (JSON lines say their line)
+            raise broken_gzip(path, error, count, "records") from None
+        except UnicodeDecodeError as error:
+            bad = error.object[error.start : error.start + 4]
+            raise not_decodable(path, encoding, f"the text after record {count}", bad) from None
+        count += 1
         if isinstance(value, Exception):
             yield Reject(number, invalid_json(value.msg), raw)
             continue
@@ -249,11 +287,12 @@ def _records(path: Path, found: Iterable[Found], roles: Roles) -> Iterator[Recor
             yield Record(number, fields, raw, obj=value, users=users)
 
 
-def open_records(path: Path, columns: Columns, kind: str) -> CsvStream:
-    """A JSON or parquet file as a stream of records with the columns' values in a fixed header."""
+def open_records(path: Path, columns: Columns, kind: str, encoding: str = "utf-8") -> CsvStream:
+    """A JSON or parquet file as a stream of records with the columns' values in a fixed header; JSON is
+    decoded with ``encoding`` (--encoding), as CSV is."""
     roles = Roles(columns)
-    found = _parquet_records(path) if kind == "parquet" else _json_records(path)
-    return CsvStream(path, roles.header, _records(path, found, roles))
+    found = _parquet_records(path) if kind == "parquet" else _json_records(path, encoding)
+    return CsvStream(path, roles.header, _records(path, found, roles, encoding))
 
 
 POSITIONS = {"text": 0, "label": 1, "id": 2, "split": 3, "label_name": 4}  # where ``Roles.header`` puts each

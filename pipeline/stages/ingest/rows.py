@@ -93,10 +93,11 @@ def name_column(
 
 
 def split_from_filename(path: Path) -> str | None:
-    """The split a file's name says, as a whole token: ``es4_train.csv``, ``train-2019.jsonl`` and
-    ``test_es.parquet`` do, ``contest.csv`` does not. A name with two different split words says none."""
-    stem = path.name.lower().split(".")[0]
-    found = {SPLIT_ALIASES[token] for token in re.split(r"[^a-z0-9]+", stem) if token in SPLIT_ALIASES}
+    """The split a file's name says, as a whole token anywhere in it, dots included: ``es4_train.csv``,
+    ``train-2019.jsonl``, ``test_es.parquet`` and ``emojispace.train.json.gz`` do, ``contest.csv`` does
+    not. A name with two different split words says none. (No file extension is a split word.)"""
+    name = path.name.lower()
+    found = {SPLIT_ALIASES[token] for token in re.split(r"[^a-z0-9]+", name) if token in SPLIT_ALIASES}
     return found.pop() if len(found) == 1 else None
 
 

@@ -1,5 +1,6 @@
 """One input file opened as a stream of records, whatever its format: CSV/TSV through ``csv_reader`` (its
-header checked for the columns asked for), JSON and parquet through ``record_reader``."""
+header checked for the columns asked for), JSON and parquet through ``record_reader``. Gzipped CSV, TSV
+and JSON lines are read as they are (``tweets.tsv.gz`` is tab-separated)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ class Source:
 def open_source(path: Path, columns: Columns, fmt: CsvFormat) -> Source:
     kind = record_kind(path)
     if kind is not None:  # JSON lines / JSON / parquet: the columns come out in a fixed order
-        return Source(open_records(path, columns, kind), dict(POSITIONS), ",", kind)
-    tsv = path.suffix.lower() == ".tsv" and fmt.delimiter == ","
+        return Source(open_records(path, columns, kind, fmt.encoding), dict(POSITIONS), ",", kind)
+    tsv = path.name.lower().removesuffix(".gz").endswith(".tsv") and fmt.delimiter == ","
     delimiter = "\t" if tsv else fmt.delimiter
     stream = open_csv(path, fmt.encoding, delimiter)
     return Source(stream, check_columns(path, stream.header, columns, delimiter), delimiter, "csv")
