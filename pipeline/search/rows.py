@@ -118,7 +118,9 @@ class CorpusRows:
 
     def matching(self, conditions: Sequence[Condition]) -> np.ndarray:
         """A boolean per corpus position: does the row pass every (raw) condition?"""
-        typed = typed_conditions(conditions, self.fields)
+        return self._passing(typed_conditions(conditions, self.fields))
+
+    def _passing(self, typed: Sequence[Condition]) -> np.ndarray:
         keep = np.ones(len(self.row_ids), dtype=bool)
         for condition in typed:
             keep &= self.column(condition.field).test(condition)
@@ -128,10 +130,11 @@ class CorpusRows:
         """A boolean per row id (indexable by row id) of the rows the conditions keep; None for none."""
         if not conditions:
             return None
-        key = condition_key(typed_conditions(conditions, self.fields))
+        typed = typed_conditions(conditions, self.fields)  # typed once: an `in` may list 100,000 row ids
+        key = condition_key(typed)
         if key not in self._filters:
             allowed = np.zeros(int(self.row_ids.max(initial=-1)) + 1, dtype=bool)
-            allowed[self.row_ids[self.matching(conditions)]] = True
+            allowed[self.row_ids[self._passing(typed)]] = True
             if len(self._filters) >= MEMO:  # bounded: every distinct filter costs one pass
                 self._filters.clear()
             self._filters[key] = allowed
